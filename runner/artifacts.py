@@ -1,0 +1,145 @@
+"""`target/manifest.json` and `target/run_results.json`, shaped like dbt's.
+
+Both are written atomically (to a temporary file, then renamed), so a reader
+never sees half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.execution import NodeResult
+from runner.graph import Graph
+from runner.parsing import LoadedProject
+
+SCHEMA_VERSION = "kpi/manifest/v1"
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=1, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _metadata(project: LoadedProject, kind: str) -> dict[str, Any]:
+    return {
+        "dbt_schema_version": kind,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "project_name": project.settings.name,
+        "adapter_type": "duckdb",
+        "invocation_id": os.environ.get("KPI_INVOCATION_ID", ""),
+    }
+
+
+def manifest(
+    project: LoadedProject, compiled_paths: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest document: every node, source and the parent/child maps."""
+    compiled_paths = compiled_paths or {}
+    nodes: dict[str, Any] = {}
+    for uid, node in sorted(project.nodes.items()):
+        entry: dict[str, Any] = {
+            "unique_id": uid,
+            "name": node.name,
+            "resource_type": node.resource_type,
+            "package_name": project.settings.name,
+            "original_file_path": node.path,
+            "path": node.path,
+            "patch_path": node.yml_path,
+            "fqn": list(node.fqn),
+            "checksum": {"name": "sha256", "checksum": node.checksum},
+            "config": node.config.as_dict(),
+            "tags": list(node.config.tags),
+            "description": node.description,
+            "columns": {
+                name: {"name": name, "description": c.description, "data_type": c.data_type}
+                for name, c in node.columns.items()
+            },
+            "depends_on": {"nodes": list(node.depends_on), "macros": []},
+            "refs": [{"name": r} for r in node.refs],
+            "sources": [list(s) for s in node.sources],
+            "relation_name": None if node.is_test else str(node.relation),
+            "schema": node.config.schema,
+            "alias": node.config.alias or node.name,
+        }
+        if node.test_metadata is not None:
+            entry["test_metadata"] = {
+                "name": node.test_metadata["name"],
+                "kwargs": dict(node.test_metadata["kwargs"]),
+            }
+            entry["column_name"] = node.column_name
+            entry["attached_node"] = node.test_metadata["attached_node"]
+        if uid in compiled_paths:
+            entry["compiled_path"] = compiled_paths[uid]
+        nodes[uid] = entry
+    sources = {
+        uid: {
+            "unique_id": uid,
+            "source_name": s.source_name,
+            "name": s.name,
+            "schema": s.schema,
+            "identifier": s.identifier,
+            "relation_name": str(s.relation),
+            "original_file_path": s.path,
+            "description": s.description,
+            "columns": {
+                name: {
+                    "name": name,
+                    "description": c.description,
+                    "data_type": c.data_type,
+                    "meta": dict(c.meta),
+                }
+                for name, c in s.columns.items()
+            },
+            "meta": dict(s.meta),
+        }
+        for uid, s in sorted(project.sources.items())
+    }
+    graph = Graph(
+        {
+            **{uid: n.depends_on for uid, n in project.nodes.items()},
+            **{s: () for s in project.sources},
+        }
+    )
+    return {
+        "metadata": _metadata(project, SCHEMA_VERSION),
+        "nodes": nodes,
+        "sources": sources,
+        "parent_map": {uid: list(ps) for uid, ps in graph.parents.items()},
+        "child_map": {uid: list(cs) for uid, cs in graph.children.items()},
+    }
+
+
+def run_results(
+    project: LoadedProject,
+    results: Iterable[NodeResult],
+    elapsed: float,
+    args: Mapping[str, Any],
+) -> dict[str, Any]:
+    out = []
+    for r in results:
+        entry = asdict(r)
+        entry["timing"] = [
+            {"name": "execute", "started_at": r.started_at, "completed_at": r.completed_at}
+        ]
+        entry["adapter_response"] = {"rows_affected": r.rows} if r.rows is not None else {}
+        out.append(entry)
+    return {
+        "metadata": _metadata(project, "kpi/run-results/v1"),
+        "elapsed_time": round(elapsed, 6),
+        "args": dict(args),
+        "results": out,
+    }

@@ -1,0 +1,211 @@
+"""Compiling nodes: render each model or test to the exact SQL that runs.
+
+A `Compiler` knows which relations already exist in the warehouse (for
+`is_incremental()`) and whether this is a `--full-refresh` run. Refs to
+ephemeral models become CTEs injected at the top of the query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import CompilationError
+from runner.nodes import Node, Relation, TestSpec, quote_identifier, quote_literal
+from runner.parsing import LoadedProject, evaluate_expression
+from runner.templating import ModelContext
+
+_LEADING_WITH = re.compile(
+    r"^(?P<lead>(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*)with(?P<recursive>\s+recursive)?\b",
+    re.IGNORECASE | re.DOTALL,
+)
+EPHEMERAL_PREFIX = "__kpi_cte__"
+
+
+@dataclass(frozen=True)
+class CompiledNode:
+    """A node and the SQL it runs, with what that SQL reads."""
+
+    node: Node
+    sql: str
+    is_incremental: bool = False
+    reads: tuple[Relation, ...] = ()
+    ctes: tuple[tuple[str, str], ...] = ()
+
+
+def sql_literal(value: Any) -> str:
+    """A Python value as a SQL literal: strings quoted, None as null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return quote_literal(str(value))
+
+
+def inject_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
+    """Put `ctes` (name, sql) in front of `sql`, merging with its own `with`.
+
+    >>> inject_ctes("select * from a", [("a", "select 1")])
+    'with "a" as (\\nselect 1\\n)\\nselect * from a'
+    """
+    if not ctes:
+        return sql
+    body = ",\n".join(f"{quote_identifier(n)} as (\n{s.strip()}\n)" for n, s in ctes)
+    match = _LEADING_WITH.match(sql)
+    if match:
+        head = sql[: match.end()]
+        return f"{head} {body},{sql[match.end() :]}"
+    return f"with {body}\n{sql}"
+
+
+@dataclass
+class Compiler:
+    """Renders nodes of one project for one run."""
+
+    project: LoadedProject
+    existing_tables: frozenset[tuple[str, str]] = frozenset()
+    full_refresh: bool = False
+    _cache: dict[str, CompiledNode] = field(default_factory=dict)
+
+    def compile(self, node: Node, ref_overrides: Mapping[str, str] | None = None) -> CompiledNode:
+        if ref_overrides is None and node.unique_id in self._cache:
+            return self._cache[node.unique_id]
+        if node.is_seed:
+            compiled = CompiledNode(node, "")
+        elif node.is_test and node.test_metadata is not None:
+            compiled = self._compile_generic_test(node, ref_overrides or {})
+        else:
+            compiled = self._compile_template(node, ref_overrides or {})
+        if ref_overrides is None:
+            self._cache[node.unique_id] = compiled
+        return compiled
+
+    def is_incremental(self, node: Node) -> bool:
+        if node.config.materialized != "incremental":
+            return False
+        full_refresh = (
+            self.full_refresh if node.config.full_refresh is None else node.config.full_refresh
+        )
+        exists = (
+            node.relation.schema.lower(),
+            node.relation.identifier.lower(),
+        ) in self.existing_tables
+        return exists and not full_refresh
+
+    def _context(
+        self, node: Node, path: str, ref_overrides: Mapping[str, str]
+    ) -> tuple[ModelContext, list[tuple[str, str]], list[Relation]]:
+        ctes: list[tuple[str, str]] = []
+        reads: list[Relation] = []
+        by_name = {n.name: n for n in self.project.nodes.values() if not n.is_test}
+
+        def resolve_ref(name: str, line: int | None) -> Any:
+            if name in ref_overrides:
+                return ref_overrides[name]
+            target = by_name.get(name)
+            if target is None or target.unique_id not in node.depends_on:
+                raise CompilationError(
+                    f"ref('{name}') was not seen when the project was parsed, so the "
+                    "order of the build cannot account for it.",
+                    path=path,
+                    line=line,
+                    hint=f"Add `-- depends_on: {{{{ ref('{name}') }}}}` at the top of the file.",
+                )
+            if target.config.materialized == "ephemeral":
+                inner = self.compile(target)
+                for cte in inner.ctes:
+                    if cte[0] not in [c[0] for c in ctes]:
+                        ctes.append(cte)
+                reads.extend(inner.reads)
+                return quote_identifier(EPHEMERAL_PREFIX + name)
+            reads.append(target.relation)
+            return target.relation
+
+        def resolve_source(source_name: str, table_name: str, line: int | None) -> Relation:
+            table = self.project.sources.get(f"source.{source_name}.{table_name}")
+            if table is None:
+                raise CompilationError(
+                    f"source('{source_name}', '{table_name}') is not declared.",
+                    path=path,
+                    line=line,
+                )
+            reads.append(table.relation)
+            return table.relation
+
+        context = ModelContext(
+            path=path,
+            vars=self.project.vars,
+            this=node.relation if not node.is_test else None,
+            target=self.project.target,
+            resolve_ref=resolve_ref,
+            resolve_source=resolve_source,
+            incremental=self.is_incremental(node),
+            extra={"sql_literal": sql_literal},
+        )
+        return context, ctes, reads
+
+    def _compile_template(self, node: Node, ref_overrides: Mapping[str, str]) -> CompiledNode:
+        context, ctes, reads = self._context(node, node.path, ref_overrides)
+        sql = self.project.templates.render(node.path, context.namespace())
+        if node.config.materialized == "ephemeral":
+            ctes = [*ctes, (EPHEMERAL_PREFIX + node.name, sql)]
+            return CompiledNode(node, sql, reads=tuple(reads), ctes=tuple(ctes))
+        return CompiledNode(
+            node,
+            inject_ctes(sql, ctes),
+            is_incremental=context.incremental,
+            reads=tuple(reads),
+        )
+
+    def _compile_generic_test(self, node: Node, ref_overrides: Mapping[str, str]) -> CompiledNode:
+        meta = node.test_metadata or {}
+        path = node.yml_path or node.path
+        context, ctes, reads = self._context(node, path, ref_overrides)
+        namespace = context.namespace()
+        attached = meta["attached_node"]
+        target_relation: Any
+        if attached.startswith("source."):
+            target_relation = self.project.sources[attached].relation
+            reads.append(target_relation)
+        else:
+            target = self.project.nodes[attached]
+            target_relation = context.resolve_ref(target.name, None)  # type: ignore[misc]
+        model: str = str(target_relation)
+        if node.config.where:
+            model = f"(select * from {target_relation} where {node.config.where}) as kpi_subquery"
+        kwargs: dict[str, Any] = {}
+        for key, value in meta["kwargs"].items():
+            if isinstance(value, str) and re.match(r"^\s*(ref|source)\s*\(", value):
+                spec = TestSpec(meta["name"], {}, None, {}, None, path, None)
+                value = evaluate_expression(self.project.templates, value, context, spec)
+            kwargs[key] = value
+        macro_name = f"test_{meta['name']}"
+        templates = self.project.templates
+        namespace["sql_literal"] = sql_literal
+        call_kwargs = {"model": model, **kwargs}
+        if node.column_name is not None:
+            call_kwargs["column_name"] = node.column_name
+        sql = templates.call_macro(macro_name, namespace, **call_kwargs).strip() + "\n"
+        return CompiledNode(node, inject_ctes(sql, ctes), reads=tuple(reads))
+
+
+def write_compiled(target_path: Path, compiled: CompiledNode) -> Path:
+    """Write `target/compiled/<path>` (tests: `<yml folder>/<test name>.sql`)."""
+    node = compiled.node
+    relative = Path(node.path)
+    if node.is_test and node.test_metadata is not None:
+        relative = relative.parent / f"{node.name}.sql"
+    out = target_path / "compiled" / relative
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = compiled.sql
+    if node.config.materialized == "ephemeral":
+        text = inject_ctes(
+            f"select * from {quote_identifier(EPHEMERAL_PREFIX + node.name)}\n", list(compiled.ctes)
+        )
+    out.write_text(text, encoding="utf-8")
+    return out

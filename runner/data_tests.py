@@ -1,0 +1,114 @@
+"""Running one data test: count its failing rows and judge them.
+
+A test passes when its query returns no rows. `warn_if` / `error_if`
+(`"!= 0"` by default, or `"> 10"`, ...) compare the count of failing rows;
+`severity: warn` never errors. A failure keeps the first rows for the report.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import ProjectError
+from runner.materializations import strip_statement
+from runner.nodes import NodeConfig, Relation, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+SAMPLE_ROWS = 5
+_CONDITION = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(\d+)\s*$")
+_OPERATORS: dict[str, Callable[[int, int], bool]] = {
+    "==": operator.eq,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<>": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """`status` is pass, warn, fail (error severity) or error (the SQL failed)."""
+
+    status: str
+    failures: int = 0
+    message: str = ""
+    columns: tuple[str, ...] = ()
+    sample: tuple[tuple[Any, ...], ...] = field(default_factory=tuple)
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this outcome stops the tested model from being published."""
+        return self.status in ("fail", "error")
+
+
+def condition(text: str, path: str | None = None) -> Callable[[int], bool]:
+    """`"> 10"` -> a predicate on the failure count."""
+    match = _CONDITION.match(text)
+    if not match:
+        raise ProjectError(
+            f"cannot read the threshold {text!r}; write it as '!= 0', '> 10', ...",
+            path=path,
+        )
+    op, number = _OPERATORS[match.group(1)], int(match.group(2))
+    return lambda count: op(count, number)
+
+
+def judge(config: NodeConfig, failures: int, path: str | None = None) -> str:
+    """pass, warn or fail for `failures` failing rows under `config`."""
+    if config.severity == "error" and condition(config.error_if, path)(failures):
+        return "fail"
+    if condition(config.warn_if, path)(failures):
+        return "warn"
+    return "pass"
+
+
+def run_test(
+    cur: duckdb.DuckDBPyConnection,
+    sql: str,
+    config: NodeConfig,
+    path: str | None = None,
+) -> TestOutcome:
+    """Run one compiled test query on `cur`."""
+    import duckdb
+
+    query = strip_statement(sql)
+    if config.limit is not None:
+        query = f"select * from (\n{query}\n) limit {int(config.limit)}"
+    try:
+        row = cur.execute(f"select count(*) from (\n{query}\n) as kpi_test").fetchone()
+        failures = int(row[0]) if row else 0
+        status = judge(config, failures, path)
+        if status == "pass":
+            return TestOutcome("pass", failures)
+        result = cur.execute(f"select * from (\n{query}\n) as kpi_test limit {SAMPLE_ROWS}")
+        columns = tuple(d[0] for d in result.description or ())
+        return TestOutcome(status, failures, "", columns, tuple(result.fetchall()))
+    except duckdb.Error as exc:
+        return TestOutcome("error", 0, str(exc).strip())
+
+
+def store_failures(cur: duckdb.DuckDBPyConnection, relation: Relation, sql: str) -> None:
+    """Keep the test's failing rows in `relation` (in the `audit` schema)."""
+    cur.execute(f"create or replace table {relation} as\n{strip_statement(sql)}\n")
+
+
+def export_failures(cur: duckdb.DuckDBPyConnection, sql: str, file: Path) -> None:
+    """Write failing rows to a Parquet file, outside any transaction's reach."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    cur.execute(f"copy (\n{strip_statement(sql)}\n) to {quote_literal(str(file))} (format parquet)")
+
+
+def import_failures(cur: duckdb.DuckDBPyConnection, relation: Relation, file: Path) -> None:
+    source = f"read_parquet({quote_literal(str(file))})"
+    cur.execute(f"create or replace table {relation} as select * from {source}")
+    file.unlink(missing_ok=True)

@@ -1,0 +1,88 @@
+{#- Built-in generic data tests. A test passes when its query returns no rows.
+    A project macro `{% test name(...) %}` of the same name replaces one of these. -#}
+
+{% test not_null(model, column_name) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} is null
+{% endtest %}
+
+
+{% test unique(model, column_name) %}
+select
+    {{ column_name }} as unique_field,
+    count(*) as n_records
+from {{ model }}
+where {{ column_name }} is not null
+group by {{ column_name }}
+having count(*) > 1
+{% endtest %}
+
+
+{% test accepted_values(model, column_name, values, quote=true) %}
+select
+    {{ column_name }} as value_field,
+    count(*) as n_records
+from {{ model }}
+where {{ column_name }} is not null
+    and {{ column_name }} not in (
+        {%- for value in values %}
+        {{ sql_literal(value) if quote else value }}{{ "," if not loop.last }}
+        {%- endfor %}
+    )
+group by {{ column_name }}
+{% endtest %}
+
+
+{% test relationships(model, column_name, to, field) %}
+with
+    child as (
+        select {{ column_name }} as from_field
+        from {{ model }}
+        where {{ column_name }} is not null
+    ),
+
+    parent as (
+        select {{ field }} as to_field
+        from {{ to }}
+    )
+
+select child.from_field
+from child
+anti join parent on child.from_field = parent.to_field
+{% endtest %}
+
+
+{% test accepted_range(model, column_name, min_value=none, max_value=none, inclusive=true) %}
+select {{ column_name }}
+from {{ model }}
+where
+    {%- if min_value is none and max_value is none %}
+    false
+    {%- else %}
+    1 = 2
+    {%- endif %}
+    {%- if min_value is not none %}
+    or {{ column_name }} {{ "<" if inclusive else "<=" }} {{ min_value }}
+    {%- endif %}
+    {%- if max_value is not none %}
+    or {{ column_name }} {{ ">" if inclusive else ">=" }} {{ max_value }}
+    {%- endif %}
+{% endtest %}
+
+
+{% test expression_is_true(model, expression, column_name=none) %}
+select *
+from {{ model }}
+where not coalesce(({{ column_name ~ " " if column_name }}{{ expression }}), false)
+{% endtest %}
+
+
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+select
+    {{ combination_of_columns | join(", ") }},
+    count(*) as n_records
+from {{ model }}
+group by {{ combination_of_columns | join(", ") }}
+having count(*) > 1
+{% endtest %}

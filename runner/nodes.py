@@ -1,0 +1,185 @@
+"""The values a loaded project is made of: relations, configs and nodes.
+
+All of them are frozen dataclasses; a loaded project never changes while it
+runs. A node is a model, a seed or a data test; a source table is not a node
+(nothing builds it) but models and tests depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental")
+INCREMENTAL_STRATEGIES = ("append", "delete+insert")
+SEVERITIES = ("error", "warn")
+
+
+def quote_identifier(name: str) -> str:
+    """Quote one SQL identifier for DuckDB, doubling embedded double quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote a string as a SQL literal: `it's` -> `'it''s'`."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view in the warehouse; renders as `"schema"."identifier"`."""
+
+    schema: str
+    identifier: str
+
+    @property
+    def name(self) -> str:
+        return self.identifier
+
+    @property
+    def database(self) -> None:
+        return None
+
+    def __str__(self) -> str:
+        return f"{quote_identifier(self.schema)}.{quote_identifier(self.identifier)}"
+
+    def render(self) -> str:
+        return str(self)
+
+    @property
+    def display(self) -> str:
+        """`schema.identifier` without quotes, for messages."""
+        return f"{self.schema}.{self.identifier}"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A node's configuration after merging folder, yml and in-file config."""
+
+    materialized: str = "view"
+    schema: str = "main"
+    alias: str | None = None
+    tags: tuple[str, ...] = ()
+    unique_key: tuple[str, ...] = ()
+    incremental_strategy: str = "append"
+    enabled: bool = True
+    full_refresh: bool | None = None
+    column_types: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    severity: str = "error"
+    where: str | None = None
+    store_failures: bool = False
+    warn_if: str = "!= 0"
+    error_if: str = "!= 0"
+    limit: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "materialized": self.materialized,
+            "schema": self.schema,
+            "alias": self.alias,
+            "tags": list(self.tags),
+            "unique_key": list(self.unique_key),
+            "incremental_strategy": self.incremental_strategy,
+            "enabled": self.enabled,
+            "full_refresh": self.full_refresh,
+            "column_types": dict(self.column_types),
+            "severity": self.severity,
+            "where": self.where,
+            "store_failures": self.store_failures,
+            "warn_if": self.warn_if,
+            "error_if": self.error_if,
+            "limit": self.limit,
+            "meta": dict(self.meta),
+        }
+
+
+@dataclass(frozen=True)
+class Column:
+    """A documented column: its description, type and contract flags."""
+
+    name: str
+    description: str = ""
+    data_type: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """A generic data test as declared in yml, before it is rendered."""
+
+    test_name: str
+    kwargs: Mapping[str, Any]
+    column_name: str | None
+    config: Mapping[str, Any]
+    custom_name: str | None
+    yml_path: str
+    yml_line: int | None
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A table that something outside the project writes (a raw CRM table)."""
+
+    source_name: str
+    name: str
+    schema: str
+    identifier: str
+    path: str
+    description: str = ""
+    columns: Mapping[str, Column] = field(default_factory=lambda: MappingProxyType({}))
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    source_meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    tests: tuple[TestSpec, ...] = ()
+
+    @property
+    def unique_id(self) -> str:
+        return f"source.{self.source_name}.{self.name}"
+
+    @property
+    def relation(self) -> Relation:
+        return Relation(self.schema, self.identifier)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A model, seed or data test: something the runner executes.
+
+    `depends_on` holds unique ids of nodes and sources. `attached_to` is set on
+    data tests: the model whose build they audit (see `graph.attach_tests`).
+    """
+
+    unique_id: str
+    resource_type: str
+    name: str
+    path: str
+    raw_code: str
+    checksum: str
+    config: NodeConfig
+    depends_on: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+    columns: Mapping[str, Column] = field(default_factory=lambda: MappingProxyType({}))
+    fqn: tuple[str, ...] = ()
+    test_metadata: Mapping[str, Any] | None = None
+    column_name: str | None = None
+    yml_path: str | None = None
+
+    @property
+    def relation(self) -> Relation:
+        return Relation(self.config.schema, self.config.alias or self.name)
+
+    @property
+    def is_model(self) -> bool:
+        return self.resource_type == "model"
+
+    @property
+    def is_test(self) -> bool:
+        return self.resource_type == "test"
+
+    @property
+    def is_seed(self) -> bool:
+        return self.resource_type == "seed"

@@ -1,0 +1,669 @@
+"""Loading a project: find its files, read its yml, render each model once.
+
+`load_project` returns a `LoadedProject`: plain frozen nodes with their
+configs and dependencies, plus the `Templates` that compile them later.
+Dependencies come from the `ref`/`source` calls recorded while rendering
+each model with a parse-time context, never from scanning text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from runner import graph
+from runner.errors import CompilationError, DependencyError, ProjectError
+from runner.nodes import (
+    INCREMENTAL_STRATEGIES,
+    MATERIALIZATIONS,
+    SEVERITIES,
+    Column,
+    Node,
+    NodeConfig,
+    Relation,
+    SourceTable,
+    TestSpec,
+)
+from runner.settings import CONFIG_KEYS, Settings
+from runner.templating import ModelContext, Target, Templates
+from runner.yml_files import line_of, read_yml
+
+_REF_OR_SOURCE = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.DOTALL)
+_TEST_NAME_MAX = 64
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    """A parsed project: everything needed to select, compile and run it."""
+
+    settings: Settings
+    nodes: Mapping[str, Node]
+    sources: Mapping[str, SourceTable]
+    templates: Templates
+    vars: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()
+    file_checksums: Mapping[str, str] = field(default_factory=dict)
+
+    def node_by_name(self, name: str, resource_types: Iterable[str] = ("model", "seed")) -> Node:
+        types = set(resource_types)
+        for node in self.nodes.values():
+            if node.name == name and node.resource_type in types:
+                return node
+        raise ProjectError(f"no {' or '.join(sorted(types))} named '{name}'.")
+
+    @property
+    def target(self) -> Target:
+        return Target(path=str(self.settings.warehouse), threads=self.settings.threads)
+
+
+@dataclass
+class _Files:
+    models: dict[str, str] = field(default_factory=dict)  # relpath -> text
+    ymls: list[str] = field(default_factory=list)
+    seeds: list[str] = field(default_factory=list)
+    macros: dict[str, str] = field(default_factory=dict)
+    tests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Properties:
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_files: dict[str, str] = field(default_factory=dict)
+    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, SourceTable] = field(default_factory=dict)
+
+
+def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) -> LoadedProject:
+    """Parse the project in `settings.project_dir`."""
+    files = _discover(settings)
+    props = _read_properties(settings, files)
+    templates = Templates(
+        {**files.models, **files.tests},
+        files.macros,
+        cache_dir=settings.target_path / "jinja_cache",
+    )
+    project_vars = {**settings.vars, **(cli_vars or {})}
+    warnings: list[str] = []
+    nodes: dict[str, Node] = {}
+    names: dict[str, str] = {}
+
+    for path, text in sorted(files.models.items()):
+        node = _parse_model(settings, templates, project_vars, props, path, text)
+        _claim_name(names, node.name, path)
+        if node.config.enabled:
+            nodes[node.unique_id] = node
+    for path in sorted(files.seeds):
+        node = _parse_seed(settings, props, path)
+        _claim_name(names, node.name, path)
+        if node.config.enabled:
+            nodes[node.unique_id] = node
+    for name, entry in props.models.items():
+        if name not in names:
+            warnings.append(
+                f"{props.model_files[name]}:{line_of(entry) or 1}: properties for "
+                f"'{name}', but there is no model or seed of that name."
+            )
+
+    by_name = {n.name: n for n in nodes.values() if not n.is_test}
+    tests = _parse_generic_tests(settings, templates, project_vars, props, nodes, by_name)
+    tests += _parse_singular_tests(settings, templates, project_vars, files)
+    test_names: dict[str, str] = {}
+    for test in tests:
+        _claim_name(test_names, test.name, test.yml_path or test.path)
+        if test.config.enabled:
+            nodes[test.unique_id] = test
+
+    nodes = _resolve_dependencies(nodes, props.sources, by_name)
+    graph.check_acyclic({uid: n.depends_on for uid, n in nodes.items()}, _label(nodes))
+    checksums = {n.path: n.checksum for n in nodes.values()}
+    return LoadedProject(
+        settings=settings,
+        nodes=MappingProxyType(nodes),
+        sources=MappingProxyType(props.sources),
+        templates=templates,
+        vars=MappingProxyType(project_vars),
+        warnings=tuple(warnings),
+        file_checksums=checksums,
+    )
+
+
+def _label(nodes: Mapping[str, Node]) -> Any:
+    return lambda uid: nodes[uid].name if uid in nodes else uid
+
+
+def _claim_name(names: dict[str, str], name: str, path: str) -> None:
+    if name in names:
+        raise DependencyError(
+            f"two nodes are named '{name}': {names[name]} and {path}.",
+            path=path,
+            hint="Names must be unique across models and seeds; rename one file.",
+        )
+    names[name] = path
+
+
+def _discover(settings: Settings) -> _Files:
+    root = settings.project_dir
+    files = _Files()
+
+    def rel(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    def read(p: Path) -> str:
+        try:
+            return p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProjectError("is not UTF-8 text.", path=rel(p)) from exc
+
+    for folder in settings.model_paths:
+        for p in sorted((root / folder).rglob("*")):
+            if p.suffix == ".sql" and p.is_file():
+                files.models[rel(p)] = read(p)
+            elif p.suffix in (".yml", ".yaml") and p.is_file():
+                files.ymls.append(rel(p))
+    for folder in settings.seed_paths:
+        for p in sorted((root / folder).rglob("*")):
+            if p.suffix == ".csv" and p.is_file():
+                files.seeds.append(rel(p))
+            elif p.suffix in (".yml", ".yaml") and p.is_file():
+                files.ymls.append(rel(p))
+    for folder in settings.macro_paths:
+        for p in sorted((root / folder).rglob("*.sql")):
+            files.macros[rel(p)] = read(p)
+    for folder in settings.test_paths:
+        for p in sorted((root / folder).rglob("*.sql")):
+            files.tests[rel(p)] = read(p)
+    return files
+
+
+def _read_properties(settings: Settings, files: _Files) -> _Properties:
+    props = _Properties()
+    for path in files.ymls:
+        document = read_yml(settings.project_dir / path, path)
+        for key, target in (("models", props.models), ("seeds", props.seeds)):
+            for entry in _entries(document, key, path):
+                name = str(entry["name"])
+                if name in target:
+                    raise ProjectError(
+                        f"'{name}' is described twice: in {props.model_files[name]} and here.",
+                        path=path,
+                        line=line_of(entry),
+                    )
+                target[name] = entry
+                props.model_files[name] = path
+        for entry in _entries(document, "sources", path):
+            for table in _source_tables(entry, path):
+                if table.unique_id in props.sources:
+                    raise ProjectError(
+                        f"source table {table.source_name}.{table.name} is declared "
+                        f"twice (also in {props.sources[table.unique_id].path}).",
+                        path=path,
+                    )
+                props.sources[table.unique_id] = table
+    return props
+
+
+def _entries(document: Mapping[str, Any], key: str, path: str) -> list[Mapping[str, Any]]:
+    entries = document.get(key) or []
+    if not isinstance(entries, list):
+        raise ProjectError(f"'{key}:' must be a list of entries.", path=path)
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            raise ProjectError(
+                f"every entry under '{key}:' needs a name.", path=path, line=line_of(entry)
+            )
+    return entries
+
+
+def _columns(entry: Mapping[str, Any]) -> dict[str, Column]:
+    columns: dict[str, Column] = {}
+    for column in entry.get("columns") or []:
+        if not isinstance(column, Mapping) or "name" not in column:
+            continue
+        columns[str(column["name"])] = Column(
+            name=str(column["name"]),
+            description=str(column.get("description") or ""),
+            data_type=column.get("data_type"),
+            meta=MappingProxyType(dict(column.get("meta") or {})),
+        )
+    return columns
+
+
+def _source_tables(entry: Mapping[str, Any], path: str) -> list[SourceTable]:
+    source_name = str(entry["name"])
+    tables = []
+    for table in entry.get("tables") or []:
+        if not isinstance(table, Mapping) or "name" not in table:
+            raise ProjectError(
+                f"every table of source '{source_name}' needs a name.",
+                path=path,
+                line=line_of(table) or line_of(entry),
+            )
+        name = str(table["name"])
+        specs = _test_specs(table, path)
+        for column in table.get("columns") or []:
+            specs += _test_specs(column, path, column_name=str(column["name"]))
+        tables.append(
+            SourceTable(
+                source_name=source_name,
+                name=name,
+                schema=str(entry.get("schema") or source_name),
+                identifier=str(table.get("identifier") or name),
+                path=path,
+                description=str(table.get("description") or ""),
+                columns=MappingProxyType(_columns(table)),
+                meta=MappingProxyType(dict(table.get("meta") or {})),
+                source_meta=MappingProxyType(dict(entry.get("meta") or {})),
+                tests=tuple(specs),
+            )
+        )
+    return tables
+
+
+def _test_specs(
+    entry: Mapping[str, Any], path: str, column_name: str | None = None
+) -> list[TestSpec]:
+    raw = entry.get("data_tests")
+    if raw is None:
+        raw = entry.get("tests")
+    specs = []
+    for item in raw or []:
+        specs.append(_test_spec(item, path, column_name, line_of(entry)))
+    return specs
+
+
+def _test_spec(item: Any, path: str, column_name: str | None, parent_line: int | None) -> TestSpec:
+    line = line_of(item) or parent_line
+    if isinstance(item, str):
+        return TestSpec(_bare_test_name(item), {}, column_name, {}, None, path, line)
+    if not isinstance(item, Mapping) or not item:
+        raise ProjectError(
+            f"a test must be a name or a mapping, not {item!r}.", path=path, line=line
+        )
+    if "test_name" in item:
+        test_name, body = (
+            str(item["test_name"]),
+            {k: v for k, v in item.items() if k != "test_name"},
+        )
+    elif len(item) == 1:
+        test_name, body = next(iter(item.items()))
+        body = dict(body or {})
+    else:
+        raise ProjectError(
+            f"a test mapping has one key, the test's name; found {sorted(item)}.",
+            path=path,
+            line=line,
+        )
+    body = dict(body)
+    config = dict(body.pop("config", None) or {})
+    custom_name = body.pop("name", None)
+    kwargs = dict(body.pop("arguments", None) or {})
+    for key, value in body.items():
+        if key in CONFIG_KEYS:
+            config[key] = value
+        else:
+            kwargs[key] = value
+    column = kwargs.pop("column_name", column_name)
+    return TestSpec(
+        _bare_test_name(str(test_name)), kwargs, column, config, custom_name, path, line
+    )
+
+
+def _bare_test_name(name: str) -> str:
+    """`dbt_utils.expression_is_true` -> `expression_is_true`."""
+    return name.rsplit(".", 1)[-1]
+
+
+def _checksum(text: str | bytes) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fqn(settings: Settings, path: str) -> tuple[str, ...]:
+    parts = Path(path).with_suffix("").parts
+    return (settings.name, *parts[1:])
+
+
+def _relative_dir(path: str) -> str:
+    return "/".join(Path(path).parts[1:-1])
+
+
+def make_config(
+    defaults: Mapping[str, Any],
+    *layers: Mapping[str, Any],
+    path: str,
+    line: int | None = None,
+) -> NodeConfig:
+    """Merge config layers (later wins; tags add up) into a checked `NodeConfig`."""
+    merged: dict[str, Any] = dict(defaults)
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "tags":
+                merged["tags"] = [*_as_list(merged.get("tags", [])), *_as_list(value)]
+            else:
+                merged[key] = value
+    unknown = sorted(set(merged) - CONFIG_KEYS - {"post_hook", "pre_hook", "contract"})
+    if unknown:
+        raise ProjectError(
+            f"unknown config key(s): {', '.join(unknown)}.",
+            path=path,
+            line=line,
+            hint=f"Known keys: {', '.join(sorted(CONFIG_KEYS))}.",
+        )
+    config = NodeConfig(
+        materialized=str(merged.get("materialized", "view")),
+        schema=str(merged.get("schema") or "main"),
+        alias=merged.get("alias"),
+        tags=tuple(dict.fromkeys(str(t) for t in _as_list(merged.get("tags", [])))),
+        unique_key=tuple(str(k) for k in _as_list(merged.get("unique_key") or [])),
+        incremental_strategy=str(merged.get("incremental_strategy", "append")),
+        enabled=bool(merged.get("enabled", True)),
+        full_refresh=merged.get("full_refresh"),
+        column_types=MappingProxyType(dict(merged.get("column_types") or {})),
+        severity=str(merged.get("severity", "error")).lower(),
+        where=merged.get("where"),
+        store_failures=bool(merged.get("store_failures", False)),
+        warn_if=str(merged.get("warn_if", "!= 0")),
+        error_if=str(merged.get("error_if", "!= 0")),
+        limit=merged.get("limit"),
+        meta=MappingProxyType(dict(merged.get("meta") or {})),
+    )
+    _check_choice(
+        "materialized", config.materialized, (*MATERIALIZATIONS, "seed", "test"), path, line
+    )
+    _check_choice(
+        "incremental_strategy", config.incremental_strategy, INCREMENTAL_STRATEGIES, path, line
+    )
+    _check_choice("severity", config.severity, SEVERITIES, path, line)
+    needs_key = config.materialized == "incremental"
+    if needs_key and config.incremental_strategy == "delete+insert" and not config.unique_key:
+        raise ProjectError(
+            "incremental_strategy 'delete+insert' needs a unique_key.", path=path, line=line
+        )
+    return config
+
+
+def _check_choice(
+    key: str, value: str, choices: Iterable[str], path: str, line: int | None
+) -> None:
+    if value not in choices:
+        raise ProjectError(
+            f"{key} '{value}' is not one of {', '.join(choices)}.", path=path, line=line
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _parse_model(
+    settings: Settings,
+    templates: Templates,
+    project_vars: Mapping[str, Any],
+    props: _Properties,
+    path: str,
+    text: str,
+) -> Node:
+    name = Path(path).stem
+    entry = props.models.get(name, {})
+    folder = settings.folder_config("models", _relative_dir(path))
+    yml_config = dict(entry.get("config") or {})
+    pre = make_config({}, folder, yml_config, path=path)
+    this = Relation(pre.schema, pre.alias or name)
+    context = ModelContext(path=path, vars=project_vars, this=this)
+    templates.render(path, context.namespace())
+    config = make_config({}, folder, yml_config, context.config, path=path)
+    return Node(
+        unique_id=f"model.{settings.name}.{name}",
+        resource_type="model",
+        name=name,
+        path=path,
+        raw_code=text,
+        checksum=_checksum(text),
+        config=config,
+        refs=tuple(dict.fromkeys(r for r, _ in context.refs)),
+        sources=tuple(dict.fromkeys((s, t) for s, t, _ in context.sources)),
+        description=str(entry.get("description") or ""),
+        columns=MappingProxyType(_columns(entry)),
+        fqn=_fqn(settings, path),
+        yml_path=props.model_files.get(name),
+        depends_on=_located_refs(context),
+    )
+
+
+def _located_refs(context: ModelContext) -> tuple[str, ...]:
+    """Refs and sources as `ref:name@line` / `source:a.b@line`, resolved later."""
+    located = [f"ref:{name}@{line or ''}" for name, line in context.refs]
+    located += [f"source:{s}.{t}@{line or ''}" for s, t, line in context.sources]
+    return tuple(dict.fromkeys(located))
+
+
+def _parse_seed(settings: Settings, props: _Properties, path: str) -> Node:
+    name = Path(path).stem
+    entry = props.seeds.get(name) or props.models.get(name) or {}
+    folder = settings.folder_config("seeds", _relative_dir(path))
+    config = make_config(
+        {"materialized": "seed"}, folder, dict(entry.get("config") or {}), path=path
+    )
+    data = (settings.project_dir / path).read_bytes()
+    return Node(
+        unique_id=f"seed.{settings.name}.{name}",
+        resource_type="seed",
+        name=name,
+        path=path,
+        raw_code="",
+        checksum=_checksum(data),
+        config=config,
+        description=str(entry.get("description") or ""),
+        columns=MappingProxyType(_columns(entry)),
+        fqn=_fqn(settings, path),
+        yml_path=props.model_files.get(name),
+    )
+
+
+def _parse_generic_tests(
+    settings: Settings,
+    templates: Templates,
+    project_vars: Mapping[str, Any],
+    props: _Properties,
+    nodes: Mapping[str, Node],
+    by_name: Mapping[str, Node],
+) -> list[Node]:
+    known = templates.generic_tests()
+    tests: list[Node] = []
+    targets: list[tuple[str, str, list[TestSpec]]] = []
+    for node in nodes.values():
+        entry = (
+            props.models.get(node.name)
+            if node.is_model
+            else (props.seeds.get(node.name) or props.models.get(node.name))
+        )
+        if not entry:
+            continue
+        path = props.model_files[node.name]
+        specs = _test_specs(entry, path)
+        for column in entry.get("columns") or []:
+            if isinstance(column, Mapping) and "name" in column:
+                specs += _test_specs(column, path, column_name=str(column["name"]))
+        targets.append((node.unique_id, node.name, specs))
+    for source in props.sources.values():
+        targets.append(
+            (source.unique_id, f"{source.source_name}_{source.name}", list(source.tests))
+        )
+
+    for target_id, target_name, specs in targets:
+        for spec in specs:
+            if spec.test_name not in known:
+                close = difflib.get_close_matches(spec.test_name, sorted(known), n=1)
+                raise ProjectError(
+                    f"unknown test '{spec.test_name}'"
+                    + (f" (did you mean '{close[0]}'?)." if close else "."),
+                    path=spec.yml_path,
+                    line=spec.yml_line,
+                    hint="Built-in tests: "
+                    + ", ".join(sorted(known))
+                    + "; define others with {% test name(model, column_name) %} in macros/.",
+                )
+            tests.append(
+                _generic_test_node(settings, templates, project_vars, spec, target_id, target_name)
+            )
+    return tests
+
+
+def _generic_test_node(
+    settings: Settings,
+    templates: Templates,
+    project_vars: Mapping[str, Any],
+    spec: TestSpec,
+    target_id: str,
+    target_name: str,
+) -> Node:
+    name = spec.custom_name or generic_test_name(
+        spec.test_name, target_name, spec.column_name, spec.kwargs
+    )
+    context = ModelContext(path=spec.yml_path, vars=project_vars, this=None)
+    for value in spec.kwargs.values():
+        if isinstance(value, str) and _REF_OR_SOURCE.match(value):
+            evaluate_expression(templates, value, context, spec)
+    folder = settings.folder_config("data_tests", "")
+    config = make_config(
+        {"materialized": "test", "schema": "audit"},
+        folder,
+        spec.config,
+        path=spec.yml_path,
+        line=spec.yml_line,
+    )
+    refs = _located_refs(context)
+    return Node(
+        unique_id=f"test.{settings.name}.{name}",
+        resource_type="test",
+        name=name,
+        path=spec.yml_path,
+        raw_code="",
+        checksum=_checksum(repr((spec.test_name, target_id, spec.column_name, spec.kwargs))),
+        config=config,
+        depends_on=(target_id, *refs),
+        test_metadata=MappingProxyType(
+            {"name": spec.test_name, "kwargs": dict(spec.kwargs), "attached_node": target_id}
+        ),
+        column_name=spec.column_name,
+        fqn=(settings.name, name),
+        yml_path=spec.yml_path,
+    )
+
+
+def evaluate_expression(
+    templates: Templates, expression: str, context: ModelContext, spec: TestSpec
+) -> Any:
+    """Evaluate a test argument such as `ref('dim_reps')` in `context`."""
+    try:
+        compiled = templates.env.compile_expression(expression, undefined_to_none=False)
+        return compiled(**context.namespace())
+    except CompilationError:
+        raise
+    except Exception as exc:
+        raise CompilationError(
+            f"test argument {expression!r} does not evaluate: {exc}.",
+            path=spec.yml_path,
+            line=spec.yml_line,
+        ) from exc
+
+
+def generic_test_name(
+    test_name: str, target_name: str, column_name: str | None, kwargs: Mapping[str, Any]
+) -> str:
+    """dbt's naming: `accepted_values_stg_users_role__rep__manager`, shortened
+    with a hash when longer than 64 characters."""
+    base = "_".join(p for p in (test_name, target_name, column_name) if p)
+    suffix_parts: list[str] = []
+    for key in sorted(kwargs):
+        value = kwargs[key]
+        values = value if isinstance(value, list | tuple) else [value]
+        suffix_parts += [str(v) for v in values]
+    suffix = "__".join(suffix_parts)
+    full = re.sub(r"[^0-9A-Za-z_]+", "_", f"{base}__{suffix}" if suffix else base)
+    if len(full) <= _TEST_NAME_MAX:
+        return full
+    digest = hashlib.md5(full.encode("utf-8")).hexdigest()[:10]
+    return f"{full[: _TEST_NAME_MAX - 11]}_{digest}"
+
+
+def _parse_singular_tests(
+    settings: Settings,
+    templates: Templates,
+    project_vars: Mapping[str, Any],
+    files: _Files,
+) -> list[Node]:
+    tests = []
+    for path, text in sorted(files.tests.items()):
+        name = Path(path).stem
+        context = ModelContext(path=path, vars=project_vars, this=None)
+        templates.render(path, context.namespace())
+        folder = settings.folder_config("data_tests", "")
+        config = make_config(
+            {"materialized": "test", "schema": "audit"}, folder, context.config, path=path
+        )
+        tests.append(
+            Node(
+                unique_id=f"test.{settings.name}.{name}",
+                resource_type="test",
+                name=name,
+                path=path,
+                raw_code=text,
+                checksum=_checksum(text),
+                config=config,
+                depends_on=_located_refs(context),
+                refs=tuple(dict.fromkeys(r for r, _ in context.refs)),
+                sources=tuple(dict.fromkeys((s, t) for s, t, _ in context.sources)),
+                fqn=(settings.name, "data", name),
+            )
+        )
+    return tests
+
+
+def _resolve_dependencies(
+    nodes: Mapping[str, Node],
+    sources: Mapping[str, SourceTable],
+    by_name: Mapping[str, Node],
+) -> dict[str, Node]:
+    """Replace `ref:name@line` / `source:a.b@line` markers with unique ids."""
+    resolved: dict[str, Node] = {}
+    for uid, node in nodes.items():
+        deps: list[str] = []
+        for dep in node.depends_on:
+            if dep.startswith("ref:"):
+                name, _, line = dep[4:].rpartition("@")
+                target = by_name.get(name)
+                if target is None:
+                    _missing(name, sorted(by_name), node, line, "model")
+                deps.append(target.unique_id)  # type: ignore[union-attr]
+            elif dep.startswith("source:"):
+                qualified, _, line = dep[7:].rpartition("@")
+                uid_ = f"source.{qualified}"
+                if uid_ not in sources:
+                    names = sorted(f"{s.source_name}.{s.name}" for s in sources.values())
+                    _missing(qualified, names, node, line, "source")
+                deps.append(uid_)
+            else:
+                deps.append(dep)
+        resolved[uid] = replace(node, depends_on=tuple(dict.fromkeys(deps)))
+    return resolved
+
+
+def _missing(name: str, candidates: list[str], node: Node, line: str, kind: str) -> None:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    hint = f"Did you mean '{close[0]}'?" if close else f"No {kind} has a similar name."
+    call = f"ref('{name}')" if kind == "model" else "source('{}', '{}')".format(*name.split(".", 1))
+    raise DependencyError(
+        f"{call} names a {kind} that does not exist.",
+        path=node.yml_path if node.is_test and node.test_metadata else node.path,
+        line=int(line) if line else None,
+        hint=hint,
+    )

@@ -1,0 +1,376 @@
+"""The facade: one `Project` object that every command goes through.
+
+    project = Project.load("path/to/project", warehouse="/tmp/w.duckdb")
+    result = project.build(select=["+kpi_win_rate"])
+    assert result.exit_code == 0
+
+The CLI is a thin shell over these methods; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner import artifacts, sql_checks
+from runner.compiling import CompiledNode, Compiler, write_compiled
+from runner.errors import CompilationError, ProjectError
+from runner.execution import ExecutionOptions, Executor, NodeResult, plan_units
+from runner.graph import Graph
+from runner.nodes import Node
+from runner.parsing import LoadedProject, load_project
+from runner.reporting import Reporter
+from runner.selection import select as select_nodes
+from runner.settings import Settings, load_settings
+from runner.warehouse import connect, ensure_schemas, exclusive_lock, existing_relations
+
+if TYPE_CHECKING:
+    import duckdb
+
+FAILED_STATUSES = frozenset({"error", "fail"})
+
+
+@dataclass
+class RunResult:
+    """The outcome of run, seed, test or build."""
+
+    command: str
+    results: list[NodeResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    summary: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(r.status in FAILED_STATUSES for r in self.results) else 0
+
+    def by_name(self) -> dict[str, NodeResult]:
+        return {r.name: r for r in self.results}
+
+    def statuses(self) -> dict[str, str]:
+        return {r.name: r.status for r in self.results}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The flags every run-like command shares."""
+
+    select: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    threads: int | None = None
+    full_refresh: bool = False
+    fail_fast: bool = False
+    store_failures: bool = False
+    wait_seconds: float = 0.0
+
+
+class Project:
+    """A loaded project and the warehouse it builds."""
+
+    def __init__(self, loaded: LoadedProject, reporter: Reporter | None = None) -> None:
+        self.loaded = loaded
+        self.reporter = reporter or Reporter()
+        for warning in loaded.warnings:
+            self.reporter.warning(warning)
+
+    @classmethod
+    def load(
+        cls,
+        project_dir: str | Path = ".",
+        *,
+        warehouse: str | Path | None = None,
+        vars: Mapping[str, Any] | None = None,
+        reporter: Reporter | None = None,
+    ) -> Project:
+        settings = load_settings(Path(project_dir), warehouse)
+        return cls(load_project(settings, vars), reporter)
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        return self.loaded.nodes
+
+    # -- selection and compilation -------------------------------------------
+
+    def select(
+        self,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        resource_types: Sequence[str] | None = None,
+    ) -> list[Node]:
+        """The selected nodes, in dependency order (ties by name)."""
+        graph = self._graph()
+        selection = select_nodes(
+            self.nodes, self.loaded.sources, graph, select, exclude, resource_types
+        )
+        for term in selection.unmatched:
+            self.reporter.warning(f"the selector '{term}' matched nothing.")
+        order = graph.topological_order()
+        chosen = selection.unique_ids
+        return [self.nodes[uid] for uid in order if uid in chosen]
+
+    def _graph(self) -> Graph:
+        parents: dict[str, Sequence[str]] = {uid: n.depends_on for uid, n in self.nodes.items()}
+        parents.update({uid: () for uid in self.loaded.sources})
+        return Graph(parents)
+
+    def ls(
+        self,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        resource_types: Sequence[str] | None = None,
+    ) -> list[Node]:
+        nodes = self.select(select, exclude, resource_types)
+        self.write_manifest()
+        return nodes
+
+    def compile(
+        self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
+    ) -> dict[str, CompiledNode]:
+        """Render the selected nodes to `target/compiled/` and check their SQL."""
+        import duckdb
+
+        nodes = self.select(select, exclude)
+        existing: frozenset[tuple[str, str]] = frozenset()
+        if self.settings.warehouse.exists():
+            with contextlib.suppress(Exception):
+                con = connect(self.settings.warehouse, read_only=True)
+                existing = _tables(con)
+                con.close()
+        compiler = Compiler(self.loaded, existing, full_refresh)
+        compiled, paths = self._compile_nodes(compiler, nodes)
+        self._check_sql(duckdb.connect(), compiled, paths)
+        self.write_manifest(paths)
+        return compiled
+
+    def _compile_nodes(
+        self, compiler: Compiler, nodes: Sequence[Node]
+    ) -> tuple[dict[str, CompiledNode], dict[str, str]]:
+        compiled: dict[str, CompiledNode] = {}
+        paths: dict[str, str] = {}
+        for node in nodes:
+            result = compiler.compile(node)
+            compiled[node.unique_id] = result
+            if node.is_seed:
+                continue
+            out = write_compiled(self.settings.target_path, result)
+            paths[node.unique_id] = _relative(out, self.settings.project_dir)
+        return compiled, paths
+
+    def _check_sql(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        compiled: Mapping[str, CompiledNode],
+        paths: Mapping[str, str],
+    ) -> None:
+        """DuckDB parses every query; sqlglot lists what each reads."""
+        for uid, item in compiled.items():
+            if item.node.is_seed or item.node.config.materialized == "ephemeral":
+                continue
+            error = sql_checks.syntax_error(con, item.sql)
+            if error:
+                message, line, column = error
+                source = item.node.yml_path or item.node.path
+                raise CompilationError(
+                    f"{item.node.resource_type} '{item.node.name}' ({source}) "
+                    f"does not parse: {message}.",
+                    path=paths.get(uid, item.node.path),
+                    line=line,
+                    column=column,
+                    hint="Line and column are those of the compiled SQL; nothing was run.",
+                )
+        cache = sql_checks.ReadsCache(self.settings.target_path / "reads_cache.json")
+        for item in compiled.values():
+            if not item.node.is_model or item.node.config.materialized == "ephemeral":
+                continue
+            tables = cache.tables_read(item.sql) or []
+            for table in sql_checks.undeclared_reads(tables, item.reads):
+                self.reporter.warning(
+                    f"{item.node.path}: reads {table} without ref() or source(); "
+                    "the build order cannot account for it."
+                )
+        with contextlib.suppress(OSError):
+            cache.save()
+
+    def write_manifest(self, compiled_paths: Mapping[str, str] | None = None) -> None:
+        artifacts.write_json(
+            self.settings.target_path / "manifest.json",
+            artifacts.manifest(self.loaded, compiled_paths),
+        )
+
+    # -- commands that run ----------------------------------------------------
+
+    def run(self, **options: Any) -> RunResult:
+        return self._execute("run", RunOptions(**options))
+
+    def seed(self, **options: Any) -> RunResult:
+        return self._execute("seed", RunOptions(**options))
+
+    def test(self, **options: Any) -> RunResult:
+        return self._execute("test", RunOptions(**options))
+
+    def build(self, **options: Any) -> RunResult:
+        return self._execute("build", RunOptions(**options))
+
+    @contextlib.contextmanager
+    def writing(
+        self, command: str, wait_seconds: float = 0.0
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Lock the warehouse and open it for writing."""
+        with exclusive_lock(self.settings.warehouse, command, wait_seconds):
+            con = connect(self.settings.warehouse, settings=self.settings.duckdb_settings)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _execute(self, command: str, options: RunOptions) -> RunResult:
+        started = time.perf_counter()
+        nodes = self.select(options.select, options.exclude)
+        selected = {n.unique_id for n in nodes}
+        units, parents = plan_units(self.nodes, selected, command)
+        if not units:
+            self.reporter.warning(
+                f"nothing to {command}: the selection holds no {command}-able nodes."
+            )
+        with self.writing(f"kpi {command}", options.wait_seconds) as con:
+            existing = _tables(con)
+            compiler = Compiler(self.loaded, existing, options.full_refresh)
+            wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
+            wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
+            compiled, paths = self._compile_nodes(compiler, wanted)
+            self._check_sql(con, compiled, paths)
+            ensure_schemas(
+                con, {u.node.config.schema for u in units.values() if not u.node.is_test}
+            )
+            total = sum(1 + len(u.tests) for u in units.values())
+            self.reporter.total = total
+            self.reporter.info(f"Running {total} node(s) with {self._threads(options)} thread(s).")
+            executor = Executor(
+                con,
+                compiled,
+                self.reporter,
+                ExecutionOptions(
+                    threads=self._threads(options),
+                    fail_fast=options.fail_fast,
+                    store_failures=options.store_failures,
+                    full_refresh=options.full_refresh,
+                    failures_dir=self.settings.target_path / "failures",
+                ),
+                self.settings.project_dir,
+                paths,
+            )
+            try:
+                results = executor.execute(units, parents)
+            except KeyboardInterrupt:
+                executor.interrupt()
+                raise
+        elapsed = time.perf_counter() - started
+        for block in executor.failure_blocks:
+            self.reporter.block("\n" + block)
+        summary = self.reporter.summary(elapsed)
+        order = {uid: i for i, uid in enumerate(n.unique_id for n in nodes)}
+        results.sort(key=lambda r: order.get(r.unique_id, len(order)))
+        artifacts.write_json(
+            self.settings.target_path / "run_results.json",
+            artifacts.run_results(
+                self.loaded, results, elapsed, {"command": command, **_args(options)}
+            ),
+        )
+        self.write_manifest(paths)
+        return RunResult(command, results, elapsed, summary)
+
+    def _threads(self, options: RunOptions) -> int:
+        return options.threads or self.settings.threads
+
+    # -- reading --------------------------------------------------------------
+
+    def show(
+        self, model: str | None = None, inline: str | None = None, limit: int = 5
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Columns and first rows of a model or of an inline query (read-only)."""
+        if (model is None) == (inline is None):
+            raise ProjectError("show needs a model name or --inline SQL, not both.")
+        if model is not None:
+            node = self.loaded.node_by_name(model)
+            sql = f"select * from {node.relation}"
+        else:
+            sql = self._render_inline(inline or "")
+        con = connect(
+            self.settings.warehouse, read_only=True, settings=self.settings.duckdb_settings
+        )
+        try:
+            import duckdb
+
+            try:
+                result = con.execute(f"select * from (\n{sql}\n) as kpi_show limit {int(limit)}")
+            except duckdb.Error as exc:
+                raise ProjectError(f"the query failed: {str(exc).strip()}") from exc
+            columns = [d[0] for d in result.description or ()]
+            return columns, result.fetchall()
+        finally:
+            con.close()
+
+    def _render_inline(self, sql: str) -> str:
+        from runner.templating import ModelContext, Templates
+
+        templates = Templates({"<inline>": sql}, {})
+        by_name = {n.name: n for n in self.nodes.values() if not n.is_test}
+
+        def resolve_ref(name: str, line: int | None) -> Any:
+            if name not in by_name:
+                raise ProjectError(f"ref('{name}') names no model or seed.")
+            return by_name[name].relation
+
+        def resolve_source(source_name: str, table_name: str, line: int | None) -> Any:
+            table = self.loaded.sources.get(f"source.{source_name}.{table_name}")
+            if table is None:
+                raise ProjectError(f"source('{source_name}', '{table_name}') is not declared.")
+            return table.relation
+
+        context = ModelContext(
+            path="<inline>",
+            vars=self.loaded.vars,
+            this=None,
+            resolve_ref=resolve_ref,
+            resolve_source=resolve_source,
+        )
+        return templates.render("<inline>", context.namespace())
+
+    def clean(self) -> list[Path]:
+        """Remove `target/` (compiled SQL, artifacts, caches)."""
+        removed = []
+        target = self.settings.target_path
+        if target.exists():
+            shutil.rmtree(target)
+            removed.append(target)
+        return removed
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
+    return frozenset(k for k, kind in existing_relations(con).items() if kind == "BASE TABLE")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _args(options: RunOptions) -> dict[str, Any]:
+    return {
+        "select": list(options.select),
+        "exclude": list(options.exclude),
+        "threads": options.threads,
+        "full_refresh": options.full_refresh,
+        "fail_fast": options.fail_fast,
+        "store_failures": options.store_failures,
+    }

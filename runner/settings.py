@@ -1,0 +1,169 @@
+"""Project settings: the `[tool.kpi]` table of `pyproject.toml`.
+
+Every setting has a default, so an empty `[tool.kpi]` table is a valid
+project. Folder defaults work like `dbt_project.yml`: keys of
+`[tool.kpi.models]` that are config names (optionally written with dbt's `+`
+prefix) apply to every model below; other keys are sub-folders.
+
+    [tool.kpi.models]
+    "+materialized" = "view"
+
+    [tool.kpi.models.marts]
+    "+materialized" = "table"
+    "+schema" = "marts"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ProjectError
+
+CONFIG_KEYS = frozenset(
+    {
+        "materialized",
+        "schema",
+        "alias",
+        "tags",
+        "unique_key",
+        "incremental_strategy",
+        "enabled",
+        "column_types",
+        "severity",
+        "where",
+        "store_failures",
+        "warn_if",
+        "error_if",
+        "limit",
+        "meta",
+        "docs",
+        "full_refresh",
+        "delimiter",
+        "quote_columns",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `[tool.kpi]` can say, with its default."""
+
+    project_dir: Path
+    name: str
+    warehouse: Path
+    threads: int
+    target_path: Path
+    model_paths: tuple[str, ...] = ("models",)
+    seed_paths: tuple[str, ...] = ("seeds",)
+    macro_paths: tuple[str, ...] = ("macros",)
+    test_paths: tuple[str, ...] = ("tests/data",)
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    folder_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    duckdb_settings: Mapping[str, Any] = field(default_factory=dict)
+    raw_dir: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
+        """The merged folder defaults for a file of `resource` in a folder.
+
+        `relative_dir` is the folder below the resource's root, with `/`s:
+        `folder_config("models", "marts/finance")` merges the defaults of
+        `models`, `models.marts` and `models.marts.finance`, deepest last.
+        """
+        tree = self.folder_configs.get(resource, {})
+        merged: dict[str, Any] = {}
+        _merge_level(merged, tree)
+        for part in [p for p in relative_dir.split("/") if p]:
+            sub = tree.get(part)
+            if not isinstance(sub, Mapping):
+                break
+            tree = sub
+            _merge_level(merged, tree)
+        return merged
+
+
+def _merge_level(into: dict[str, Any], level: Mapping[str, Any]) -> None:
+    for key, value in level.items():
+        bare = key[1:] if key.startswith("+") else key
+        if key.startswith("+") or (bare in CONFIG_KEYS and not isinstance(value, Mapping)):
+            if bare == "tags":
+                into["tags"] = [*into.get("tags", []), *_as_list(value)]
+            else:
+                into[bare] = value
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def load_settings(project_dir: Path, warehouse: str | Path | None = None) -> Settings:
+    """Read `pyproject.toml` in `project_dir`; `warehouse` overrides its path.
+
+    The warehouse path is, in order: the argument, `KPI_WAREHOUSE`,
+    `[tool.kpi] warehouse`, `warehouse.duckdb`; relative paths are relative to
+    the project folder.
+    """
+    project_dir = project_dir.resolve()
+    pyproject = project_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ProjectError(
+            f"no pyproject.toml in {project_dir}.",
+            hint="Run from a project folder or pass --project-dir; a project is a "
+            "folder with a pyproject.toml holding a [tool.kpi] table and a models/ "
+            "folder.",
+        )
+    try:
+        with pyproject.open("rb") as fh:
+            document = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"pyproject.toml is not valid TOML ({exc}).", path=pyproject) from exc
+    table = document.get("tool", {}).get("kpi")
+    if table is None:
+        raise ProjectError(
+            "pyproject.toml has no [tool.kpi] table.",
+            path=pyproject,
+            hint="Add an empty [tool.kpi] table to make this folder a project.",
+        )
+    return _settings_from_table(project_dir, document, table, warehouse)
+
+
+def _settings_from_table(
+    project_dir: Path,
+    document: Mapping[str, Any],
+    table: Mapping[str, Any],
+    warehouse: str | Path | None,
+) -> Settings:
+    name = str(table.get("name") or document.get("project", {}).get("name") or project_dir.name)
+    warehouse_path = Path(
+        warehouse or os.environ.get("KPI_WAREHOUSE") or table.get("warehouse", "warehouse.duckdb")
+    )
+    if not warehouse_path.is_absolute():
+        warehouse_path = project_dir / warehouse_path
+    threads = table.get("threads", os.cpu_count() or 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise ProjectError(
+            f"[tool.kpi] threads must be a positive integer, not {threads!r}.",
+            path=project_dir / "pyproject.toml",
+        )
+    raw_dir = table.get("raw_dir")
+    return Settings(
+        project_dir=project_dir,
+        name=name,
+        warehouse=warehouse_path,
+        threads=threads,
+        target_path=project_dir / table.get("target_path", "target"),
+        model_paths=tuple(table.get("model_paths", ("models",))),
+        seed_paths=tuple(table.get("seed_paths", ("seeds",))),
+        macro_paths=tuple(table.get("macro_paths", ("macros",))),
+        test_paths=tuple(table.get("test_paths", ("tests/data",))),
+        vars=dict(table.get("vars", {})),
+        folder_configs={key: table.get(key, {}) for key in ("models", "seeds", "data_tests")},
+        duckdb_settings=dict(table.get("duckdb", {})),
+        raw_dir=(project_dir / raw_dir) if raw_dir else None,
+        raw=dict(table.get("raw", {})),
+    )

@@ -1,0 +1,325 @@
+"""Jinja rendering of models, tests and macros.
+
+One `Templates` object holds the Jinja environment of a project: its macro
+files (the project's `macros/` and the runner's built-in ones) and every
+template's source. `render` runs one template with a namespace of context
+functions (`ref`, `source`, `config`, `var`, ...) that the caller builds with
+`ModelContext`; every macro sees the same namespace, so a macro that calls
+`ref()` or `var()` behaves as if it were written in the model.
+
+    >>> t = Templates({"models/a.sql": "select {{ var('x') }}"}, {})
+    >>> ctx = ModelContext(path="models/a.sql", vars={"x": 1}, this=None)
+    >>> t.render("models/a.sql", ctx.namespace())
+    'select 1'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.nodes
+
+from runner.errors import CompilationError
+from runner.nodes import Relation
+
+BUILTIN_MACRO_DIR = Path(__file__).parent / "macros"
+_TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
+_END_TEST_BLOCK = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
+
+
+class MacroReturn(Exception):
+    """Raised by `{{ return(value) }}` to hand a value back from a macro."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+def _do_return(value: Any) -> None:
+    raise MacroReturn(value)
+
+
+def translate_test_blocks(source: str) -> str:
+    """Turn dbt's `{% test name(...) %}` blocks into `test_name` macros."""
+    source = _TEST_BLOCK.sub(lambda m: f"{{%{m.group(1)} macro test_{m.group(2)}(", source)
+    return _END_TEST_BLOCK.sub(lambda m: f"{{%{m.group(1)} endmacro {m.group(2)}%}}", source)
+
+
+class _SourceLoader(jinja2.BaseLoader):
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        if template not in self.sources:
+            raise jinja2.TemplateNotFound(template)
+        return self.sources[template], template, lambda: True
+
+
+class Templates:
+    """The Jinja environment of one project.
+
+    `sources` maps template names (project-relative paths) to their text;
+    `macro_sources` does the same for macro files. Built-in macros load first,
+    so a project macro of the same name replaces a built-in one.
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, str],
+        macro_sources: Mapping[str, str],
+        cache_dir: Path | None = None,
+    ) -> None:
+        builtin = {
+            f"<runner>/{p.name}": p.read_text(encoding="utf-8")
+            for p in sorted(BUILTIN_MACRO_DIR.glob("*.sql"))
+        }
+        self.macro_files = [*builtin, *macro_sources]
+        all_sources = {
+            **sources,
+            **{k: translate_test_blocks(v) for k, v in {**builtin, **macro_sources}.items()},
+        }
+        self.env = jinja2.Environment(
+            loader=_SourceLoader(all_sources),
+            undefined=jinja2.StrictUndefined,
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            keep_trailing_newline=True,
+            autoescape=False,
+            bytecode_cache=_bytecode_cache(cache_dir),
+        )
+        self.macro_names: dict[str, str] = {}
+        for name in self.macro_files:
+            for macro in self._parse(name).find_all(jinja2.nodes.Macro):
+                self.macro_names[macro.name] = name
+
+    def _parse(self, name: str) -> jinja2.nodes.Template:
+        source = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
+        try:
+            return self.env.parse(source, name, name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _compilation_error(exc, name) from exc
+
+    def generic_tests(self) -> set[str]:
+        """Names of the generic tests that exist (`not_null`, user tests, ...)."""
+        return {n[len("test_") :] for n in self.macro_names if n.startswith("test_")}
+
+    def render(self, name: str, namespace: dict[str, Any]) -> str:
+        """Render template `name`; errors name the file and line."""
+        try:
+            template = self.env.get_template(name)
+            self._install_macros(namespace)
+            return template.render(namespace)
+        except CompilationError:
+            raise
+        except MacroReturn as exc:
+            return str(exc.value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _compilation_error(exc, name) from exc
+        except Exception as exc:
+            raise _compilation_error(exc, name) from exc
+
+    def call_macro(self, macro: str, namespace: dict[str, Any], **kwargs: Any) -> str:
+        """Call macro `macro` with `kwargs` in `namespace` and return its text."""
+        self._install_macros(namespace)
+        try:
+            return str(namespace[macro](**kwargs))
+        except CompilationError:
+            raise
+        except Exception as exc:
+            raise _compilation_error(exc, self.macro_names.get(macro, "<macro>")) from exc
+
+    def _install_macros(self, namespace: dict[str, Any]) -> None:
+        namespace.setdefault("return", _do_return)
+        for file in self.macro_files:
+            module = self.env.get_template(file).make_module(namespace, shared=True)
+            for attr in dir(module):
+                value = getattr(module, attr)
+                if isinstance(value, jinja2.runtime.Macro):
+                    namespace[attr] = _returning(value)
+
+
+def _returning(macro: jinja2.runtime.Macro) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return macro(*args, **kwargs)
+        except MacroReturn as exc:
+            return exc.value
+
+    call.__name__ = macro.name
+    return call
+
+
+def _bytecode_cache(cache_dir: Path | None) -> jinja2.BytecodeCache | None:
+    if cache_dir is None:
+        return None
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(cache_dir))
+
+
+def _compilation_error(exc: BaseException, name: str) -> CompilationError:
+    """Turn any exception raised while rendering `name` into a located error."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return CompilationError(
+            f"Jinja syntax error: {exc.message}.",
+            path=exc.filename or name,
+            line=exc.lineno,
+        )
+    path, line = name, None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == name or not frame.filename.endswith(".py"):
+            path, line = frame.filename, frame.lineno
+            break
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"{exc.message}."
+        hint = "Define it (a macro in macros/, a var in [tool.kpi.vars]) or fix the spelling."
+        return CompilationError(message, path=path, line=line, hint=hint)
+    return CompilationError(f"{type(exc).__name__}: {exc}", path=path, line=line)
+
+
+def call_site_line(template_name: str) -> int | None:
+    """The line of `template_name` that is calling us right now, if any."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == template_name:
+            globals_ = frame.f_globals
+            debug_info = globals_.get("debug_info")
+            if isinstance(debug_info, str) and debug_info:
+                pairs = [tuple(map(int, p.split("="))) for p in debug_info.split("&")]
+                line = 1
+                for template_line, code_line in pairs:
+                    if code_line > frame.f_lineno:
+                        break
+                    line = template_line
+                return line
+            return None
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `{{ target }}` shows: the warehouse the run writes to."""
+
+    name: str = "dev"
+    schema: str = "main"
+    type: str = "duckdb"
+    path: str = ""
+    threads: int = 1
+    profile_name: str = "kpi"
+
+
+@dataclass
+class ModelContext:
+    """The context functions one rendering sees, and what they recorded.
+
+    `resolve_ref(name, line)` and `resolve_source(source, table, line)` turn a
+    call into a relation; the defaults used while parsing return placeholders.
+    Every call is recorded in `refs`, `sources` and `config`.
+    """
+
+    path: str
+    vars: Mapping[str, Any]
+    this: Relation | None
+    target: Target = field(default_factory=Target)
+    resolve_ref: Callable[[str, int | None], Any] | None = None
+    resolve_source: Callable[[str, str, int | None], Any] | None = None
+    incremental: bool = False
+    refs: list[tuple[str, int | None]] = field(default_factory=list)
+    sources: list[tuple[str, str, int | None]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def namespace(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "source": self.source,
+            "config": self.set_config,
+            "var": self.var,
+            "env_var": self.env_var,
+            "is_incremental": self.is_incremental,
+            "this": self.this,
+            "target": self.target,
+            "log": _log,
+            "raise_compiler_error": self.raise_compiler_error,
+            "exceptions": _Exceptions(self),
+            "run_started_at": None,
+            **self.extra,
+        }
+
+    def ref(self, *args: str, **kwargs: Any) -> Any:
+        if not args or len(args) > 2:
+            self.raise_compiler_error("ref() takes a model name: ref('my_model').")
+        name = args[-1]
+        line = call_site_line(self.path)
+        self.refs.append((name, line))
+        if self.resolve_ref is None:
+            return Relation("__ref__", name)
+        return self.resolve_ref(name, line)
+
+    def source(self, source_name: str, table_name: str) -> Any:
+        line = call_site_line(self.path)
+        self.sources.append((source_name, table_name, line))
+        if self.resolve_source is None:
+            return Relation("__source__", f"{source_name}.{table_name}")
+        return self.resolve_source(source_name, table_name, line)
+
+    def set_config(self, *args: Any, **kwargs: Any) -> str:
+        if args and isinstance(args[0], Mapping):
+            kwargs = {**args[0], **kwargs}
+        self.config.update(kwargs)
+        return ""
+
+    def var(self, name: str, *default: Any) -> Any:
+        if name in self.vars:
+            return self.vars[name]
+        if default:
+            return default[0]
+        self.raise_compiler_error(
+            f"var('{name}') has no value and no default.",
+            hint=f"Set it in [tool.kpi.vars] or pass --vars '{{{name}: ...}}'.",
+        )
+
+    def env_var(self, name: str, *default: Any) -> Any:
+        if name in os.environ:
+            return os.environ[name]
+        if default:
+            return default[0]
+        self.raise_compiler_error(
+            f"env_var('{name}'): the environment variable is not set and has no default."
+        )
+
+    def is_incremental(self) -> bool:
+        return self.incremental
+
+    def raise_compiler_error(self, message: str, hint: str | None = None) -> None:
+        raise CompilationError(message, path=self.path, line=call_site_line(self.path), hint=hint)
+
+
+class _Exceptions:
+    def __init__(self, context: ModelContext) -> None:
+        self._context = context
+
+    def raise_compiler_error(self, message: str) -> None:
+        self._context.raise_compiler_error(message)
+
+    def warn(self, message: str) -> str:
+        _log(f"Warning: {message}", info=True)
+        return ""
+
+
+def _log(message: Any, info: bool = False) -> str:
+    if info:
+        print(message, file=sys.stderr)
+    return ""

@@ -1,0 +1,150 @@
+"""The DuckDB warehouse file: opening it, locking it, and what it holds.
+
+Writers take an exclusive lock on `<warehouse>.lock` that records who holds
+it (pid, command, start time), so a second build is told who to wait for
+instead of getting DuckDB's bare "could not set lock" error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from runner.errors import LockError, WarehouseError
+from runner.nodes import quote_identifier
+
+if TYPE_CHECKING:
+    import duckdb
+
+META_SCHEMA = "_kpi"
+
+
+def lock_path(warehouse: Path) -> Path:
+    return warehouse.with_name(warehouse.name + ".lock")
+
+
+def describe_holder(warehouse: Path) -> str:
+    """Who holds the warehouse lock, as a sentence fragment."""
+    try:
+        info = json.loads(lock_path(warehouse).read_text(encoding="utf-8"))
+        return f"pid {info['pid']} ({info['command']}, started {info['started_at']})"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def exclusive_lock(warehouse: Path, command: str, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the warehouse's write lock for the duration of the block."""
+    path = lock_path(warehouse)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle: TextIO = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise WarehouseError(
+            f"cannot create the lock file ({exc.strerror}).",
+            path=path,
+            hint="Check that the warehouse folder exists and is writable.",
+        ) from exc
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockError(
+                        f"the warehouse is in use by {describe_holder(warehouse)}.",
+                        path=warehouse,
+                        hint="Wait for it to finish, or pass --wait SECONDS to wait here.",
+                    ) from None
+                time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "command": command,
+                    "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                }
+            )
+        )
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def connect(
+    warehouse: Path,
+    *,
+    read_only: bool = False,
+    settings: Mapping[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file with the project's DuckDB settings."""
+    import duckdb
+
+    if read_only and not warehouse.exists():
+        raise WarehouseError(
+            "the warehouse does not exist yet.",
+            path=warehouse,
+            hint="Run `kpi build` first.",
+        )
+    try:
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        config = {k: str(v) for k, v in (settings or {}).items()}
+        con = duckdb.connect(str(warehouse), read_only=read_only, config=config)
+        use_utc(con)
+        return con
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise LockError(
+                f"the warehouse is in use by {describe_holder(warehouse)}.",
+                path=warehouse,
+                hint="DuckDB lets one process write a file at a time; retry when it is done.",
+            ) from exc
+        raise WarehouseError(f"cannot open the warehouse: {text}", path=warehouse) from exc
+    except (duckdb.Error, OSError) as exc:
+        raise WarehouseError(f"cannot open the warehouse: {exc}", path=warehouse) from exc
+
+
+def use_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Make TIMESTAMPTZ arithmetic UTC when the ICU extension is loaded.
+
+    Without ICU (the default wheel), DuckDB's time zone is always UTC.
+    """
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):
+        con.execute("set TimeZone = 'UTC'")
+
+
+def existing_relations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+    """`{(schema, name): 'BASE TABLE' | 'VIEW'}`, names lowercased."""
+    rows = con.execute(
+        "select table_schema, table_name, table_type from information_schema.tables"
+    ).fetchall()
+    return {(s.lower(), n.lower()): t for s, n, t in rows}
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection, schemas: set[str]) -> None:
+    for schema in sorted(schemas):
+        con.execute(f"create schema if not exists {quote_identifier(schema)}")
+
+
+def warn(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
