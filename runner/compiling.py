@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import CompilationError
-from runner.nodes import Node, Relation, TestSpec, quote_identifier, quote_literal
+from runner.nodes import Node, Relation, TestSpec, quote_identifier
 from runner.parsing import LoadedProject, evaluate_expression
 from runner.templating import ModelContext
 
@@ -34,17 +34,6 @@ class CompiledNode:
     is_incremental: bool = False
     reads: tuple[Relation, ...] = ()
     ctes: tuple[tuple[str, str], ...] = ()
-
-
-def sql_literal(value: Any) -> str:
-    """A Python value as a SQL literal: strings quoted, None as null."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return quote_literal(str(value))
 
 
 def inject_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
@@ -145,7 +134,6 @@ class Compiler:
             resolve_ref=resolve_ref,
             resolve_source=resolve_source,
             incremental=self.is_incremental(node),
-            extra={"sql_literal": sql_literal},
         )
         return context, ctes, reads
 
@@ -186,7 +174,6 @@ class Compiler:
             kwargs[key] = value
         macro_name = f"test_{meta['name']}"
         templates = self.project.templates
-        namespace["sql_literal"] = sql_literal
         call_kwargs = {"model": model, **kwargs}
         if node.column_name is not None:
             call_kwargs["column_name"] = node.column_name

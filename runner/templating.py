@@ -255,6 +255,7 @@ class ModelContext:
             "raise_compiler_error": self.raise_compiler_error,
             "exceptions": _Exceptions(self),
             "run_started_at": None,
+            "sql_literal": sql_literal,
             **self.extra,
         }
 
@@ -317,6 +318,20 @@ class _Exceptions:
     def warn(self, message: str) -> str:
         _log(f"Warning: {message}", info=True)
         return ""
+
+
+def sql_literal(value: Any) -> str:
+    """A value as a SQL literal, for splicing vars safely: strings are quoted
+    (`it's` -> `'it''s'`), numbers and booleans are written as such, None as
+    `null`.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _log(message: Any, info: bool = False) -> str:
