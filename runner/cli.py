@@ -149,10 +149,12 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _load(project_dir: str, warehouse: str | None, vars_: dict[str, Any]) -> Project:
+def _load(
+    project_dir: str, warehouse: str | None, vars_: dict[str, Any], raw_dir: str | None = None
+) -> Project:
     from runner.project import Project
 
-    return Project.load(project_dir, warehouse=warehouse, vars=vars_)
+    return Project.load(project_dir, warehouse=warehouse, vars=vars_, raw_dir=raw_dir)
 
 
 def _finish(result: RunResult) -> None:
@@ -171,17 +173,49 @@ def main() -> None:
     """
 
 
+def raw_options(func: F) -> F:
+    """--raw-dir and --on-bad-rows, for the commands that load raw data."""
+    decorators = [
+        click.option(
+            "--raw-dir",
+            envvar="KPI_RAW_DIR",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="The CRM export to load [env KPI_RAW_DIR; default from [tool.kpi] raw_dir].",
+        ),
+        click.option(
+            "--on-bad-rows",
+            type=click.Choice(["fail", "quarantine"]),
+            default="fail",
+            show_default=True,
+            help="fail: reject the load; quarantine: load good rows, keep bad ones "
+            "in raw.rejected_rows.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def _run_command(name: str, doc: str) -> Callable[..., None]:
-    @project_options
-    @run_options
-    @handle_errors
     def command(
         project_dir: str, warehouse: str | None, vars_: dict[str, Any], debug: bool, **options: Any
     ) -> None:
-        project = _load(project_dir, warehouse, vars_)
+        raw_dir = options.pop("raw_dir", None)
+        project = _load(project_dir, warehouse, vars_, raw_dir)
         options["select"] = list(options["select"])
         options["exclude"] = list(options["exclude"])
+        if "skip_load" in options:
+            options["load"] = not options.pop("skip_load")
         _finish(getattr(project, name)(**options))
+
+    command = handle_errors(command)
+    command = run_options(command)
+    if name == "build":
+        command = click.option(
+            "--skip-load", is_flag=True, help="Do not load the raw export first."
+        )(raw_options(command))
+    command = project_options(command)
 
     command.__doc__ = doc
     command.__name__ = name
@@ -233,6 +267,45 @@ main.command("build")(
         """,
     )
 )
+
+
+@main.command("load")
+@project_options
+@click.argument("raw_dir", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--on-bad-rows",
+    type=click.Choice(["fail", "quarantine"]),
+    default="fail",
+    show_default=True,
+    help="fail: reject the load; quarantine: load good rows, keep bad ones in raw.rejected_rows.",
+)
+@click.option("--full-refresh", is_flag=True, help="Reload every table, changed or not.")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0)
+@handle_errors
+def load_command(
+    project_dir: str,
+    warehouse: str | None,
+    vars_: dict[str, Any],
+    debug: bool,
+    raw_dir: str | None,
+    on_bad_rows: str,
+    full_refresh: bool,
+    wait_seconds: float,
+) -> None:
+    """Load a CRM export (one CSV or Parquet file per table) into the raw schema.
+
+    Files unchanged since the last load are skipped; new part files
+    (`<table>.<part>.csv`) are appended. The raw tables change only when the
+    whole load succeeds.
+
+    \b
+    Example:
+      kpi load ~/exports/2026-11-27 --on-bad-rows quarantine
+    """
+    project = _load(project_dir, warehouse, vars_, raw_dir)
+    project.load_raw(
+        raw_dir, on_bad_rows=on_bad_rows, full_refresh=full_refresh, wait_seconds=wait_seconds
+    )
 
 
 @main.command("compile")

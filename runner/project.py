@@ -24,6 +24,13 @@ from runner.execution import ExecutionOptions, Executor, NodeResult, plan_units
 from runner.graph import Graph
 from runner.nodes import Node
 from runner.parsing import LoadedProject, load_project
+from runner.raw_load import (
+    LoadReport,
+    describe_report,
+    export_dir_from,
+    load_export,
+    table_contracts,
+)
 from runner.reporting import Reporter
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings
@@ -66,14 +73,22 @@ class RunOptions:
     fail_fast: bool = False
     store_failures: bool = False
     wait_seconds: float = 0.0
+    on_bad_rows: str = "fail"
+    load: bool = True
 
 
 class Project:
     """A loaded project and the warehouse it builds."""
 
-    def __init__(self, loaded: LoadedProject, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedProject,
+        reporter: Reporter | None = None,
+        raw_dir: str | Path | None = None,
+    ) -> None:
         self.loaded = loaded
         self.reporter = reporter or Reporter()
+        self.raw_dir_override = raw_dir
         for warning in loaded.warnings:
             self.reporter.warning(warning)
 
@@ -84,10 +99,12 @@ class Project:
         *,
         warehouse: str | Path | None = None,
         vars: Mapping[str, Any] | None = None,
+        raw_dir: str | Path | None = None,
         reporter: Reporter | None = None,
     ) -> Project:
+        """Parse the project; `raw_dir` overrides where `build` loads raw data from."""
         settings = load_settings(Path(project_dir), warehouse)
-        return cls(load_project(settings, vars), reporter)
+        return cls(load_project(settings, vars), reporter, raw_dir)
 
     @property
     def settings(self) -> Settings:
@@ -205,6 +222,59 @@ class Project:
             artifacts.manifest(self.loaded, compiled_paths),
         )
 
+    # -- loading raw data --------------------------------------------------------
+
+    @property
+    def raw_dir(self) -> Path | None:
+        """`raw_dir` given to `load`, else `KPI_RAW_DIR`, else `[tool.kpi] raw_dir`."""
+        return export_dir_from(
+            self.raw_dir_override, self.settings.raw_dir, self.settings.project_dir
+        )
+
+    def load_raw(
+        self,
+        raw_dir: str | Path | None = None,
+        *,
+        on_bad_rows: str = "fail",
+        full_refresh: bool = False,
+        wait_seconds: float = 0.0,
+    ) -> LoadReport:
+        """Load a raw export into the `raw` schema (only changed files)."""
+        with self.writing("kpi load", wait_seconds) as con:
+            return self._load_raw(con, raw_dir, on_bad_rows, full_refresh)
+
+    def _load_raw(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        raw_dir: str | Path | None,
+        on_bad_rows: str,
+        full_refresh: bool,
+    ) -> LoadReport:
+        contracts = table_contracts(self.loaded.sources)
+        export_dir = Path(raw_dir) if raw_dir else self.raw_dir
+        if not contracts:
+            return LoadReport(export_dir or self.settings.project_dir)
+        if export_dir is None:
+            raise ProjectError(
+                "no raw export to load: the project has sources marked load_from_export.",
+                hint="Pass --raw-dir DIR, set KPI_RAW_DIR, or set raw_dir in [tool.kpi].",
+            )
+        self.reporter.info(f"Loading the raw export in {export_dir}")
+        report = load_export(
+            con, export_dir, contracts, on_bad_rows=on_bad_rows, force=full_refresh
+        )
+        for warning in report.warnings:
+            self.reporter.warning(warning)
+        for line in describe_report(report):
+            self.reporter.info(line)
+        if report.rejected:
+            self.reporter.warning(
+                f"{report.rejected:,} row(s) rejected and kept in raw.rejected_rows:\n"
+                + report.rejection_text()
+            )
+        self.reporter.info(f"Loaded {report.rows:,} row(s) in {report.seconds:.2f}s.")
+        return report
+
     # -- commands that run ----------------------------------------------------
 
     def run(self, **options: Any) -> RunResult:
@@ -241,6 +311,8 @@ class Project:
                 f"nothing to {command}: the selection holds no {command}-able nodes."
             )
         with self.writing(f"kpi {command}", options.wait_seconds) as con:
+            if command == "build" and options.load:
+                self._load_raw(con, None, options.on_bad_rows, options.full_refresh)
             existing = _tables(con)
             compiler = Compiler(self.loaded, existing, options.full_refresh)
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]

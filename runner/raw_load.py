@@ -1,0 +1,944 @@
+"""Loading a raw export into the warehouse, validated against its contract.
+
+The contract is the sources yml: a source whose `meta` has
+`load_from_export: true` names the tables of an export folder. For each table
+the columns' `data_type` (id, text, integer, number, money, bool, date,
+timestamp), `meta.required`, and the table's `meta.primary_key` and
+`meta.reject_when` rules say what a valid row is. A project without such a
+source loads nothing.
+
+An export folder holds `<table>.csv` or `<table>.parquet` per table, plus any
+appended parts `<table>.<part>.csv|parquet` (loaded after it, in name order).
+Files that have not changed since the last load are skipped; new parts of a
+table whose other files are unchanged are appended; anything else reloads the
+table. Every file is read by DuckDB (CSV with the contract's dialect, all
+columns as text, then parsed; Parquet as typed columns), never row by row in
+Python.
+
+Rows that break a rule are rejected with file, line and reason. With
+`on_bad_rows="fail"` any rejection stops the load; with `"quarantine"` the
+good rows load and the rejected ones are kept in `raw.rejected_rows`. Either
+way the raw tables change in one transaction, only when the whole load
+succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import LoadError, ProjectError
+from runner.nodes import Relation, SourceTable, quote_identifier, quote_literal
+from runner.warehouse import META_SCHEMA
+
+if TYPE_CHECKING:
+    import duckdb
+
+SQL_TYPES = {
+    "id": "VARCHAR",
+    "text": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "money": "DECIMAL(18,4)",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+LOAD_ID_COLUMN = "_load_id"
+LOAD_STATE = Relation(META_SCHEMA, "load_state")
+REJECTED_ROWS_TABLE = "rejected_rows"
+SHOWN_PER_FILE = 10
+_BOOL_TRUE = "('true', '1', 't', 'yes')"
+_BOOL_ALL = "('true', 'false', '1', '0', 't', 'f', 'yes', 'no')"
+_PATTERNS = {
+    "integer": r"[+-]?[0-9]+",
+    "number": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
+    "money": r"[+-]?([0-9]{1,14}(\.[0-9]{0,4})?|\.[0-9]{1,4})",
+    "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "timestamp": (
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+        r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+        r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+    ),
+}
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "money": "money (a decimal number with at most 4 decimals and 14 digits before the point)",
+    "bool": "a boolean (true/false, 1/0, t/f, yes/no)",
+    "date": "a date (YYYY-MM-DD)",
+    "timestamp": "an ISO 8601 timestamp",
+}
+
+
+# -- the contract ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    name: str
+    type: str
+    required: bool
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """What a valid file of one raw table looks like."""
+
+    name: str
+    relation: Relation
+    columns: tuple[ColumnContract, ...]
+    primary_key: tuple[str, ...] = ()
+    reject_when: tuple[tuple[str, str], ...] = ()
+    yml_path: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
+    """The contracts of every source table marked `load_from_export`."""
+    contracts = []
+    for table in sorted(sources.values(), key=lambda t: (t.source_name, t.name)):
+        if not table.source_meta.get("load_from_export"):
+            continue
+        columns = []
+        for column in table.columns.values():
+            kind = str(column.data_type or "text").lower()
+            if kind not in SQL_TYPES:
+                raise ProjectError(
+                    f"column {table.name}.{column.name} has data_type '{kind}'; the loader "
+                    f"knows {', '.join(SQL_TYPES)}.",
+                    path=table.path,
+                )
+            columns.append(ColumnContract(column.name, kind, bool(column.meta.get("required"))))
+        rules = []
+        for rule in table.meta.get("reject_when") or []:
+            if not isinstance(rule, Mapping) or "when" not in rule:
+                raise ProjectError(
+                    f"every reject_when rule of {table.name} needs `when:` and `reason:`.",
+                    path=table.path,
+                )
+            rules.append((str(rule["when"]), str(rule.get("reason") or rule["when"])))
+        key = tuple(str(k) for k in table.meta.get("primary_key") or ())
+        unknown = [k for k in key if k not in table.columns]
+        if unknown:
+            raise ProjectError(
+                f"primary_key of {table.name} names unknown column(s) {', '.join(unknown)}.",
+                path=table.path,
+            )
+        contracts.append(
+            TableContract(table.name, table.relation, tuple(columns), key, tuple(rules), table.path)
+        )
+    return contracts
+
+
+# -- files and their state ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    table: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.suffix.lower() == ".parquet"
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def find_export_files(
+    export_dir: Path, contracts: Sequence[TableContract]
+) -> tuple[dict[str, list[ExportFile]], list[str], list[str]]:
+    """Files per table, problems (missing/ambiguous files) and warnings."""
+    if not export_dir.is_dir():
+        raise LoadError(
+            "the raw export folder does not exist.",
+            path=export_dir,
+            hint="Pass --raw-dir DIR (or set KPI_RAW_DIR) to a folder with one file per table.",
+        )
+    names = {c.name for c in contracts}
+    pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
+    found: dict[str, list[ExportFile]] = {name: [] for name in names}
+    warnings = []
+    for path in sorted(export_dir.iterdir()):
+        match = pattern.match(path.name)
+        if not match or not path.is_file():
+            continue
+        if match.group("table") not in names:
+            warnings.append(f"{path}: not a table of the contract; ignored.")
+            continue
+        stat = path.stat()
+        found[match.group("table")].append(
+            ExportFile(match.group("table"), path, stat.st_size, stat.st_mtime_ns)
+        )
+    problems = []
+    for name in sorted(names):
+        files = found[name]
+        base = [f for f in files if f.path.stem.lower() == name.lower()]
+        if not base:
+            problems.append(
+                f"{export_dir / (name + '.csv')}: missing. Every table of the contract needs a "
+                f"file {name}.csv or {name}.parquet (a header row is enough)."
+            )
+        elif len(base) > 1:
+            problems.append(
+                f"{export_dir}: both {base[0].name} and {base[1].name} exist; keep one."
+            )
+        # base file first, then parts in name order
+        found[name] = sorted(files, key=lambda f: (f not in base, f.name))
+    return found, problems, warnings
+
+
+@dataclass
+class TablePlan:
+    """What to do with one table: skip, append the new files, or reload."""
+
+    contract: TableContract
+    files: list[ExportFile]
+    action: str  # "skip", "append", "reload"
+    new_files: list[ExportFile] = field(default_factory=list)
+
+
+def plan_tables(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Sequence[TableContract],
+    files: Mapping[str, list[ExportFile]],
+    force: bool,
+) -> list[TablePlan]:
+    state = _load_state(con)
+    existing = {
+        (s.lower(), t.lower())
+        for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    plans = []
+    for contract in contracts:
+        table_files = files[contract.name]
+        loaded = state.get(contract.name, {})
+        exists = (
+            contract.relation.schema.lower(),
+            contract.relation.identifier.lower(),
+        ) in existing
+        if force or not exists or not loaded:
+            plans.append(TablePlan(contract, table_files, "reload", table_files))
+            continue
+        unchanged = [f for f in table_files if _unchanged(f, loaded.get(f.name))]
+        gone = set(loaded) - {f.name for f in table_files}
+        changed_old = [f for f in table_files if f.name in loaded and f not in unchanged]
+        new = [f for f in table_files if f.name not in loaded]
+        if gone or changed_old:
+            plans.append(TablePlan(contract, table_files, "reload", table_files))
+        elif new:
+            plans.append(TablePlan(contract, table_files, "append", new))
+        else:
+            plans.append(TablePlan(contract, table_files, "skip"))
+    return plans
+
+
+def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
+    if recorded is None:
+        return False
+    size, mtime_ns, sha = recorded
+    if size != file.size:
+        return False
+    return mtime_ns == file.mtime_ns or file.sha256() == sha
+
+
+def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:
+    try:
+        rows = con.execute(
+            f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
+        ).fetchall()
+    except Exception:  # noqa: BLE001 - no state yet
+        return {}
+    state: dict[str, dict[str, tuple[int, int, str]]] = {}
+    for table, file, size, mtime_ns, sha in rows:
+        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
+    return state
+
+
+# -- reading and checking one file ----------------------------------------------------
+
+
+@dataclass
+class Rejection:
+    """A refused row: `line` is the physical line (or the row of a Parquet
+    file, with `unit` "row"); `record` is its CSV record number (1 = header)."""
+
+    file: str
+    line: int | None
+    reason: str
+    unit: str = "line"
+    record: int | None = None
+
+
+@dataclass
+class FileResult:
+    file: ExportFile
+    rows: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class LoadReport:
+    """What a load did, table by table."""
+
+    export_dir: Path
+    actions: dict[str, str] = field(default_factory=dict)
+    files: list[FileResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load_id: int | None = None
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    def rejection_text(self) -> str:
+        lines = []
+        for result in self.files:
+            if not result.rejected:
+                continue
+            lines.append(f"  {result.file.path}: {result.rejected:,} rejected row(s)")
+            for rejection in result.rejections[:SHOWN_PER_FILE]:
+                where = f"{rejection.unit} {rejection.line}" if rejection.line else "?"
+                lines.append(f"    {where}: {rejection.reason}")
+            if result.rejected > SHOWN_PER_FILE:
+                lines.append(f"    ... and {result.rejected - SHOWN_PER_FILE:,} more")
+        return "\n".join(lines)
+
+
+def _csv_header(file: ExportFile) -> list[str]:
+    with file.path.open("rb") as fh:
+        first = fh.readline()
+    if not first.strip(b"\r\n\xef\xbb\xbf"):
+        raise _file_error(
+            file,
+            "is empty; a file needs at least its header row",
+            "Export the table again, or write just the header line if it has no rows.",
+            line=1,
+        )
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _file_error(
+            file, "has a header that is not UTF-8", "Save the file as UTF-8.", line=1
+        ) from exc
+    return next(csv.reader([text.rstrip("\r\n")]))
+
+
+def _file_error(file: ExportFile, problem: str, hint: str, line: int | None = None) -> LoadError:
+    return LoadError(f"{problem}.", path=file.path, line=line, hint=hint)
+
+
+def _check_columns(
+    file: ExportFile, header: Sequence[str], contract: TableContract, warnings: list[str]
+) -> None:
+    """A missing required column is an error; extra columns are a warning."""
+    if len(set(header)) != len(header):
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        raise _file_error(
+            file, f"has duplicate column(s) {', '.join(dupes)}", "Rename or drop one.", line=1
+        )
+    wanted = contract.column_names
+    missing = [c.name for c in contract.columns if c.required and c.name not in header]
+    if missing:
+        hints = []
+        lowered = {h.strip().lower(): h for h in header}
+        for name in missing:
+            if name.lower() in lowered:
+                hints.append(f"'{lowered[name.lower()]}' looks like '{name}' (names are exact)")
+        if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+            hints.append("the header has one field: the file seems not to be comma-separated")
+        raise _file_error(
+            file,
+            f"lacks required column(s) {', '.join(missing)}",
+            ("; ".join(hints) + ". " if hints else "")
+            + f"The contract's columns are: {', '.join(wanted)}.",
+            line=1,
+        )
+    extra = [h for h in header if h not in wanted]
+    if extra:
+        warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
+
+
+def _parse_sql(column: ColumnContract, value: str, source_type: str) -> tuple[str, str]:
+    """(typed value, condition that is true when a present value is invalid).
+
+    `value` is the SQL of the column as read; `source_type` its DuckDB type.
+    """
+    target = column.sql_type
+    kind = column.type
+    if source_type == target and kind not in ("date",):
+        return value, "false"
+    if source_type.startswith("TIMESTAMP") and kind == "timestamp":
+        return f"cast({value} as timestamp)", "false"
+    if source_type == "DATE" and kind == "timestamp":
+        return f"cast({value} as timestamp)", "false"
+    if source_type == "DATE" and kind == "date":
+        return value, "false"
+    numeric = source_type in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "DOUBLE",
+        "FLOAT",
+    }
+    if (numeric or source_type.startswith("DECIMAL")) and kind in ("integer", "number", "money"):
+        typed = f"try_cast({value} as {target})"
+        return typed, f"{typed} is null"
+    if source_type == "BOOLEAN" and kind == "bool":
+        return value, "false"
+    text = value if source_type == "VARCHAR" else f"cast({value} as varchar)"
+    if kind in ("id", "text"):
+        return text, "false"
+    if kind == "bool":
+        return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
+    if kind == "timestamp":
+        typed = f"cast(try_cast({text} as timestamptz) as timestamp)"
+    else:
+        typed = f"try_cast({text} as {target})"
+    pattern = quote_literal(_PATTERNS[kind])
+    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed} is null)"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The SQL that reads one file, with its column types and row unit."""
+
+    sql: str
+    columns: dict[str, str]  # name -> DuckDB type, only contract columns present
+    unit: str  # "line" or "row"
+    rejects_table: str | None = None
+
+
+class _Loader:
+    def __init__(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        report: LoadReport,
+        load_id: int,
+    ) -> None:
+        self.cur = cur
+        self.report = report
+        self.load_id = load_id
+        self._counter = 0
+
+    def _name(self, prefix: str) -> str:
+        self._counter += 1
+        return f"__kpi_{prefix}_{self._counter}"
+
+    def open_source(self, file: ExportFile, contract: TableContract) -> _Source:
+        if file.is_parquet:
+            return self._open_parquet(file, contract)
+        header = _csv_header(file)
+        _check_columns(file, header, contract, self.report.warnings)
+        rejects = self._name("rejects")
+        scan = self._name("scan")
+        columns = ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in header)
+        reader = (
+            f"read_csv({quote_literal(str(file.path))}, auto_detect = false, header = true, "
+            f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
+            f"store_rejects = true, rejects_table = {quote_literal(rejects)}, "
+            f"rejects_scan = {quote_literal(scan)}, max_line_size = 10000000)"
+        )
+        present = {h: "VARCHAR" for h in header if h in contract.column_names}
+        return _Source(reader, present, "line", rejects)
+
+    def _open_parquet(self, file: ExportFile, contract: TableContract) -> _Source:
+        import duckdb
+
+        reader = f"read_parquet({quote_literal(str(file.path))})"
+        try:
+            described = self.cur.execute(f"describe select * from {reader}").fetchall()
+        except duckdb.Error as exc:
+            raise _file_error(
+                file, f"is not a readable Parquet file ({_first_line(exc)})", "Export it again."
+            ) from exc
+        header = [row[0] for row in described]
+        _check_columns(file, header, contract, self.report.warnings)
+        present = {row[0]: str(row[1]) for row in described if row[0] in contract.column_names}
+        return _Source(reader, present, "row")
+
+    def stage(
+        self, file: ExportFile, contract: TableContract, file_index: int
+    ) -> tuple[str, _Source]:
+        """Read and check one file into a temp table of typed rows and reasons."""
+        source = self.open_source(file, contract)
+        staged = self._name("stage")
+        typed_cols = []
+        reasons = []
+        for column in contract.columns:
+            ident = quote_identifier(column.name)
+            if column.name not in source.columns:
+                typed_cols.append(f"cast(null as {column.sql_type}) as {ident}")
+                continue
+            raw = f"source.{ident}"
+            if source.columns[column.name] == "VARCHAR":
+                raw = f"nullif({raw}, '')"
+            typed, invalid = _parse_sql(column, raw, source.columns[column.name])
+            typed_cols.append(f"{typed} as {ident}")
+            if column.required:
+                missing = quote_literal(f"missing required value in column {column.name}")
+                reasons.append(f"when {raw} is null then {missing}")
+            if invalid != "false":
+                shown = f"left(cast({raw} as varchar), 60)"
+                reasons.append(
+                    f"when {raw} is not null and ({invalid}) then "
+                    f"{quote_literal(f'column {column.name}: ')} || '''' || {shown} || '''' || "
+                    f"{quote_literal(' is not ' + _TYPE_WORDS.get(column.type, column.type))}"
+                )
+        raw_json = (
+            "to_json(struct_pack("
+            + ", ".join(
+                f"{quote_identifier(name)} := source.{quote_identifier(name)}"
+                for name in source.columns
+            )
+            + "))"
+        )
+        type_reason = f"case {' '.join(reasons)} end" if reasons else "cast(null as varchar)"
+        rule_reason = "cast(null as varchar)"
+        if contract.reject_when:
+            whens = " ".join(
+                f"when coalesce(({condition}), false) then {quote_literal(reason)}"
+                for condition, reason in contract.reject_when
+            )
+            rule_reason = f"case {whens} end"
+        names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+        sql = f"""
+            create temp table {staged} as
+            with source as (
+                select row_number() over () as __kpi_ord, *
+                from {source.sql}
+            ),
+            typed as (
+                select
+                    __kpi_ord,
+                    {", ".join(typed_cols)},
+                    {type_reason} as __kpi_reason,
+                    case when ({type_reason}) is not null then {raw_json} end as __kpi_raw
+                from source
+            )
+            select
+                {file_index} as __kpi_file,
+                __kpi_ord,
+                {names},
+                coalesce(__kpi_reason, case when __kpi_reason is null then {rule_reason} end)
+                    as __kpi_reason,
+                case when __kpi_reason is null and ({rule_reason}) is not null
+                    then to_json(struct_pack({names})) else __kpi_raw end as __kpi_raw
+            from typed
+        """
+        try:
+            self.cur.execute(sql)
+        except Exception as exc:
+            raise _read_error(file, exc) from exc
+        return staged, source
+
+    def reader_rejections(self, file: ExportFile, source: _Source) -> list[Rejection]:
+        """Rows DuckDB's CSV reader itself refused (field counts, quotes, encoding)."""
+        if source.rejects_table is None:
+            return []
+        rows = self.cur.execute(
+            f"select min(line_byte_position), line, string_agg(distinct error_type, ', '), "
+            f"any_value(error_message) from {quote_identifier(source.rejects_table)} "
+            "group by line order by line"
+        ).fetchall()
+        if not rows:
+            return []
+        positions = [int(r[0]) for r in rows]
+        lines = _lines_at(file.path, positions)
+        out = []
+        for (_, record, kinds, message), line in zip(rows, lines, strict=True):
+            out.append(Rejection(file.name, line, _reader_reason(kinds, message), record=record))
+        self.cur.execute(f"drop table if exists {quote_identifier(source.rejects_table)}")
+        return out
+
+
+def _reader_reason(kinds: str, message: str) -> str:
+    if "INVALID ENCODING" in kinds or "INVALID UNICODE" in kinds:
+        return "not valid UTF-8 (the file must be UTF-8 encoded)"
+    if "UNQUOTED VALUE" in kinds or "unterminated quote" in (message or "").lower():
+        return "a quoted field is never closed (unterminated quote); the rest of the file is in it"
+    if "TOO MANY COLUMNS" in kinds or "MISSING COLUMNS" in kinds:
+        found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message or "")
+        if found:
+            return f"wrong number of fields: {found.group(2)}, expected {found.group(1)}"
+        return "wrong number of fields"
+    return (message or kinds).strip().split("\n")[0]
+
+
+def _read_error(file: ExportFile, exc: BaseException) -> LoadError:
+    text = _first_line(exc)
+    return LoadError(
+        f"cannot be read: {text}.",
+        path=file.path,
+        hint="Check that it is a comma-separated UTF-8 CSV with a header row (or a Parquet file).",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().split("\n")[0]
+
+
+def _lines_at(path: Path, positions: Sequence[int]) -> list[int]:
+    """Physical line numbers (1-based) of the lines starting at byte offsets.
+
+    DuckDB reports where a refused record's line starts: the offset of the
+    line break before it (or of its first byte).
+    """
+    out = []
+    with path.open("rb") as fh:
+        line, offset = 1, 0
+        for position in sorted(positions):
+            chunk = fh.read(max(0, position - offset))
+            line += chunk.count(b"\n")
+            offset = max(offset, position)
+            head = fh.read(2)
+            fh.seek(offset)
+            skip = 1 if head[:1] == b"\n" or head == b"\r\n" else 0
+            out.append(line + skip)
+    return out
+
+
+def _record_lines(path: Path, records: Iterable[int]) -> dict[int, int]:
+    """Start line of CSV records (1 = the header), reading quotes like DuckDB."""
+    wanted = set(records)
+    if not wanted:
+        return {}
+    with path.open("rb") as fh:
+        has_quotes = b'"' in fh.read()
+    if not has_quotes:
+        return {r: r for r in wanted}
+    found: dict[int, int] = {}
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, strict=False)
+        next_start = 1
+        for index, _ in enumerate(reader, start=1):
+            if index in wanted:
+                found[index] = next_start
+                if len(found) == len(wanted):
+                    break
+            next_start = reader.line_num + 1
+    return found
+
+
+def _locate_rejections(
+    cur: duckdb.DuckDBPyConnection,
+    staged: str,
+    file: ExportFile,
+    source: _Source,
+    reader_rejects: Sequence[Rejection],
+    limit: int | None,
+) -> list[tuple[Rejection, str | None]]:
+    """Rejected rows of a staged file (the first `limit`), with their lines,
+    and each row's raw values as JSON."""
+    rows = cur.execute(
+        f"select __kpi_ord, __kpi_reason, __kpi_raw from {staged} "
+        "where __kpi_reason is not null order by __kpi_ord"
+        + (f" limit {int(limit)}" if limit is not None else "")
+    ).fetchall()
+    if source.unit == "row":
+        return [(Rejection(file.name, int(o), r, "row"), raw) for o, r, raw in rows]
+    # A good-row ordinal counts only the records the reader accepted; turn it
+    # into a record number (1 = the header) by adding the refused records
+    # before it, then find the record's first physical line.
+    refused = sorted(r.record for r in reader_rejects if r.record)
+    records = []
+    for ordinal, _, _ in rows:
+        record = int(ordinal) + 1
+        for refused_record in refused:
+            if refused_record > record:
+                break
+            record += 1
+        records.append(record)
+    lines = _record_lines(file.path, records)
+    return [
+        (Rejection(file.name, lines.get(rec), reason, record=rec), raw)
+        for rec, (_, reason, raw) in zip(records, rows, strict=True)
+    ]
+
+
+# -- the whole load -----------------------------------------------------------------------
+
+
+def load_export(
+    con: duckdb.DuckDBPyConnection,
+    export_dir: Path,
+    contracts: Sequence[TableContract],
+    *,
+    on_bad_rows: str = "fail",
+    force: bool = False,
+) -> LoadReport:
+    """Load `export_dir` into the raw tables of `contracts`, all or nothing."""
+    import duckdb
+
+    if on_bad_rows not in ("fail", "quarantine"):
+        raise ProjectError(f"--on-bad-rows must be fail or quarantine, not '{on_bad_rows}'.")
+    started = time.perf_counter()
+    report = LoadReport(export_dir)
+    if not contracts:
+        return report
+    files, problems, warnings = find_export_files(export_dir, contracts)
+    report.warnings += warnings
+    if problems:
+        raise LoadError(
+            "the export does not follow the contract; nothing was loaded:\n  "
+            + "\n  ".join(problems),
+            path=export_dir,
+        )
+    _ensure_state_tables(con)
+    plans = plan_tables(con, contracts, files, force)
+    for plan in plans:
+        report.actions[plan.contract.name] = plan.action
+    if all(p.action == "skip" for p in plans):
+        report.seconds = time.perf_counter() - started
+        return report
+    cur = con.cursor()
+    try:
+        cur.execute("begin transaction")
+        load_id = _next_load_id(cur)
+        report.load_id = load_id
+        loader = _Loader(cur, report, load_id)
+        schemas = {p.contract.relation.schema for p in plans}
+        for schema in sorted(schemas):
+            cur.execute(f"create schema if not exists {quote_identifier(schema)}")
+        _ensure_rejected_rows(cur, sorted(schemas)[0])
+        for plan in plans:
+            if plan.action != "skip":
+                _load_table(loader, plan, on_bad_rows)
+        if report.rejected and on_bad_rows == "fail":
+            cur.execute("rollback")
+            also = "".join(f"\n  Also: {w}" for w in report.warnings)
+            raise LoadError(
+                f"{report.rejected:,} row(s) of the export break the contract; nothing was "
+                "loaded, and the raw tables and marts are as they were:\n"
+                + report.rejection_text()
+                + also,
+                path=export_dir,
+                hint="\nFix the rows, or load with --on-bad-rows quarantine to load the "
+                "other rows and keep these in raw.rejected_rows.",
+            )
+        cur.execute("commit")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("rollback")
+        raise LoadError(
+            f"loading failed, nothing was loaded: {_first_line(exc)}", path=export_dir
+        ) from exc
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("rollback")
+        raise
+    finally:
+        cur.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
+    con.execute(
+        f"create table if not exists {LOAD_STATE} (table_name varchar, file_name varchar, "
+        "size bigint, mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, "
+        "load_id bigint, loaded_at timestamp)"
+    )
+
+
+def _ensure_rejected_rows(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    relation = Relation(schema, REJECTED_ROWS_TABLE)
+    cur.execute(
+        f"create table if not exists {relation} (table_name varchar, file_name varchar, "
+        "line_number bigint, reason varchar, raw_row varchar, load_id bigint, "
+        "rejected_at timestamp)"
+    )
+
+
+def _next_load_id(cur: duckdb.DuckDBPyConnection) -> int:
+    row = cur.execute(f"select coalesce(max(load_id), 0) + 1 from {LOAD_STATE}").fetchone()
+    return int(row[0]) if row else 1
+
+
+def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
+    cur = loader.cur
+    contract = plan.contract
+    relation = contract.relation
+    schema_rejects = Relation(relation.schema, REJECTED_ROWS_TABLE)
+    if plan.action == "reload":
+        cur.execute(f"delete from {schema_rejects} where table_name = ?", [contract.name])
+    staged_tables = []
+    results = []
+    for index, file in enumerate(plan.new_files):
+        staged, source = loader.stage(file, contract, index)
+        reader_rejects = loader.reader_rejections(file, source)
+        staged_tables.append(staged)
+        results.append((file, source, staged, reader_rejects))
+    union = " union all ".join(f"select * from {t}" for t in staged_tables)
+    all_rows = loader._name("all")
+    key = [quote_identifier(k) for k in contract.primary_key]
+    if key:
+        existing = ""
+        if plan.action == "append":
+            join = " and ".join(f"old.{k} = new.{k}" for k in key)
+            existing = (
+                f" when exists (select 1 from {relation} as old where {join}) "
+                "then 'duplicate key: already loaded from an earlier file'"
+            )
+        partition = ", ".join(key)
+        duplicate = quote_literal(
+            f"duplicate key ({', '.join(contract.primary_key)}): an earlier row has the same value"
+        )
+        cur.execute(
+            f"""
+            create temp table {all_rows} as
+            select * replace (
+                case
+                    when __kpi_reason is not null then __kpi_reason
+                    {existing.replace("new.", "new_rows.")}
+                    when row_number() over (
+                        partition by {partition}, (__kpi_reason is null)
+                        order by __kpi_file, __kpi_ord
+                    ) > 1
+                    then {duplicate}
+                end as __kpi_reason
+            )
+            from ({union}) as new_rows
+            """
+        )
+    else:
+        cur.execute(f"create temp table {all_rows} as {union}")
+    for file, source, _, reader_rejects in results:
+        index = plan.new_files.index(file)
+        counts = cur.execute(
+            f"select count(*) filter (where __kpi_reason is null), "
+            f"count(*) filter (where __kpi_reason is not null) "
+            f"from {all_rows} where __kpi_file = {index}"
+        ).fetchone()
+        good, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+        result = FileResult(file, good, bad + len(reader_rejects))
+        view = loader._name("file")
+        cur.execute(
+            f"create temp view {view} as select * from {all_rows} where __kpi_file = {index}"
+        )
+        quarantine = on_bad_rows == "quarantine" and result.rejected > 0
+        located = _locate_rejections(
+            cur, view, file, source, reader_rejects, None if quarantine else SHOWN_PER_FILE
+        )
+        result.rejections = sorted(
+            [*reader_rejects, *(r for r, _ in located)],
+            key=lambda r: (r.line is None, r.line or 0),
+        )
+        loader.report.files.append(result)
+        if quarantine:
+            _quarantine(cur, contract, file, located, reader_rejects, loader.load_id)
+    names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+    select_good = (
+        f"select {names}, cast({loader.load_id} as bigint) as {LOAD_ID_COLUMN} "
+        f"from {all_rows} where __kpi_reason is null order by __kpi_file, __kpi_ord"
+    )
+    if plan.action == "reload":
+        cur.execute(f"create or replace table {relation} as {select_good}")
+        cur.execute(f"delete from {LOAD_STATE} where table_name = ?", [contract.name])
+    else:
+        cur.execute(f"insert into {relation} {select_good}")
+    for result in loader.report.files:
+        if result.file.table != contract.name:
+            continue
+        cur.execute(
+            f"insert into {LOAD_STATE} values (?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            [
+                contract.name,
+                result.file.name,
+                result.file.size,
+                result.file.mtime_ns,
+                result.file.sha256(),
+                result.rows,
+                result.rejected,
+                loader.load_id,
+            ],
+        )
+    for table in [all_rows, *staged_tables]:
+        cur.execute(f"drop table if exists {table}")
+
+
+def _quarantine(
+    cur: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    file: ExportFile,
+    located: Sequence[tuple[Rejection, str | None]],
+    reader_rejects: Sequence[Rejection],
+    load_id: int,
+) -> None:
+    """Keep every rejected row of one file in raw.rejected_rows, with its line."""
+    relation = Relation(contract.relation.schema, REJECTED_ROWS_TABLE)
+    values = [(contract.name, file.name, r.line, r.reason, raw, load_id) for r, raw in located]
+    values += [(contract.name, file.name, r.line, r.reason, None, load_id) for r in reader_rejects]
+    if values:
+        cur.executemany(
+            f"insert into {relation} values (?, ?, ?, ?, ?, ?, now()::timestamp)", values
+        )
+
+
+def describe_report(report: LoadReport) -> list[str]:
+    """Lines for the user: what was loaded, appended or skipped."""
+    lines = []
+    by_table: dict[str, list[FileResult]] = {}
+    for result in report.files:
+        by_table.setdefault(result.file.table, []).append(result)
+    for table, action in sorted(report.actions.items()):
+        if action == "skip":
+            lines.append(f"  {table}: unchanged, skipped")
+            continue
+        results = by_table.get(table, [])
+        rows = sum(r.rows for r in results)
+        rejected = sum(r.rejected for r in results)
+        verb = "appended" if action == "append" else "loaded"
+        files = ", ".join(r.file.name for r in results)
+        tail = f", {rejected:,} rejected" if rejected else ""
+        lines.append(f"  {table}: {verb} {rows:,} row(s) from {files}{tail}")
+    return lines
+
+
+def export_dir_from(
+    cli_value: str | os.PathLike[str] | None, configured: Path | None, project_dir: Path
+) -> Path | None:
+    """`--raw-dir`, then `KPI_RAW_DIR`, then `[tool.kpi] raw_dir`."""
+    value = cli_value or os.environ.get("KPI_RAW_DIR")
+    if value:
+        path = Path(value)
+        return path if path.is_absolute() else (Path.cwd() / path)
+    return configured
