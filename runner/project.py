@@ -24,13 +24,8 @@ from runner.execution import ExecutionOptions, Executor, NodeResult, plan_units
 from runner.graph import Graph
 from runner.nodes import Node
 from runner.parsing import LoadedProject, load_project
-from runner.raw_load import (
-    LoadReport,
-    describe_report,
-    export_dir_from,
-    load_export,
-    table_contracts,
-)
+from runner.raw_contract import table_contracts
+from runner.raw_load import LoadReport, describe_report, export_dir_from, load_export
 from runner.reporting import Reporter
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings

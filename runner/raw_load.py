@@ -26,265 +26,34 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import LoadError, ProjectError
-from runner.nodes import Relation, SourceTable, quote_identifier, quote_literal
+from runner.nodes import Relation, quote_identifier, quote_literal
+from runner.raw_contract import TYPE_WORDS, TableContract, parse_value_sql
+from runner.raw_files import (
+    LOAD_STATE,
+    ExportFile,
+    TablePlan,
+    find_export_files,
+    lines_at,
+    plan_tables,
+    record_lines,
+)
 from runner.warehouse import META_SCHEMA
 
 if TYPE_CHECKING:
     import duckdb
 
-SQL_TYPES = {
-    "id": "VARCHAR",
-    "text": "VARCHAR",
-    "integer": "BIGINT",
-    "number": "DOUBLE",
-    "money": "DECIMAL(18,4)",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
 LOAD_ID_COLUMN = "_load_id"
-LOAD_STATE = Relation(META_SCHEMA, "load_state")
 REJECTED_ROWS_TABLE = "rejected_rows"
 SHOWN_PER_FILE = 10
-_BOOL_TRUE = "('true', '1', 't', 'yes')"
-_BOOL_ALL = "('true', 'false', '1', '0', 't', 'f', 'yes', 'no')"
-_PATTERNS = {
-    "integer": r"[+-]?[0-9]+",
-    "number": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
-    "money": r"[+-]?([0-9]{1,14}(\.[0-9]{0,4})?|\.[0-9]{1,4})",
-    "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
-    "timestamp": (
-        r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-        r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-        r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
-    ),
-}
-_TYPE_WORDS = {
-    "integer": "an integer",
-    "number": "a number",
-    "money": "money (a decimal number with at most 4 decimals and 14 digits before the point)",
-    "bool": "a boolean (true/false, 1/0, t/f, yes/no)",
-    "date": "a date (YYYY-MM-DD)",
-    "timestamp": "an ISO 8601 timestamp",
-}
-
-
-# -- the contract ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ColumnContract:
-    name: str
-    type: str
-    required: bool
-
-    @property
-    def sql_type(self) -> str:
-        return SQL_TYPES[self.type]
-
-
-@dataclass(frozen=True)
-class TableContract:
-    """What a valid file of one raw table looks like."""
-
-    name: str
-    relation: Relation
-    columns: tuple[ColumnContract, ...]
-    primary_key: tuple[str, ...] = ()
-    reject_when: tuple[tuple[str, str], ...] = ()
-    yml_path: str = ""
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-
-def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
-    """The contracts of every source table marked `load_from_export`."""
-    contracts = []
-    for table in sorted(sources.values(), key=lambda t: (t.source_name, t.name)):
-        if not table.source_meta.get("load_from_export"):
-            continue
-        columns = []
-        for column in table.columns.values():
-            kind = str(column.data_type or "text").lower()
-            if kind not in SQL_TYPES:
-                raise ProjectError(
-                    f"column {table.name}.{column.name} has data_type '{kind}'; the loader "
-                    f"knows {', '.join(SQL_TYPES)}.",
-                    path=table.path,
-                )
-            columns.append(ColumnContract(column.name, kind, bool(column.meta.get("required"))))
-        rules = []
-        for rule in table.meta.get("reject_when") or []:
-            if not isinstance(rule, Mapping) or "when" not in rule:
-                raise ProjectError(
-                    f"every reject_when rule of {table.name} needs `when:` and `reason:`.",
-                    path=table.path,
-                )
-            rules.append((str(rule["when"]), str(rule.get("reason") or rule["when"])))
-        key = tuple(str(k) for k in table.meta.get("primary_key") or ())
-        unknown = [k for k in key if k not in table.columns]
-        if unknown:
-            raise ProjectError(
-                f"primary_key of {table.name} names unknown column(s) {', '.join(unknown)}.",
-                path=table.path,
-            )
-        contracts.append(
-            TableContract(table.name, table.relation, tuple(columns), key, tuple(rules), table.path)
-        )
-    return contracts
-
-
-# -- files and their state ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    table: str
-    path: Path
-    size: int
-    mtime_ns: int
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def is_parquet(self) -> bool:
-        return self.path.suffix.lower() == ".parquet"
-
-    def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-
-def find_export_files(
-    export_dir: Path, contracts: Sequence[TableContract]
-) -> tuple[dict[str, list[ExportFile]], list[str], list[str]]:
-    """Files per table, problems (missing/ambiguous files) and warnings."""
-    if not export_dir.is_dir():
-        raise LoadError(
-            "the raw export folder does not exist.",
-            path=export_dir,
-            hint="Pass --raw-dir DIR (or set KPI_RAW_DIR) to a folder with one file per table.",
-        )
-    names = {c.name for c in contracts}
-    pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
-    found: dict[str, list[ExportFile]] = {name: [] for name in names}
-    warnings = []
-    for path in sorted(export_dir.iterdir()):
-        match = pattern.match(path.name)
-        if not match or not path.is_file():
-            continue
-        if match.group("table") not in names:
-            warnings.append(f"{path}: not a table of the contract; ignored.")
-            continue
-        stat = path.stat()
-        found[match.group("table")].append(
-            ExportFile(match.group("table"), path, stat.st_size, stat.st_mtime_ns)
-        )
-    problems = []
-    for name in sorted(names):
-        files = found[name]
-        base = [f for f in files if f.path.stem.lower() == name.lower()]
-        if not base:
-            problems.append(
-                f"{export_dir / (name + '.csv')}: missing. Every table of the contract needs a "
-                f"file {name}.csv or {name}.parquet (a header row is enough)."
-            )
-        elif len(base) > 1:
-            problems.append(
-                f"{export_dir}: both {base[0].name} and {base[1].name} exist; keep one."
-            )
-        # base file first, then parts in name order
-        found[name] = sorted(files, key=lambda f: (f not in base, f.name))
-    return found, problems, warnings
-
-
-@dataclass
-class TablePlan:
-    """What to do with one table: skip, append the new files, or reload."""
-
-    contract: TableContract
-    files: list[ExportFile]
-    action: str  # "skip", "append", "reload"
-    new_files: list[ExportFile] = field(default_factory=list)
-
-
-def plan_tables(
-    con: duckdb.DuckDBPyConnection,
-    contracts: Sequence[TableContract],
-    files: Mapping[str, list[ExportFile]],
-    force: bool,
-) -> list[TablePlan]:
-    state = _load_state(con)
-    existing = {
-        (s.lower(), t.lower())
-        for s, t in con.execute(
-            "select table_schema, table_name from information_schema.tables"
-        ).fetchall()
-    }
-    plans = []
-    for contract in contracts:
-        table_files = files[contract.name]
-        loaded = state.get(contract.name, {})
-        exists = (
-            contract.relation.schema.lower(),
-            contract.relation.identifier.lower(),
-        ) in existing
-        if force or not exists or not loaded:
-            plans.append(TablePlan(contract, table_files, "reload", table_files))
-            continue
-        unchanged = [f for f in table_files if _unchanged(f, loaded.get(f.name))]
-        gone = set(loaded) - {f.name for f in table_files}
-        changed_old = [f for f in table_files if f.name in loaded and f not in unchanged]
-        new = [f for f in table_files if f.name not in loaded]
-        if gone or changed_old:
-            plans.append(TablePlan(contract, table_files, "reload", table_files))
-        elif new:
-            plans.append(TablePlan(contract, table_files, "append", new))
-        else:
-            plans.append(TablePlan(contract, table_files, "skip"))
-    return plans
-
-
-def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
-    if recorded is None:
-        return False
-    size, mtime_ns, sha = recorded
-    if size != file.size:
-        return False
-    return mtime_ns == file.mtime_ns or file.sha256() == sha
-
-
-def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:
-    try:
-        rows = con.execute(
-            f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
-        ).fetchall()
-    except Exception:  # noqa: BLE001 - no state yet
-        return {}
-    state: dict[str, dict[str, tuple[int, int, str]]] = {}
-    for table, file, size, mtime_ns, sha in rows:
-        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
-    return state
-
-
-# -- reading and checking one file ----------------------------------------------------
 
 
 @dataclass
@@ -394,48 +163,6 @@ def _check_columns(
         warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
 
 
-def _parse_sql(column: ColumnContract, value: str, source_type: str) -> tuple[str, str]:
-    """(typed value, condition that is true when a present value is invalid).
-
-    `value` is the SQL of the column as read; `source_type` its DuckDB type.
-    """
-    target = column.sql_type
-    kind = column.type
-    if source_type == target and kind not in ("date",):
-        return value, "false"
-    if source_type.startswith("TIMESTAMP") and kind == "timestamp":
-        return f"cast({value} as timestamp)", "false"
-    if source_type == "DATE" and kind == "timestamp":
-        return f"cast({value} as timestamp)", "false"
-    if source_type == "DATE" and kind == "date":
-        return value, "false"
-    numeric = source_type in {
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "DOUBLE",
-        "FLOAT",
-    }
-    if (numeric or source_type.startswith("DECIMAL")) and kind in ("integer", "number", "money"):
-        typed = f"try_cast({value} as {target})"
-        return typed, f"{typed} is null"
-    if source_type == "BOOLEAN" and kind == "bool":
-        return value, "false"
-    text = value if source_type == "VARCHAR" else f"cast({value} as varchar)"
-    if kind in ("id", "text"):
-        return text, "false"
-    if kind == "bool":
-        return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
-    if kind == "timestamp":
-        typed = f"cast(try_cast({text} as timestamptz) as timestamp)"
-    else:
-        typed = f"try_cast({text} as {target})"
-    pattern = quote_literal(_PATTERNS[kind])
-    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed} is null)"
-
-
 @dataclass(frozen=True)
 class _Source:
     """The SQL that reads one file, with its column types and row unit."""
@@ -510,7 +237,7 @@ class _Loader:
             raw = f"source.{ident}"
             if source.columns[column.name] == "VARCHAR":
                 raw = f"nullif({raw}, '')"
-            typed, invalid = _parse_sql(column, raw, source.columns[column.name])
+            typed, invalid = parse_value_sql(column, raw, source.columns[column.name])
             typed_cols.append(f"{typed} as {ident}")
             if column.required:
                 missing = quote_literal(f"missing required value in column {column.name}")
@@ -520,7 +247,7 @@ class _Loader:
                 reasons.append(
                     f"when {raw} is not null and ({invalid}) then "
                     f"{quote_literal(f'column {column.name}: ')} || '''' || {shown} || '''' || "
-                    f"{quote_literal(' is not ' + _TYPE_WORDS.get(column.type, column.type))}"
+                    f"{quote_literal(' is not ' + TYPE_WORDS.get(column.type, column.type))}"
                 )
         raw_json = (
             "to_json(struct_pack("
@@ -581,7 +308,7 @@ class _Loader:
         if not rows:
             return []
         positions = [int(r[0]) for r in rows]
-        lines = _lines_at(file.path, positions)
+        lines = lines_at(file.path, positions)
         out = []
         for (_, record, kinds, message), line in zip(rows, lines, strict=True):
             out.append(Rejection(file.name, line, _reader_reason(kinds, message), record=record))
@@ -615,48 +342,6 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().split("\n")[0]
 
 
-def _lines_at(path: Path, positions: Sequence[int]) -> list[int]:
-    """Physical line numbers (1-based) of the lines starting at byte offsets.
-
-    DuckDB reports where a refused record's line starts: the offset of the
-    line break before it (or of its first byte).
-    """
-    out = []
-    with path.open("rb") as fh:
-        line, offset = 1, 0
-        for position in sorted(positions):
-            chunk = fh.read(max(0, position - offset))
-            line += chunk.count(b"\n")
-            offset = max(offset, position)
-            head = fh.read(2)
-            fh.seek(offset)
-            skip = 1 if head[:1] == b"\n" or head == b"\r\n" else 0
-            out.append(line + skip)
-    return out
-
-
-def _record_lines(path: Path, records: Iterable[int]) -> dict[int, int]:
-    """Start line of CSV records (1 = the header), reading quotes like DuckDB."""
-    wanted = set(records)
-    if not wanted:
-        return {}
-    with path.open("rb") as fh:
-        has_quotes = b'"' in fh.read()
-    if not has_quotes:
-        return {r: r for r in wanted}
-    found: dict[int, int] = {}
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.reader(fh, strict=False)
-        next_start = 1
-        for index, _ in enumerate(reader, start=1):
-            if index in wanted:
-                found[index] = next_start
-                if len(found) == len(wanted):
-                    break
-            next_start = reader.line_num + 1
-    return found
-
-
 def _locate_rejections(
     cur: duckdb.DuckDBPyConnection,
     staged: str,
@@ -686,7 +371,7 @@ def _locate_rejections(
                 break
             record += 1
         records.append(record)
-    lines = _record_lines(file.path, records)
+    lines = record_lines(file.path, records)
     return [
         (Rejection(file.name, lines.get(rec), reason, record=rec), raw)
         for rec, (_, reason, raw) in zip(records, rows, strict=True)

@@ -1,0 +1,155 @@
+"""The contract of a raw export, as the sources yml states it.
+
+A source whose `meta` has `load_from_export: true` names the tables of an
+export folder. Each column's `data_type` is a contract type (id, text,
+integer, number, money, bool, date, timestamp) with `meta.required`; a
+table's `meta.primary_key` and `meta.reject_when` rules say which rows are
+rejected. `parse_value_sql` turns a column as read from a file into its typed
+value and a test for values that do not parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from runner.errors import ProjectError
+from runner.nodes import Relation, SourceTable, quote_literal
+
+SQL_TYPES = {
+    "id": "VARCHAR",
+    "text": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "money": "DECIMAL(18,4)",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+_BOOL_TRUE = "('true', '1', 't', 'yes')"
+_BOOL_ALL = "('true', 'false', '1', '0', 't', 'f', 'yes', 'no')"
+_PATTERNS = {
+    "integer": r"[+-]?[0-9]+",
+    "number": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
+    "money": r"[+-]?([0-9]{1,14}(\.[0-9]{0,4})?|\.[0-9]{1,4})",
+    "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "timestamp": (
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+        r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+        r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+    ),
+}
+TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "money": "money (a decimal number with at most 4 decimals and 14 digits before the point)",
+    "bool": "a boolean (true/false, 1/0, t/f, yes/no)",
+    "date": "a date (YYYY-MM-DD)",
+    "timestamp": "an ISO 8601 timestamp",
+}
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    name: str
+    type: str
+    required: bool
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """What a valid file of one raw table looks like."""
+
+    name: str
+    relation: Relation
+    columns: tuple[ColumnContract, ...]
+    primary_key: tuple[str, ...] = ()
+    reject_when: tuple[tuple[str, str], ...] = ()
+    yml_path: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
+    """The contracts of every source table marked `load_from_export`."""
+    contracts = []
+    for table in sorted(sources.values(), key=lambda t: (t.source_name, t.name)):
+        if not table.source_meta.get("load_from_export"):
+            continue
+        columns = []
+        for column in table.columns.values():
+            kind = str(column.data_type or "text").lower()
+            if kind not in SQL_TYPES:
+                raise ProjectError(
+                    f"column {table.name}.{column.name} has data_type '{kind}'; the loader "
+                    f"knows {', '.join(SQL_TYPES)}.",
+                    path=table.path,
+                )
+            columns.append(ColumnContract(column.name, kind, bool(column.meta.get("required"))))
+        rules = []
+        for rule in table.meta.get("reject_when") or []:
+            if not isinstance(rule, Mapping) or "when" not in rule:
+                raise ProjectError(
+                    f"every reject_when rule of {table.name} needs `when:` and `reason:`.",
+                    path=table.path,
+                )
+            rules.append((str(rule["when"]), str(rule.get("reason") or rule["when"])))
+        key = tuple(str(k) for k in table.meta.get("primary_key") or ())
+        unknown = [k for k in key if k not in table.columns]
+        if unknown:
+            raise ProjectError(
+                f"primary_key of {table.name} names unknown column(s) {', '.join(unknown)}.",
+                path=table.path,
+            )
+        contracts.append(
+            TableContract(table.name, table.relation, tuple(columns), key, tuple(rules), table.path)
+        )
+    return contracts
+
+
+def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tuple[str, str]:
+    """(typed value, condition that is true when a present value is invalid).
+
+    `value` is the SQL of the column as read; `source_type` its DuckDB type.
+    """
+    target = column.sql_type
+    kind = column.type
+    if source_type == target and kind not in ("date",):
+        return value, "false"
+    if source_type.startswith("TIMESTAMP") and kind == "timestamp":
+        return f"cast({value} as timestamp)", "false"
+    if source_type == "DATE" and kind == "timestamp":
+        return f"cast({value} as timestamp)", "false"
+    if source_type == "DATE" and kind == "date":
+        return value, "false"
+    numeric = source_type in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "DOUBLE",
+        "FLOAT",
+    }
+    if (numeric or source_type.startswith("DECIMAL")) and kind in ("integer", "number", "money"):
+        typed = f"try_cast({value} as {target})"
+        return typed, f"{typed} is null"
+    if source_type == "BOOLEAN" and kind == "bool":
+        return value, "false"
+    text = value if source_type == "VARCHAR" else f"cast({value} as varchar)"
+    if kind in ("id", "text"):
+        return text, "false"
+    if kind == "bool":
+        return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
+    if kind == "timestamp":
+        typed = f"cast(try_cast({text} as timestamptz) as timestamp)"
+    else:
+        typed = f"try_cast({text} as {target})"
+    pattern = quote_literal(_PATTERNS[kind])
+    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed} is null)"

@@ -1,0 +1,204 @@
+"""The files of a raw export, what was loaded from them, and lines in them.
+
+A table is `<table>.csv` or `<table>.parquet`, plus appended parts
+`<table>.<part>.csv|parquet` loaded after it in name order. The state table
+`_kpi.load_state` remembers each loaded file's size, mtime and hash, so that
+unchanged files are skipped and new parts are appended.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import LoadError
+from runner.nodes import Relation
+from runner.raw_contract import TableContract
+from runner.warehouse import META_SCHEMA
+
+if TYPE_CHECKING:
+    import duckdb
+
+LOAD_STATE = Relation(META_SCHEMA, "load_state")
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    table: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.suffix.lower() == ".parquet"
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def find_export_files(
+    export_dir: Path, contracts: Sequence[TableContract]
+) -> tuple[dict[str, list[ExportFile]], list[str], list[str]]:
+    """Files per table, problems (missing/ambiguous files) and warnings."""
+    if not export_dir.is_dir():
+        raise LoadError(
+            "the raw export folder does not exist.",
+            path=export_dir,
+            hint="Pass --raw-dir DIR (or set KPI_RAW_DIR) to a folder with one file per table.",
+        )
+    names = {c.name for c in contracts}
+    pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
+    found: dict[str, list[ExportFile]] = {name: [] for name in names}
+    warnings = []
+    for path in sorted(export_dir.iterdir()):
+        match = pattern.match(path.name)
+        if not match or not path.is_file():
+            continue
+        if match.group("table") not in names:
+            warnings.append(f"{path}: not a table of the contract; ignored.")
+            continue
+        stat = path.stat()
+        found[match.group("table")].append(
+            ExportFile(match.group("table"), path, stat.st_size, stat.st_mtime_ns)
+        )
+    problems = []
+    for name in sorted(names):
+        files = found[name]
+        base = [f for f in files if f.path.stem.lower() == name.lower()]
+        if not base:
+            problems.append(
+                f"{export_dir / (name + '.csv')}: missing. Every table of the contract needs a "
+                f"file {name}.csv or {name}.parquet (a header row is enough)."
+            )
+        elif len(base) > 1:
+            problems.append(
+                f"{export_dir}: both {base[0].name} and {base[1].name} exist; keep one."
+            )
+        # base file first, then parts in name order
+        found[name] = sorted(files, key=lambda f: (f not in base, f.name))
+    return found, problems, warnings
+
+
+@dataclass
+class TablePlan:
+    """What to do with one table: skip, append the new files, or reload."""
+
+    contract: TableContract
+    files: list[ExportFile]
+    action: str  # "skip", "append", "reload"
+    new_files: list[ExportFile] = field(default_factory=list)
+
+
+def plan_tables(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Sequence[TableContract],
+    files: Mapping[str, list[ExportFile]],
+    force: bool,
+) -> list[TablePlan]:
+    state = _load_state(con)
+    existing = {
+        (s.lower(), t.lower())
+        for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    plans = []
+    for contract in contracts:
+        table_files = files[contract.name]
+        loaded = state.get(contract.name, {})
+        exists = (
+            contract.relation.schema.lower(),
+            contract.relation.identifier.lower(),
+        ) in existing
+        if force or not exists or not loaded:
+            plans.append(TablePlan(contract, table_files, "reload", table_files))
+            continue
+        unchanged = [f for f in table_files if _unchanged(f, loaded.get(f.name))]
+        gone = set(loaded) - {f.name for f in table_files}
+        changed_old = [f for f in table_files if f.name in loaded and f not in unchanged]
+        new = [f for f in table_files if f.name not in loaded]
+        if gone or changed_old:
+            plans.append(TablePlan(contract, table_files, "reload", table_files))
+        elif new:
+            plans.append(TablePlan(contract, table_files, "append", new))
+        else:
+            plans.append(TablePlan(contract, table_files, "skip"))
+    return plans
+
+
+def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
+    if recorded is None:
+        return False
+    size, mtime_ns, sha = recorded
+    if size != file.size:
+        return False
+    return mtime_ns == file.mtime_ns or file.sha256() == sha
+
+
+def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:
+    try:
+        rows = con.execute(
+            f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
+        ).fetchall()
+    except Exception:  # noqa: BLE001 - no state yet
+        return {}
+    state: dict[str, dict[str, tuple[int, int, str]]] = {}
+    for table, file, size, mtime_ns, sha in rows:
+        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
+    return state
+
+
+def lines_at(path: Path, positions: Sequence[int]) -> list[int]:
+    """Physical line numbers (1-based) of the lines starting at byte offsets.
+
+    DuckDB reports where a refused record's line starts: the offset of the
+    line break before it (or of its first byte).
+    """
+    out = []
+    with path.open("rb") as fh:
+        line, offset = 1, 0
+        for position in sorted(positions):
+            chunk = fh.read(max(0, position - offset))
+            line += chunk.count(b"\n")
+            offset = max(offset, position)
+            head = fh.read(2)
+            fh.seek(offset)
+            skip = 1 if head[:1] == b"\n" or head == b"\r\n" else 0
+            out.append(line + skip)
+    return out
+
+
+def record_lines(path: Path, records: Iterable[int]) -> dict[int, int]:
+    """Start line of CSV records (1 = the header), reading quotes like DuckDB."""
+    wanted = set(records)
+    if not wanted:
+        return {}
+    with path.open("rb") as fh:
+        has_quotes = b'"' in fh.read()
+    if not has_quotes:
+        return {r: r for r in wanted}
+    found: dict[int, int] = {}
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, strict=False)
+        next_start = 1
+        for index, _ in enumerate(reader, start=1):
+            if index in wanted:
+                found[index] = next_start
+                if len(found) == len(wanted):
+                    break
+            next_start = reader.line_num + 1
+    return found
