@@ -1,0 +1,350 @@
+"""Loading a raw export: contract checks, rejected rows, atomicity, increments."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runner.errors import LoadError
+from runner.project import Project
+from runner.reporting import Reporter
+
+SOURCES = """
+sources:
+  - name: shop
+    schema: raw
+    meta: {load_from_export: true}
+    tables:
+      - name: people
+        meta:
+          primary_key: [person_id]
+          reject_when:
+            - when: "age < 0"
+              reason: "age is negative"
+        columns:
+          - {name: person_id, data_type: id, meta: {required: true}}
+          - {name: name, data_type: text, meta: {required: true}}
+          - {name: age, data_type: integer}
+          - {name: joined, data_type: date}
+          - {name: seen_at, data_type: timestamp}
+          - {name: active, data_type: bool}
+          - {name: balance, data_type: money}
+      - name: pets
+        meta:
+          primary_key: [pet_id]
+        columns:
+          - {name: pet_id, data_type: id, meta: {required: true}}
+          - {name: owner_id, data_type: id}
+"""
+PEOPLE_HEADER = "person_id,name,age,joined,seen_at,active,balance\n"
+PETS = "pet_id,owner_id\np1,a\n"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Callable[..., tuple[Project, Path, io.StringIO]]:
+    """A project whose contract has two tables, and an export folder to fill."""
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[tool.kpi]\n")
+    (root / "models" / "sources.yml").write_text(SOURCES)
+    export = tmp_path / "export"
+    export.mkdir()
+
+    def make(people: str | bytes | None = None, pets: str | None = PETS):
+        if people is not None:
+            data = people if isinstance(people, bytes) else people.encode("utf-8")
+            (export / "people.csv").write_bytes(data)
+        if pets is not None:
+            (export / "pets.csv").write_text(pets, encoding="utf-8")
+        out = io.StringIO()
+        project = Project.load(
+            root, warehouse=tmp_path / "w.duckdb", raw_dir=export, reporter=Reporter(stream=out)
+        )
+        return project, export, out
+
+    return make
+
+
+def query(project: Project, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(project.settings.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_valid_rows_load_with_contract_types(shop) -> None:
+    project, _, _ = shop(
+        PEOPLE_HEADER
+        + "a,Ann,41,2025-01-31,2026-03-01T10:30:00+01:00,TRUE,12.5\n"
+        + "b,Bo,,,2026-03-01,no,\n"
+        + "c,Cy,7,2025-02-01,2026-03-01 09:30:00,1,-0.0001\n"
+        + "d,Di,8,2025-02-01,2026-03-01T09:30:00Z,f,99999999999999.9999\n"
+    )
+    report = project.load_raw()
+    assert report.rows == 5 and report.rejected == 0
+    rows = query(project, "select * exclude (_load_id) from raw.people order by person_id")
+    assert rows == [
+        ("a", "Ann", 41, date(2025, 1, 31), datetime(2026, 3, 1, 9, 30), True, Decimal("12.5")),
+        ("b", "Bo", None, None, datetime(2026, 3, 1, 0, 0), False, None),
+        ("c", "Cy", 7, date(2025, 2, 1), datetime(2026, 3, 1, 9, 30), True, Decimal("-0.0001")),
+        (
+            "d",
+            "Di",
+            8,
+            date(2025, 2, 1),
+            datetime(2026, 3, 1, 9, 30),
+            False,
+            Decimal("99999999999999.9999"),
+        ),
+    ]
+    types = dict(query(project, "select column_name, column_type from (describe raw.people)"))
+    assert types["balance"] == "DECIMAL(18,4)" and types["seen_at"] == "TIMESTAMP"
+
+
+def test_three_offset_styles_become_the_same_utc_instant(shop) -> None:
+    project, _, _ = shop(
+        PEOPLE_HEADER
+        + "a,A,,,2026-03-01T10:30:00+01:00,,\n"
+        + "b,B,,,2026-03-01T10:30:00+0100,,\n"
+        + "c,C,,,2026-03-01T04:30:00-05,,\n"
+        + "d,D,,,2026-03-01T09:30:00Z,,\n"
+    )
+    project.load_raw()
+    assert query(project, "select distinct seen_at from raw.people") == [
+        (datetime(2026, 3, 1, 9, 30),)
+    ]
+
+
+def test_missing_file_names_the_file(shop) -> None:
+    project, export, _ = shop(None)
+    with pytest.raises(LoadError) as info:
+        project.load_raw()
+    assert str(export / "people.csv") in str(info.value)
+    assert "missing" in str(info.value)
+
+
+def test_missing_required_column_names_file_and_column(shop) -> None:
+    project, export, _ = shop("person_id,age\na,1\n")
+    with pytest.raises(LoadError) as info:
+        project.load_raw()
+    text = str(info.value)
+    assert f"{export / 'people.csv'}:1" in text and "name" in text
+
+
+def test_renamed_column_gets_a_hint(shop) -> None:
+    project, _, _ = shop("person_id,Name\na,1\n")
+    with pytest.raises(LoadError, match="'Name' looks like 'name'"):
+        project.load_raw()
+
+
+def test_semicolon_file_is_recognised(shop) -> None:
+    project, _, _ = shop("person_id;name\na;b\n")
+    with pytest.raises(LoadError, match="not to be comma-separated"):
+        project.load_raw()
+
+
+def test_extra_columns_are_ignored_with_a_warning(shop) -> None:
+    project, _, out = shop("person_id,name,favourite_colour\na,Ann,blue\n")
+    project.load_raw()
+    assert "extra column(s) favourite_colour ignored" in out.getvalue()
+    assert query(project, "select person_id, name, age from raw.people") == [("a", "Ann", None)]
+
+
+def test_empty_file_is_an_error_header_only_is_empty_table(shop) -> None:
+    project, _, _ = shop("")
+    with pytest.raises(LoadError, match="is empty"):
+        project.load_raw()
+    project, _, _ = shop(PEOPLE_HEADER)
+    project.load_raw()
+    assert query(project, "select count(*) from raw.people") == [(0,)]
+
+
+def test_bad_value_fails_with_file_line_column_and_value(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,old,,,,\n")
+    with pytest.raises(LoadError) as info:
+        project.load_raw()
+    text = str(info.value)
+    assert str(export / "people.csv") in text
+    assert "line 3: column age: 'old' is not an integer" in text
+    assert not Path(project.settings.warehouse).exists() or query(
+        project,
+        "select count(*) from information_schema.tables where table_schema = 'raw' "
+        "and table_name = 'people'",
+    ) == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("a,,1,,,,", "missing required value in column name"),
+        ("a,A,-1,,,,", "age is negative"),
+        ("a,A,1,2025-2-1,,,", "column joined: '2025-2-1' is not a date"),
+        ("a,A,1,2025-02-30,,,", "column joined: '2025-02-30' is not a date"),
+        ("a,A,1,,yesterday,,", "column seen_at: 'yesterday' is not an ISO 8601 timestamp"),
+        ("a,A,1,,,maybe,", "column active: 'maybe' is not a boolean"),
+        ("a,A,1,,,,1.23456", "column balance: '1.23456' is not money"),
+        ("a,A,1,,,,1e3", "column balance: '1e3' is not money"),
+        ("a,A,1,,,,123456789012345", "column balance: '123456789012345' is not money"),
+        ("a,A", "wrong number of fields: 2, expected 7"),
+    ],
+)
+def test_each_rejection_rule(shop, row: str, reason: str) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + "z,Zed,1,,,,\n" + row + "\n")
+    with pytest.raises(LoadError) as info:
+        project.load_raw()
+    assert f"line 3: {reason}" in str(info.value)
+
+
+def test_quarantine_loads_good_rows_and_keeps_bad_ones(shop) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,x,,,,\na,Again,2,,,,\nc,Cy,-4,,,,\n")
+    report = project.load_raw(on_bad_rows="quarantine")
+    assert report.rejected == 3
+    assert query(project, "select person_id, name from raw.people") == [("a", "Ann")]
+    kept = query(
+        project,
+        "select file_name, line_number, reason, raw_row from raw.rejected_rows order by 2",
+    )
+    assert [(f, line) for f, line, _, _ in kept] == [
+        ("people.csv", 3),
+        ("people.csv", 4),
+        ("people.csv", 5),
+    ]
+    assert kept[0][2] == "column age: 'x' is not an integer"
+    assert kept[1][2].startswith("duplicate key (person_id)")
+    assert kept[2][2] == "age is negative"
+    assert '"name":"Bo"' in kept[0][3]
+
+
+def test_duplicate_key_keeps_the_first_row_in_file_order(shop) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + "a,First,1,,,,\na,Second,2,,,,\n")
+    project.load_raw(on_bad_rows="quarantine")
+    assert query(project, "select name from raw.people") == [("First",)]
+
+
+def test_quoted_commas_newlines_bom_and_crlf(shop) -> None:
+    text = (
+        "\ufeff"
+        + PEOPLE_HEADER.replace("\n", "\r\n")
+        + 'a,"Smith, Ann",1,,,,\r\n'
+        + 'b,"two\r\nlines",2,,,,\r\n'
+        + 'c,"say ""hi""",3,,,,\r\n'
+        + "d,Dee,bad,,,,\r\n"
+    )
+    project, _, _ = shop(text)
+    project.load_raw(on_bad_rows="quarantine")
+    names = dict(query(project, "select person_id, name from raw.people"))
+    assert names == {"a": "Smith, Ann", "b": "two\r\nlines", "c": 'say "hi"'}
+    # the bad row is on physical line 6: header, a, b (two lines), c, d
+    assert query(project, "select line_number from raw.rejected_rows") == [(6,)]
+
+
+def test_non_ascii_names_survive(shop) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + "a,王小明,1,,,,\nb,Zoë 🚀,2,,,,\n")
+    project.load_raw()
+    assert dict(query(project, "select person_id, name from raw.people")) == {
+        "a": "王小明",
+        "b": "Zoë 🚀",
+    }
+
+
+def test_latin1_bytes_reject_the_row_with_its_line(shop) -> None:
+    data = (PEOPLE_HEADER + "a,Ann,1,,,,\nb,Jos").encode() + b"\xe9" + b",2,,,,\nc,Cy,3,,,,\n"
+    project, _, _ = shop(data)
+    with pytest.raises(LoadError, match="line 3: not valid UTF-8"):
+        project.load_raw()
+
+
+def test_unterminated_quote_is_reported(shop) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + 'a,Ann,1,,,,\nb,"Bo,2,,,,\nc,Cy,3,,,,\n')
+    with pytest.raises(LoadError, match="line 3: a quoted field is never closed"):
+        project.load_raw()
+
+
+def test_failed_load_leaves_previous_tables_exactly(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n", pets="pet_id,owner_id\np1,a\n")
+    project.load_raw()
+    before = query(project, "select * from raw.people"), query(project, "select * from raw.pets")
+    (export / "pets.csv").write_text("pet_id,owner_id\np2,b\n")
+    (export / "people.csv").write_text(PEOPLE_HEADER + "a,Ann,oops,,,,\n")
+    with pytest.raises(LoadError):
+        project.load_raw()
+    after = query(project, "select * from raw.people"), query(project, "select * from raw.pets")
+    assert after == before
+
+
+def test_unchanged_files_are_skipped_changed_reloaded(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    first = project.load_raw()
+    assert set(first.actions.values()) == {"reload"}
+    again = project.load_raw()
+    assert set(again.actions.values()) == {"skip"}
+    people = export / "people.csv"
+    os.utime(people, ns=(people.stat().st_atime_ns, people.stat().st_mtime_ns + 10**9))
+    assert set(project.load_raw().actions.values()) == {"skip"}  # touched, same bytes
+    people.write_text(PEOPLE_HEADER + "b,Bo,2,,,,\n")
+    changed = project.load_raw()
+    assert changed.actions == {"people": "reload", "pets": "skip"}
+    assert query(project, "select person_id from raw.people") == [("b",)]
+
+
+def test_new_part_file_is_appended_and_checked_against_loaded_keys(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()
+    (export / "people.2026-11.csv").write_text(PEOPLE_HEADER + "b,Bo,2,,,,\na,Again,3,,,,\n")
+    report = project.load_raw(on_bad_rows="quarantine")
+    assert report.actions["people"] == "append"
+    assert query(project, "select person_id, name, _load_id from raw.people order by 1") == [
+        ("a", "Ann", 1),
+        ("b", "Bo", 2),
+    ]
+    assert query(project, "select file_name, line_number, reason from raw.rejected_rows") == [
+        ("people.2026-11.csv", 3, "duplicate key: already loaded from an earlier file")
+    ]
+
+
+def test_parquet_files_load_with_their_types(shop, tmp_path: Path) -> None:
+    project, export, _ = shop(None)
+    con = duckdb.connect()
+    con.execute(
+        f"""copy (select 'a' as person_id, 'Ann' as name, 3 as age,
+                  date '2025-01-01' as joined, timestamp '2026-01-01 10:00' as seen_at,
+                  true as active, 10.25 as balance, 'x' as ignored)
+            to '{export / "people.parquet"}' (format parquet)"""
+    )
+    report = project.load_raw()
+    assert report.rejected == 0
+    assert query(project, "select * exclude (_load_id) from raw.people") == [
+        ("a", "Ann", 3, date(2025, 1, 1), datetime(2026, 1, 1, 10), True, Decimal("10.25"))
+    ]
+
+
+def test_both_csv_and_parquet_for_one_table_is_an_error(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER)
+    (export / "people.parquet").write_bytes(b"")
+    with pytest.raises(LoadError, match="both people.csv and people.parquet"):
+        project.load_raw()
+
+
+def test_big_file_with_one_bad_row_near_the_end(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER)
+    con = duckdb.connect()
+    con.execute(
+        f"""copy (select 'p' || range as person_id, 'n' as name,
+                  case when range = 199990 then 'bad' else '1' end as age,
+                  '' as joined, '' as seen_at, '' as active, '' as balance
+                  from range(200000) order by range)
+            to '{export / "people.csv"}' (header, format csv)"""
+    )
+    report = project.load_raw(on_bad_rows="quarantine")
+    assert report.rows == 199_999 + 1  # the other rows, plus the pet
+    assert query(project, "select line_number, reason from raw.rejected_rows") == [
+        (199_992, "column age: 'bad' is not an integer")
+    ]
