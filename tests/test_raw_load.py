@@ -329,7 +329,7 @@ def test_parquet_files_load_with_their_types(shop, tmp_path: Path) -> None:
 def test_both_csv_and_parquet_for_one_table_is_an_error(shop) -> None:
     project, export, _ = shop(PEOPLE_HEADER)
     (export / "people.parquet").write_bytes(b"")
-    with pytest.raises(LoadError, match="both people.csv and people.parquet"):
+    with pytest.raises(LoadError, match=r"both people\.csv and people\.parquet"):
         project.load_raw()
 
 
