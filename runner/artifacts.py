@@ -13,11 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.execution import NodeResult
 from runner.graph import Graph
-from runner.parsing import LoadedProject
+from runner.loaded import LoadedProject
+
+if TYPE_CHECKING:
+    from runner.execution import NodeResult
 
 SCHEMA_VERSION = "kpi/manifest/v1"
 
@@ -27,7 +29,8 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=1, default=str)
+            # json.dumps without indent uses the C encoder: several times faster
+            fh.write(json.dumps(document, default=str, separators=(",", ":")))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

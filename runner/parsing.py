@@ -19,6 +19,7 @@ from typing import Any
 
 from runner import graph
 from runner.errors import CompilationError, DependencyError, ProjectError
+from runner.loaded import LoadedProject
 from runner.nodes import (
     INCREMENTAL_STRATEGIES,
     MATERIALIZATIONS,
@@ -31,35 +32,11 @@ from runner.nodes import (
     TestSpec,
 )
 from runner.settings import CONFIG_KEYS, Settings
-from runner.templating import ModelContext, Target, Templates
+from runner.templating import ModelContext, Templates
 from runner.yml_files import line_of, read_yml
 
 _REF_OR_SOURCE = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.DOTALL)
 _TEST_NAME_MAX = 64
-
-
-@dataclass(frozen=True)
-class LoadedProject:
-    """A parsed project: everything needed to select, compile and run it."""
-
-    settings: Settings
-    nodes: Mapping[str, Node]
-    sources: Mapping[str, SourceTable]
-    templates: Templates
-    vars: Mapping[str, Any]
-    warnings: tuple[str, ...] = ()
-    file_checksums: Mapping[str, str] = field(default_factory=dict)
-
-    def node_by_name(self, name: str, resource_types: Iterable[str] = ("model", "seed")) -> Node:
-        types = set(resource_types)
-        for node in self.nodes.values():
-            if node.name == name and node.resource_type in types:
-                return node
-        raise ProjectError(f"no {' or '.join(sorted(types))} named '{name}'.")
-
-    @property
-    def target(self) -> Target:
-        return Target(path=str(self.settings.warehouse), threads=self.settings.threads)
 
 
 @dataclass
@@ -89,12 +66,13 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         cache_dir=settings.target_path / "jinja_cache",
     )
     project_vars = {**settings.vars, **(cli_vars or {})}
+    env_reads: dict[str, str | None] = {}
     warnings: list[str] = []
     nodes: dict[str, Node] = {}
     names: dict[str, str] = {}
 
     for path, text in sorted(files.models.items()):
-        node = _parse_model(settings, templates, project_vars, props, path, text)
+        node = _parse_model(settings, templates, project_vars, env_reads, props, path, text)
         _claim_name(names, node.name, path)
         if node.config.enabled:
             nodes[node.unique_id] = node
@@ -111,8 +89,10 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
             )
 
     by_name = {n.name: n for n in nodes.values() if not n.is_test}
-    tests = _parse_generic_tests(settings, templates, project_vars, props, nodes, by_name)
-    tests += _parse_singular_tests(settings, templates, project_vars, files)
+    tests = _parse_generic_tests(
+        settings, templates, project_vars, env_reads, props, nodes, by_name
+    )
+    tests += _parse_singular_tests(settings, templates, project_vars, env_reads, files)
     test_names: dict[str, str] = {}
     for test in tests:
         _claim_name(test_names, test.name, test.yml_path or test.path)
@@ -121,16 +101,18 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
 
     nodes = _resolve_dependencies(nodes, props.sources, by_name)
     graph.check_acyclic({uid: n.depends_on for uid, n in nodes.items()}, _label(nodes))
-    checksums = {n.path: n.checksum for n in nodes.values()}
-    return LoadedProject(
+    loaded = LoadedProject(
         settings=settings,
         nodes=MappingProxyType(nodes),
         sources=MappingProxyType(props.sources),
-        templates=templates,
         vars=MappingProxyType(project_vars),
+        template_sources={**files.models, **files.tests},
+        macro_sources=files.macros,
         warnings=tuple(warnings),
-        file_checksums=checksums,
+        env_reads=env_reads,
     )
+    loaded.__dict__["templates"] = templates
+    return loaded
 
 
 def _label(nodes: Mapping[str, Node]) -> Any:
@@ -407,6 +389,7 @@ def _parse_model(
     settings: Settings,
     templates: Templates,
     project_vars: Mapping[str, Any],
+    env_reads: dict[str, str | None],
     props: _Properties,
     path: str,
     text: str,
@@ -417,7 +400,7 @@ def _parse_model(
     yml_config = dict(entry.get("config") or {})
     pre = make_config({}, folder, yml_config, path=path)
     this = Relation(pre.schema, pre.alias or name)
-    context = ModelContext(path=path, vars=project_vars, this=this)
+    context = ModelContext(path=path, vars=project_vars, this=this, env_reads=env_reads)
     templates.render(path, context.namespace())
     config = make_config({}, folder, yml_config, context.config, path=path)
     return Node(
@@ -472,6 +455,7 @@ def _parse_generic_tests(
     settings: Settings,
     templates: Templates,
     project_vars: Mapping[str, Any],
+    env_reads: dict[str, str | None],
     props: _Properties,
     nodes: Mapping[str, Node],
     by_name: Mapping[str, Node],
@@ -512,7 +496,9 @@ def _parse_generic_tests(
                     + "; define others with {% test name(model, column_name) %} in macros/.",
                 )
             tests.append(
-                _generic_test_node(settings, templates, project_vars, spec, target_id, target_name)
+                _generic_test_node(
+                    settings, templates, project_vars, env_reads, spec, target_id, target_name
+                )
             )
     return tests
 
@@ -521,6 +507,7 @@ def _generic_test_node(
     settings: Settings,
     templates: Templates,
     project_vars: Mapping[str, Any],
+    env_reads: dict[str, str | None],
     spec: TestSpec,
     target_id: str,
     target_name: str,
@@ -528,7 +515,7 @@ def _generic_test_node(
     name = spec.custom_name or generic_test_name(
         spec.test_name, target_name, spec.column_name, spec.kwargs
     )
-    context = ModelContext(path=spec.yml_path, vars=project_vars, this=None)
+    context = ModelContext(path=spec.yml_path, vars=project_vars, this=None, env_reads=env_reads)
     for value in spec.kwargs.values():
         if isinstance(value, str) and _REF_OR_SOURCE.match(value):
             evaluate_expression(templates, value, context, spec)
@@ -599,12 +586,13 @@ def _parse_singular_tests(
     settings: Settings,
     templates: Templates,
     project_vars: Mapping[str, Any],
+    env_reads: dict[str, str | None],
     files: _Files,
 ) -> list[Node]:
     tests = []
     for path, text in sorted(files.tests.items()):
         name = Path(path).stem
-        context = ModelContext(path=path, vars=project_vars, this=None)
+        context = ModelContext(path=path, vars=project_vars, this=None, env_reads=env_reads)
         templates.render(path, context.namespace())
         folder = settings.folder_config("data_tests", "")
         config = make_config(

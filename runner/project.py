@@ -17,15 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import artifacts, sql_checks
-from runner.compiling import CompiledNode, Compiler, write_compiled
+from runner import parse_cache
 from runner.errors import CompilationError, ProjectError
-from runner.execution import ExecutionOptions, Executor, NodeResult, plan_units
 from runner.graph import Graph
 from runner.nodes import Node
-from runner.parsing import LoadedProject, load_project
-from runner.raw_contract import table_contracts
-from runner.raw_load import LoadReport, describe_report, export_dir_from, load_export
 from runner.reporting import Reporter
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings
@@ -33,6 +28,14 @@ from runner.warehouse import connect, ensure_schemas, exclusive_lock, existing_r
 
 if TYPE_CHECKING:
     import duckdb
+
+    from runner.compiling import CompiledNode, Compiler
+    from runner.execution import NodeResult
+    from runner.loaded import LoadedProject
+    from runner.raw_load import LoadReport
+
+# Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
+# that use them, so that `kpi ls` starts fast.
 
 FAILED_STATUSES = frozenset({"error", "fail"})
 
@@ -99,7 +102,14 @@ class Project:
     ) -> Project:
         """Parse the project; `raw_dir` overrides where `build` loads raw data from."""
         settings = load_settings(Path(project_dir), warehouse)
-        return cls(load_project(settings, vars), reporter, raw_dir)
+        cli_vars = dict(vars or {})
+        loaded = parse_cache.load(settings, cli_vars)
+        if loaded is None:
+            from runner.parsing import load_project
+
+            loaded = load_project(settings, cli_vars)
+            parse_cache.save(settings, cli_vars, loaded, loaded.env_reads)
+        return cls(loaded, reporter, raw_dir)
 
     @property
     def settings(self) -> Settings:
@@ -149,6 +159,8 @@ class Project:
         """Render the selected nodes to `target/compiled/` and check their SQL."""
         import duckdb
 
+        from runner.compiling import Compiler
+
         nodes = self.select(select, exclude)
         existing: frozenset[tuple[str, str]] = frozenset()
         if self.settings.warehouse.exists():
@@ -165,6 +177,8 @@ class Project:
     def _compile_nodes(
         self, compiler: Compiler, nodes: Sequence[Node]
     ) -> tuple[dict[str, CompiledNode], dict[str, str]]:
+        from runner.compiling import write_compiled
+
         compiled: dict[str, CompiledNode] = {}
         paths: dict[str, str] = {}
         for node in nodes:
@@ -183,6 +197,8 @@ class Project:
         paths: Mapping[str, str],
     ) -> None:
         """DuckDB parses every query; sqlglot lists what each reads."""
+        from runner import sql_checks
+
         for uid, item in compiled.items():
             if item.node.is_seed or item.node.config.materialized == "ephemeral":
                 continue
@@ -212,6 +228,8 @@ class Project:
             cache.save()
 
     def write_manifest(self, compiled_paths: Mapping[str, str] | None = None) -> None:
+        from runner import artifacts
+
         artifacts.write_json(
             self.settings.target_path / "manifest.json",
             artifacts.manifest(self.loaded, compiled_paths),
@@ -222,6 +240,8 @@ class Project:
     @property
     def raw_dir(self) -> Path | None:
         """`raw_dir` given to `load`, else `KPI_RAW_DIR`, else `[tool.kpi] raw_dir`."""
+        from runner.raw_load import export_dir_from
+
         return export_dir_from(
             self.raw_dir_override, self.settings.raw_dir, self.settings.project_dir
         )
@@ -245,6 +265,9 @@ class Project:
         on_bad_rows: str,
         full_refresh: bool,
     ) -> LoadReport:
+        from runner.raw_contract import table_contracts
+        from runner.raw_load import LoadReport, describe_report, load_export
+
         contracts = table_contracts(self.loaded.sources)
         export_dir = Path(raw_dir) if raw_dir else self.raw_dir
         if not contracts:
@@ -297,6 +320,10 @@ class Project:
                 con.close()
 
     def _execute(self, command: str, options: RunOptions) -> RunResult:
+        from runner import artifacts
+        from runner.compiling import Compiler
+        from runner.execution import ExecutionOptions, Executor, plan_units
+
         started = time.perf_counter()
         nodes = self.select(options.select, options.exclude)
         selected = {n.unique_id for n in nodes}

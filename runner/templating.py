@@ -240,6 +240,7 @@ class ModelContext:
     sources: list[tuple[str, str, int | None]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    env_reads: dict[str, str | None] = field(default_factory=dict)
 
     def namespace(self) -> dict[str, Any]:
         return {
@@ -293,6 +294,7 @@ class ModelContext:
         )
 
     def env_var(self, name: str, *default: Any) -> Any:
+        self.env_reads[name] = os.environ.get(name)
         if name in os.environ:
             return os.environ[name]
         if default:

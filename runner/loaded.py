@@ -1,0 +1,66 @@
+"""`LoadedProject`: the value that parsing returns and every command reads.
+
+It is plain data (settings, nodes, sources, vars and the text of every
+template), so it can be cached between runs; its Jinja environment is built
+only when something is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import ProjectError
+from runner.nodes import Node, SourceTable
+from runner.settings import Settings
+
+if TYPE_CHECKING:
+    from runner.templating import Target, Templates
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedProject:
+    """A parsed project: everything needed to select, compile and run it."""
+
+    settings: Settings
+    nodes: Mapping[str, Node]
+    sources: Mapping[str, SourceTable]
+    vars: Mapping[str, Any]
+    template_sources: Mapping[str, str] = field(default_factory=dict)
+    macro_sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    env_reads: Mapping[str, str | None] = field(default_factory=dict)
+
+    @cached_property
+    def templates(self) -> Templates:
+        """The project's Jinja environment (built on first use)."""
+        from runner.templating import Templates
+
+        return Templates(
+            self.template_sources,
+            self.macro_sources,
+            cache_dir=self.settings.target_path / "jinja_cache",
+        )
+
+    def node_by_name(self, name: str, resource_types: Iterable[str] = ("model", "seed")) -> Node:
+        types = set(resource_types)
+        for node in self.nodes.values():
+            if node.name == name and node.resource_type in types:
+                return node
+        raise ProjectError(f"no {' or '.join(sorted(types))} named '{name}'.")
+
+    @property
+    def target(self) -> Target:
+        from runner.templating import Target
+
+        return Target(path=str(self.settings.warehouse), threads=self.settings.threads)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("templates", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
