@@ -405,6 +405,13 @@ def ls_command(
 @click.option("--inline", help="A query to run instead of a model (Jinja and ref() work).")
 @click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Wait up to SECONDS for a running build to finish.",
+)
+@click.option(
     "--output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 @handle_errors
@@ -416,6 +423,7 @@ def show_command(
     model: str | None,
     inline: str | None,
     limit: int,
+    wait_seconds: float,
     output: str,
 ) -> None:
     """Print the first rows of a model or query on stdout (read-only).
@@ -428,7 +436,7 @@ def show_command(
     from runner.reporting import format_rows
 
     project = _load(project_dir, warehouse, vars_)
-    columns, rows = project.show(model, inline, limit)
+    columns, rows = project.show(model, inline, limit, wait_seconds)
     if output == "json":
         click.echo(
             json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1)

@@ -48,6 +48,7 @@ class RunResult:
     results: list[NodeResult] = field(default_factory=list)
     elapsed: float = 0.0
     summary: str = ""
+    stale: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -334,8 +335,11 @@ class Project:
             )
         with self.writing(f"kpi {command}", options.wait_seconds) as con:
             if command == "build" and options.load:
-                self._load_raw(con, None, options.on_bad_rows, options.full_refresh)
-            existing = _tables(con)
+                # --full-refresh rebuilds models; reloading unchanged raw files
+                # is `kpi load --full-refresh`.
+                self._load_raw(con, None, options.on_bad_rows, False)
+            relations = existing_relations(con)
+            existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
             compiler = Compiler(self.loaded, existing, options.full_refresh)
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
@@ -369,6 +373,12 @@ class Project:
         elapsed = time.perf_counter() - started
         for block in executor.failure_blocks:
             self.reporter.block("\n" + block)
+        stale = _stale(results, relations)
+        if stale:
+            self.reporter.warning(
+                "these relations were not rebuilt and keep their previous version, now "
+                "stale: " + ", ".join(stale)
+            )
         summary = self.reporter.summary(elapsed)
         order = {uid: i for i, uid in enumerate(n.unique_id for n in nodes)}
         results.sort(key=lambda r: order.get(r.unique_id, len(order)))
@@ -379,7 +389,7 @@ class Project:
             ),
         )
         self.write_manifest(paths)
-        return RunResult(command, results, elapsed, summary)
+        return RunResult(command, results, elapsed, summary, stale)
 
     def _threads(self, options: RunOptions) -> int:
         return options.threads or self.settings.threads
@@ -387,7 +397,11 @@ class Project:
     # -- reading --------------------------------------------------------------
 
     def show(
-        self, model: str | None = None, inline: str | None = None, limit: int = 5
+        self,
+        model: str | None = None,
+        inline: str | None = None,
+        limit: int = 5,
+        wait_seconds: float = 0.0,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Columns and first rows of a model or of an inline query (read-only)."""
         if (model is None) == (inline is None):
@@ -398,7 +412,10 @@ class Project:
         else:
             sql = self._render_inline(inline or "")
         con = connect(
-            self.settings.warehouse, read_only=True, settings=self.settings.duckdb_settings
+            self.settings.warehouse,
+            read_only=True,
+            settings=self.settings.duckdb_settings,
+            wait_seconds=wait_seconds,
         )
         try:
             import duckdb
@@ -450,6 +467,17 @@ class Project:
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
     return frozenset(k for k, kind in existing_relations(con).items() if kind == "BASE TABLE")
+
+
+def _stale(results: Sequence[NodeResult], relations: Mapping[tuple[str, str], str]) -> list[str]:
+    """Relations that failed or were skipped but exist from an earlier build."""
+    stale = []
+    for result in results:
+        if result.relation and result.status in ("error", "skipped"):
+            schema, _, name = result.relation.partition(".")
+            if (schema.lower(), name.lower()) in relations:
+                stale.append(result.relation)
+    return sorted(stale)
 
 
 def _relative(path: Path, root: Path) -> str:

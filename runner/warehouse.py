@@ -93,8 +93,26 @@ def connect(
     *,
     read_only: bool = False,
     settings: Mapping[str, Any] | None = None,
+    wait_seconds: float = 0.0,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file with the project's DuckDB settings."""
+    """Open the warehouse file with the project's DuckDB settings.
+
+    While another process writes the file, DuckDB refuses to open it, even to
+    read; `wait_seconds` waits that long for the writer to finish.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return _connect_once(warehouse, read_only, settings)
+        except LockError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _connect_once(
+    warehouse: Path, read_only: bool, settings: Mapping[str, Any] | None
+) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     if read_only and not warehouse.exists():
@@ -115,7 +133,8 @@ def connect(
             raise LockError(
                 f"the warehouse is in use by {describe_holder(warehouse)}.",
                 path=warehouse,
-                hint="DuckDB lets one process write a file at a time; retry when it is done.",
+                hint="While a build writes the file, DuckDB lets no other process open it; "
+                "retry when it is done, or pass --wait SECONDS.",
             ) from exc
         raise WarehouseError(f"cannot open the warehouse: {text}", path=warehouse) from exc
     except (duckdb.Error, OSError) as exc:
