@@ -12,14 +12,38 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from runner.project import Project, RunResult
+    from runner.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ProjectArgs:
+    """The options every command shares."""
+
+    project_dir: str
+    warehouse: str | None
+    vars: dict[str, Any]
+    target_path: str | None
+    debug: bool
+
+    def load(self, raw_dir: str | None = None) -> Project:
+        from runner.project import Project
+
+        return Project.load(
+            self.project_dir,
+            warehouse=self.warehouse,
+            vars=self.vars,
+            raw_dir=raw_dir,
+            target_path=self.target_path,
+        )
 
 
 def _parse_vars(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
@@ -38,92 +62,30 @@ def _parse_vars(ctx: click.Context, param: click.Parameter, value: str | None) -
     return parsed
 
 
-def project_options(func: F) -> F:
-    """--project-dir, --warehouse, --vars and --debug, shared by every command."""
-    decorators = [
-        click.option(
-            "--project-dir",
-            type=click.Path(file_okay=False),
-            default=".",
-            show_default=True,
-            help="The project folder (holds pyproject.toml).",
-        ),
-        click.option(
-            "--warehouse",
-            envvar="KPI_WAREHOUSE",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="DuckDB file to build into [env KPI_WAREHOUSE; default from [tool.kpi]].",
-        ),
-        click.option(
-            "--vars",
-            "vars_",
-            callback=_parse_vars,
-            default=None,
-            help="Project vars as YAML, e.g. '{start_month: 2025-01-01}'.",
-        ),
-        click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
-    ]
+def _apply(func: F, decorators: list[Callable[[F], F]]) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
 
-def select_options(func: F) -> F:
-    decorators = [
-        click.option(
-            "-s",
-            "--select",
-            multiple=True,
-            help="Nodes to include (dbt syntax: name, +name, tag:x, path:...).",
-        ),
-        click.option("--exclude", multiple=True, help="Nodes to leave out (same syntax)."),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def run_options(func: F) -> F:
-    decorators = [
-        click.option(
-            "--threads",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Nodes to run at once [default from [tool.kpi] threads].",
-        ),
-        click.option(
-            "--full-refresh",
-            is_flag=True,
-            help="Rebuild incremental models and reload seeds from scratch.",
-        ),
-        click.option("--fail-fast", is_flag=True, help="Stop at the first failure."),
-        click.option(
-            "--store-failures", is_flag=True, help="Keep failing test rows in the audit schema."
-        ),
-        click.option(
-            "--wait",
-            "wait_seconds",
-            type=click.FloatRange(min=0),
-            default=0.0,
-            help="Wait up to SECONDS for another build to finish.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return select_options(func)
-
-
-def handle_errors(func: F) -> F:
-    """Turn runner errors into a one-paragraph message and an exit code."""
+def project_command(func: F) -> F:
+    """Add the shared options, pass them as `args`, and turn errors into a
+    one-paragraph message and an exit code."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(
+        project_dir: str,
+        warehouse: str | None,
+        vars_: dict[str, Any],
+        target_path: str | None,
+        debug: bool,
+        **kwargs: Any,
+    ) -> Any:
         from runner.errors import KpiError
 
-        debug = kwargs.get("debug", False)
+        args = ProjectArgs(project_dir, warehouse, vars_, target_path, debug)
         try:
-            return func(*args, **kwargs)
+            return func(args, **kwargs)
         except KpiError as exc:
             if debug:
                 traceback.print_exc()
@@ -146,19 +108,115 @@ def handle_errors(func: F) -> F:
             )
             sys.exit(1)
 
-    return wrapper  # type: ignore[return-value]
+    return _apply(
+        wrapper,  # type: ignore[arg-type]
+        [
+            click.option(
+                "--project-dir",
+                type=click.Path(file_okay=False),
+                default=".",
+                show_default=True,
+                help="The project folder (holds pyproject.toml).",
+            ),
+            click.option(
+                "--warehouse",
+                envvar="KPI_WAREHOUSE",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="DuckDB file to build into [env KPI_WAREHOUSE; default from [tool.kpi]].",
+            ),
+            click.option(
+                "--vars",
+                "vars_",
+                callback=_parse_vars,
+                default=None,
+                help="Project vars as YAML, e.g. '{start_month: 2025-01-01}'.",
+            ),
+            click.option(
+                "--target-path",
+                envvar="KPI_TARGET_PATH",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Where compiled SQL, artifacts and caches go [env KPI_TARGET_PATH; "
+                "default target/].",
+            ),
+            click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
+        ],
+    )
 
 
-def _load(
-    project_dir: str, warehouse: str | None, vars_: dict[str, Any], raw_dir: str | None = None
-) -> Project:
-    from runner.project import Project
+def select_options(func: F) -> F:
+    return _apply(
+        func,
+        [
+            click.option(
+                "-s",
+                "--select",
+                multiple=True,
+                help="Nodes to include (dbt syntax: name, +name, tag:x, path:...).",
+            ),
+            click.option("--exclude", multiple=True, help="Nodes to leave out (same syntax)."),
+        ],
+    )
 
-    return Project.load(project_dir, warehouse=warehouse, vars=vars_, raw_dir=raw_dir)
+
+def wait_option(func: F) -> F:
+    return click.option(
+        "--wait",
+        "wait_seconds",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        help="Wait up to SECONDS for another build to finish.",
+    )(func)
 
 
-def _finish(result: RunResult) -> None:
-    sys.exit(result.exit_code)
+def run_options(func: F) -> F:
+    return _apply(
+        func,
+        [
+            select_options,
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Nodes to run at once [default from [tool.kpi] threads].",
+            ),
+            click.option(
+                "--full-refresh",
+                is_flag=True,
+                help="Rebuild incremental models and reload seeds from scratch.",
+            ),
+            click.option("--fail-fast", is_flag=True, help="Stop at the first failure."),
+            click.option(
+                "--store-failures", is_flag=True, help="Keep failing test rows in the audit schema."
+            ),
+            wait_option,
+        ],
+    )
+
+
+def raw_options(func: F) -> F:
+    """--raw-dir and --on-bad-rows, for the commands that load raw data."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--raw-dir",
+                envvar="KPI_RAW_DIR",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="The CRM export to load [env KPI_RAW_DIR; default from [tool.kpi] raw_dir].",
+            ),
+            click.option(
+                "--on-bad-rows",
+                type=click.Choice(["fail", "quarantine"]),
+                default="fail",
+                show_default=True,
+                help="fail: reject the load; quarantine: load good rows, keep bad ones "
+                "in raw.rejected_rows.",
+            ),
+        ],
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -168,109 +226,80 @@ def main() -> None:
 
     \b
     Example:
-      kpi build                    # build everything into warehouse.duckdb
+      kpi build                    # load the demo export, build and test everything
       kpi build -s +kpi_win_rate   # one mart and everything it needs
     """
 
 
-def raw_options(func: F) -> F:
-    """--raw-dir and --on-bad-rows, for the commands that load raw data."""
-    decorators = [
-        click.option(
-            "--raw-dir",
-            envvar="KPI_RAW_DIR",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="The CRM export to load [env KPI_RAW_DIR; default from [tool.kpi] raw_dir].",
-        ),
-        click.option(
-            "--on-bad-rows",
-            type=click.Choice(["fail", "quarantine"]),
-            default="fail",
-            show_default=True,
-            help="fail: reject the load; quarantine: load good rows, keep bad ones "
-            "in raw.rejected_rows.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
+    project = args.load(options.pop("raw_dir", None))
+    options["select"] = list(options["select"])
+    options["exclude"] = list(options["exclude"])
+    if "skip_load" in options:
+        options["load"] = not options.pop("skip_load")
+    result = getattr(project, name)(**options)
+    sys.exit(result.exit_code)
 
 
-def _run_command(name: str, doc: str) -> Callable[..., None]:
-    def command(
-        project_dir: str, warehouse: str | None, vars_: dict[str, Any], debug: bool, **options: Any
-    ) -> None:
-        raw_dir = options.pop("raw_dir", None)
-        project = _load(project_dir, warehouse, vars_, raw_dir)
-        options["select"] = list(options["select"])
-        options["exclude"] = list(options["exclude"])
-        if "skip_load" in options:
-            options["load"] = not options.pop("skip_load")
-        _finish(getattr(project, name)(**options))
+@main.command("build")
+@project_command
+@run_options
+@raw_options
+@click.option("--skip-load", is_flag=True, help="Do not load the raw export first.")
+def build_command(args: ProjectArgs, **options: Any) -> None:
+    """Load the raw export, then seed, run and test in dependency order.
 
-    command = handle_errors(command)
-    command = run_options(command)
-    if name == "build":
-        command = click.option(
-            "--skip-load", is_flag=True, help="Do not load the raw export first."
-        )(raw_options(command))
-    command = project_options(command)
+    A model's tests run before it is published: an error-severity failure
+    keeps the previous version and skips what depends on it.
 
-    command.__doc__ = doc
-    command.__name__ = name
-    return command
+    \b
+    Example:
+      kpi build --warehouse /tmp/ci.duckdb --fail-fast
+    """
+    _run("build", args, options)
 
 
-main.command("run")(
-    _run_command(
-        "run",
-        """Build the selected models (views, tables, incremental, ephemeral).
+@main.command("run")
+@project_command
+@run_options
+def run_command(args: ProjectArgs, **options: Any) -> None:
+    """Build the selected models (views, tables, incremental, ephemeral).
 
-        \b
-        Example:
-          kpi run -s staging+ --threads 2
-        """,
-    )
-)
-main.command("seed")(
-    _run_command(
-        "seed",
-        """Load the CSV files in seeds/ into tables (only those that changed).
+    \b
+    Example:
+      kpi run -s staging+ --threads 2
+    """
+    _run("run", args, options)
 
-        \b
-        Example:
-          kpi seed --full-refresh
-        """,
-    )
-)
-main.command("test")(
-    _run_command(
-        "test",
-        """Run the data tests of the selected nodes against the warehouse.
 
-        \b
-        Example:
-          kpi test -s kpi_win_rate --store-failures
-        """,
-    )
-)
-main.command("build")(
-    _run_command(
-        "build",
-        """Seed, run and test in dependency order; a failing test skips what
-        depends on the tested model, and keeps its previous version.
+@main.command("seed")
+@project_command
+@run_options
+def seed_command(args: ProjectArgs, **options: Any) -> None:
+    """Load the CSV files in seeds/ into tables (only those that changed).
 
-        \b
-        Example:
-          kpi build --warehouse /tmp/ci.duckdb --fail-fast
-        """,
-    )
-)
+    \b
+    Example:
+      kpi seed --full-refresh
+    """
+    _run("seed", args, options)
+
+
+@main.command("test")
+@project_command
+@run_options
+def test_command(args: ProjectArgs, **options: Any) -> None:
+    """Run the data tests of the selected nodes against the warehouse.
+
+    \b
+    Example:
+      kpi test -s kpi_win_rate --store-failures
+    """
+    _run("test", args, options)
 
 
 @main.command("load")
-@project_options
+@project_command
 @click.argument("raw_dir", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--on-bad-rows",
@@ -280,13 +309,9 @@ main.command("build")(
     help="fail: reject the load; quarantine: load good rows, keep bad ones in raw.rejected_rows.",
 )
 @click.option("--full-refresh", is_flag=True, help="Reload every table, changed or not.")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0)
-@handle_errors
+@wait_option
 def load_command(
-    project_dir: str,
-    warehouse: str | None,
-    vars_: dict[str, Any],
-    debug: bool,
+    args: ProjectArgs,
     raw_dir: str | None,
     on_bad_rows: str,
     full_refresh: bool,
@@ -302,27 +327,19 @@ def load_command(
     Example:
       kpi load ~/exports/2026-11-27 --on-bad-rows quarantine
     """
-    project = _load(project_dir, warehouse, vars_, raw_dir)
-    project.load_raw(
+    args.load(raw_dir).load_raw(
         raw_dir, on_bad_rows=on_bad_rows, full_refresh=full_refresh, wait_seconds=wait_seconds
     )
 
 
 @main.command("compile")
-@project_options
+@project_command
 @select_options
 @click.option(
     "--full-refresh", is_flag=True, help="Compile as a full refresh (is_incremental() is false)."
 )
-@handle_errors
 def compile_command(
-    project_dir: str,
-    warehouse: str | None,
-    vars_: dict[str, Any],
-    debug: bool,
-    select: tuple[str, ...],
-    exclude: tuple[str, ...],
-    full_refresh: bool,
+    args: ProjectArgs, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
 ) -> None:
     """Render the selected nodes to target/compiled/ and check their SQL.
 
@@ -330,7 +347,7 @@ def compile_command(
     Example:
       kpi compile -s kpi_churn && cat target/compiled/models/marts/kpi_churn.sql
     """
-    project = _load(project_dir, warehouse, vars_)
+    project = args.load()
     compiled = project.compile(list(select), list(exclude), full_refresh=full_refresh)
     click.echo(
         f"Compiled {len(compiled)} node(s) into {project.settings.target_path / 'compiled'}.",
@@ -339,7 +356,7 @@ def compile_command(
 
 
 @main.command("ls")
-@project_options
+@project_command
 @select_options
 @click.option(
     "--resource-type",
@@ -354,12 +371,8 @@ def compile_command(
     default="selector",
     show_default=True,
 )
-@handle_errors
 def ls_command(
-    project_dir: str,
-    warehouse: str | None,
-    vars_: dict[str, Any],
-    debug: bool,
+    args: ProjectArgs,
     select: tuple[str, ...],
     exclude: tuple[str, ...],
     resource_types: tuple[str, ...],
@@ -371,24 +384,21 @@ def ls_command(
     Example:
       kpi ls -s tag:kpi --output json
     """
-    project = _load(project_dir, warehouse, vars_)
+    project = args.load()
     nodes = project.ls(list(select), list(exclude), list(resource_types) or None)
     lines = []
     for node in nodes:
         if output == "json":
-            lines.append(
-                json.dumps(
-                    {
-                        "name": node.name,
-                        "resource_type": node.resource_type,
-                        "unique_id": node.unique_id,
-                        "original_file_path": node.path,
-                        "depends_on": list(node.depends_on),
-                        "config": node.config.as_dict(),
-                        "tags": list(node.config.tags),
-                    }
-                )
-            )
+            document = {
+                "name": node.name,
+                "resource_type": node.resource_type,
+                "unique_id": node.unique_id,
+                "original_file_path": node.path,
+                "depends_on": list(node.depends_on),
+                "config": node.config.as_dict(),
+                "tags": list(node.config.tags),
+            }
+            lines.append(json.dumps(document))
         elif output == "name":
             lines.append(node.name)
         elif output == "path":
@@ -400,26 +410,16 @@ def ls_command(
 
 
 @main.command("show")
-@project_options
+@project_command
 @click.argument("model", required=False)
 @click.option("--inline", help="A query to run instead of a model (Jinja and ref() work).")
 @click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Wait up to SECONDS for a running build to finish.",
-)
+@wait_option
 @click.option(
     "--output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
-@handle_errors
 def show_command(
-    project_dir: str,
-    warehouse: str | None,
-    vars_: dict[str, Any],
-    debug: bool,
+    args: ProjectArgs,
     model: str | None,
     inline: str | None,
     limit: int,
@@ -435,12 +435,10 @@ def show_command(
     """
     from runner.reporting import format_rows
 
-    project = _load(project_dir, warehouse, vars_)
-    columns, rows = project.show(model, inline, limit, wait_seconds)
+    columns, rows = args.load().show(model, inline, limit, wait_seconds)
     if output == "json":
-        click.echo(
-            json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1)
-        )
+        records = [dict(zip(columns, r, strict=True)) for r in rows]
+        click.echo(json.dumps(records, default=str, indent=1))
     elif output == "csv":
         import csv
 
@@ -452,27 +450,20 @@ def show_command(
 
 
 @main.command("clean")
-@project_options
-@handle_errors
-def clean_command(
-    project_dir: str, warehouse: str | None, vars_: dict[str, Any], debug: bool
-) -> None:
+@project_command
+def clean_command(args: ProjectArgs) -> None:
     """Delete target/ (compiled SQL, artifacts, caches); the warehouse stays.
 
     \b
     Example:
       kpi clean
     """
+    from runner.project import clean_target
     from runner.settings import load_settings
 
-    settings = load_settings(__import__("pathlib").Path(project_dir), warehouse)
-    import shutil
-
-    if settings.target_path.exists():
-        shutil.rmtree(settings.target_path)
-        click.echo(f"Removed {settings.target_path}.", err=True)
-    else:
-        click.echo("Nothing to clean.", err=True)
+    settings = load_settings(Path(args.project_dir), args.warehouse, args.target_path)
+    removed = clean_target(settings)
+    click.echo(f"Removed {removed}." if removed else "Nothing to clean.", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

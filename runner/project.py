@@ -100,9 +100,11 @@ class Project:
         vars: Mapping[str, Any] | None = None,
         raw_dir: str | Path | None = None,
         reporter: Reporter | None = None,
+        target_path: str | Path | None = None,
     ) -> Project:
-        """Parse the project; `raw_dir` overrides where `build` loads raw data from."""
-        settings = load_settings(Path(project_dir), warehouse)
+        """Parse the project; `raw_dir` overrides where `build` loads raw data from,
+        `target_path` where compiled SQL, artifacts and caches go."""
+        settings = load_settings(Path(project_dir), warehouse, target_path)
         cli_vars = dict(vars or {})
         loaded = parse_cache.load(settings, cli_vars)
         if loaded is None:
@@ -455,14 +457,14 @@ class Project:
         )
         return templates.render("<inline>", context.namespace())
 
-    def clean(self) -> list[Path]:
-        """Remove `target/` (compiled SQL, artifacts, caches)."""
-        removed = []
-        target = self.settings.target_path
-        if target.exists():
-            shutil.rmtree(target)
-            removed.append(target)
-        return removed
+
+def clean_target(settings: Settings) -> Path | None:
+    """Remove the target folder (compiled SQL, artifacts, caches); the warehouse stays."""
+    target = settings.target_path
+    if not target.exists():
+        return None
+    shutil.rmtree(target)
+    return target
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,13 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def load_settings(project_dir: Path, warehouse: str | Path | None = None) -> Settings:
-    """Read `pyproject.toml` in `project_dir`; `warehouse` overrides its path.
+def load_settings(
+    project_dir: Path,
+    warehouse: str | Path | None = None,
+    target_path: str | Path | None = None,
+) -> Settings:
+    """Read `pyproject.toml` in `project_dir`; `warehouse` overrides its path,
+    `target_path` (or `KPI_TARGET_PATH`) where compiled SQL and artifacts go.
 
     The warehouse path is, in order: the argument, `KPI_WAREHOUSE`,
     `[tool.kpi] warehouse`, `warehouse.duckdb`; relative paths are relative to
@@ -129,7 +134,14 @@ def load_settings(project_dir: Path, warehouse: str | Path | None = None) -> Set
             path=pyproject,
             hint="Add an empty [tool.kpi] table to make this folder a project.",
         )
-    return _settings_from_table(project_dir, document, table, warehouse)
+    settings = _settings_from_table(project_dir, document, table, warehouse)
+    target = target_path or os.environ.get("KPI_TARGET_PATH")
+    if target:
+        target = Path(target)
+        settings = replace(
+            settings, target_path=target if target.is_absolute() else Path.cwd() / target
+        )
+    return settings
 
 
 def _settings_from_table(
