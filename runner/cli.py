@@ -108,7 +108,7 @@ def project_command(func: F) -> F:
             )
             sys.exit(1)
 
-    return _apply(
+    return _apply(  # type: ignore[return-value]
         wrapper,  # type: ignore[arg-type]
         [
             click.option(

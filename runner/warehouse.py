@@ -123,7 +123,9 @@ def _connect_once(
         )
     try:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
-        config = {k: str(v) for k, v in (settings or {}).items()}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            k: str(v) for k, v in (settings or {}).items()
+        }
         con = duckdb.connect(str(warehouse), read_only=read_only, config=config)
         use_utc(con)
         return con
