@@ -140,6 +140,8 @@ class Compiler:
     def _compile_template(self, node: Node, ref_overrides: Mapping[str, str]) -> CompiledNode:
         context, ctes, reads = self._context(node, node.path, ref_overrides)
         sql = self.project.templates.render(node.path, context.namespace())
+        if context.this is not None:
+            reads.append(context.this)  # `{{ this }}` is declared: the model itself
         if node.config.materialized == "ephemeral":
             ctes = [*ctes, (EPHEMERAL_PREFIX + node.name, sql)]
             return CompiledNode(node, sql, reads=tuple(reads), ctes=tuple(ctes))

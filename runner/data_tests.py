@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import duckdb
 
 SAMPLE_ROWS = 5
-_CONDITION = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(\d+)\s*$")
+THRESHOLD = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(\d+)\s*$")
 _OPERATORS: dict[str, Callable[[int, int], bool]] = {
     "==": operator.eq,
     "=": operator.eq,
@@ -47,13 +47,15 @@ class TestOutcome:
 
     @property
     def blocks(self) -> bool:
-        """Whether this outcome stops the tested model from being published."""
+        """Whether this outcome stops the tested model from being published (and
+        its descendants from running): an error-severity failure (`judge` gives
+        warn-severity tests `warn`, never `fail`), or a test that could not run."""
         return self.status in ("fail", "error")
 
 
 def condition(text: str, path: str | None = None) -> Callable[[int], bool]:
     """`"> 10"` -> a predicate on the failure count."""
-    match = _CONDITION.match(text)
+    match = THRESHOLD.match(text)
     if not match:
         raise ProjectError(
             f"cannot read the threshold {text!r}; write it as '!= 0', '> 10', ...",

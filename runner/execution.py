@@ -10,6 +10,8 @@ a version that passed its tests (write, audit, publish).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -172,6 +174,7 @@ class Executor:
         self._units = units
         if any(u.node.is_seed for u in units.values()):
             self._ensure_seed_state()
+        self._ensure_audit_schemas(units)
         try:
             run_graph(
                 parents,
@@ -208,6 +211,18 @@ class Executor:
             "(relation varchar primary key, checksum varchar, loaded_at timestamp)"
         )
 
+    def _ensure_audit_schemas(self, units: Mapping[str, Unit]) -> None:
+        """Create the schemas that stored failures go to, before any transaction
+        starts: two transactions that both create one schema conflict."""
+        schemas = {
+            test.config.schema
+            for unit in units.values()
+            for test in [unit.node, *unit.tests]
+            if test.is_test and self._wants_store(test)
+        }
+        for schema in sorted(schemas):
+            self.con.execute(f"create schema if not exists {quote_identifier(schema)}")
+
     # -- running ----------------------------------------------------------
 
     def _run_unit(self, key: str) -> bool:
@@ -219,10 +234,24 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the pool
             import traceback
 
-            self._record(unit.node, "error", f"internal error: {exc!r}", 0.0, time.time())
-            self.reporter.node_lines([("error", "ERROR", unit.node.name, "ERROR")])
+            self._abandon_transaction()
+            wall = time.time()
+            self._record(unit.node, "error", f"internal error: {exc!r}", 0.0, wall)
+            lines = [("error", "ERROR", unit.node.name, "ERROR")]
+            for test in unit.tests:
+                self._record(test, "skipped", f"{unit.node.name} failed", 0.0, wall)
+                lines.append(self._skip_line(test))
+            self.reporter.node_lines(lines)
             self._failure_block(unit.node, "internal error:\n" + traceback.format_exc())
             return False
+
+    def _abandon_transaction(self) -> None:
+        """Roll back whatever this thread's cursor left open, so that the next
+        unit on it can begin its own transaction."""
+        import duckdb
+
+        with contextlib.suppress(duckdb.Error):
+            self._cursor().execute("rollback")
 
     def _run_relation(self, unit: Unit) -> bool:
         import duckdb
@@ -232,6 +261,7 @@ class Executor:
         cur = self._cursor()
         wall, start = time.time(), time.perf_counter()
         outcomes: list[tuple[Node, TestOutcome, float]] = []
+        exported: list[tuple[Node, Path]] = []
         try:
             cur.execute("begin transaction")
             verb, rows = self._materialize(cur, compiled)
@@ -241,19 +271,20 @@ class Executor:
                     cur, self.compiled[test.unique_id].sql, test.config, test.path
                 )
                 outcomes.append((test, outcome, time.perf_counter() - t0))
-            blocking = [t for t, o, _ in outcomes if o.blocks and t.config.severity == "error"]
-            stored = self._store_failures(cur, outcomes, published=not blocking)
-            if blocking:
-                cur.execute("rollback")
-                self._import_failures(cur, stored)
-            else:
-                cur.execute("commit")
+                if outcome.status == "error":
+                    # DuckDB aborts the transaction on a failed statement: nothing
+                    # more runs in it and it can only roll back.
+                    break
+                exported += self._export_failures(cur, test)
+            # a failed error-severity test, or a test that could not run at all
+            blocking = [t for t, o, _ in outcomes if o.blocks]
+            cur.execute("rollback" if blocking else "commit")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("rollback")
             seconds = time.perf_counter() - start
             self._record(node, "error", _first_line(exc), seconds, wall)
-            lines = [
+            error_lines = [
                 (
                     "error",
                     "ERROR",
@@ -261,18 +292,19 @@ class Executor:
                     f"ERROR in {seconds:.2f}s",
                 )
             ]
-            lines += [self._skip_line(t) for t in unit.tests]
+            error_lines += [self._skip_line(t) for t in unit.tests]
             for test in unit.tests:
                 self._record(test, "skipped", f"{node.name} failed", 0.0, wall)
-            self.reporter.node_lines(lines)
+            self.reporter.node_lines(error_lines)
             self._failure_block(node, str(exc).strip())
             return False
+        self._import_failures(cur, exported)
         seconds = time.perf_counter() - start
         lines: list[tuple[str, str, str, str]] = []
         if blocking:
             names = ", ".join(t.name for t in blocking)
             message = (
-                f"not published: error-severity test failed ({names}); the previous version is kept"
+                f"not published: a blocking test failed ({names}); the previous version is kept"
             )
             self._record(node, "error", message, seconds, wall, rows)
             lines.append(
@@ -293,6 +325,10 @@ class Executor:
             lines.append(("pass", "OK", f"{verb} {node.relation.display}", detail))
         for test, outcome, test_seconds in outcomes:
             lines.append(self._test_line(test, outcome, test_seconds, wall))
+        for test in unit.tests[len(outcomes) :]:
+            reason = f"not run: {outcomes[-1][0].name} errored and aborted the transaction"
+            self._record(test, "skipped", reason, 0.0, wall)
+            lines.append(self._skip_line(test))
         self.reporter.node_lines(lines)
         return not blocking
 
@@ -327,7 +363,7 @@ class Executor:
                 "where table_schema = ? and table_name = ?",
                 [relation.schema, relation.identifier],
             ).fetchone()
-            if row and row[0] == node.checksum and exists and exists[0]:
+            if row and row[0] == _seed_checksum(node) and exists and exists[0]:
                 return "unchanged seed", None
         rows = materializations.load_csv_table(
             cur, relation, self.project_dir / node.path, node.config.column_types
@@ -335,7 +371,7 @@ class Executor:
         cur.execute(f"delete from {SEED_STATE} where relation = ?", [relation.display])
         cur.execute(
             f"insert into {SEED_STATE} values (?, ?, now()::timestamp)",
-            [relation.display, node.checksum],
+            [relation.display, _seed_checksum(node)],
         )
         return "loaded seed", rows
 
@@ -345,16 +381,20 @@ class Executor:
         outcome = data_tests.run_test(
             cur, self.compiled[test.unique_id].sql, test.config, test.path
         )
-        if self._wants_store(test):
+        if self._wants_store(test) and outcome.status != "error":
             import duckdb
 
-            with contextlib.suppress(duckdb.Error):
+            try:
                 data_tests.store_failures(
                     cur, self._audit_relation(test), self.compiled[test.unique_id].sql
                 )
+            except duckdb.Error as exc:
+                self.reporter.warning(
+                    f"the failing rows of {test.name} were not stored: {_first_line(exc)}"
+                )
         seconds = time.perf_counter() - start
         self.reporter.node_lines([self._test_line(test, outcome, seconds, wall)])
-        return not (outcome.blocks and test.config.severity == "error")
+        return not outcome.blocks
 
     def _wants_store(self, test: Node) -> bool:
         return self.options.store_failures or test.config.store_failures
@@ -362,33 +402,30 @@ class Executor:
     def _audit_relation(self, test: Node) -> Relation:
         return Relation(test.config.schema, test.name)
 
-    def _store_failures(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        outcomes: list[tuple[Node, TestOutcome, float]],
-        published: bool,
+    def _export_failures(
+        self, cur: duckdb.DuckDBPyConnection, test: Node
     ) -> list[tuple[Node, Path]]:
-        """Store failing rows; when the unit will roll back, export them first."""
-        exported: list[tuple[Node, Path]] = []
-        for test, outcome, _ in outcomes:
-            if not self._wants_store(test) or outcome.status == "error":
-                continue
-            sql = self.compiled[test.unique_id].sql
-            if published:
-                cur.execute(f"create schema if not exists {quote_identifier(test.config.schema)}")
-                data_tests.store_failures(cur, self._audit_relation(test), sql)
-            else:
-                file = self.options.failures_dir / f"{test.name}.parquet"
-                data_tests.export_failures(cur, sql, file)
-                exported.append((test, file))
-        return exported
+        """Copy a test's failing rows out of the unit's transaction (to Parquet), so
+        that they are kept whether the unit commits or rolls back."""
+        if not self._wants_store(test):
+            return []
+        file = self.options.failures_dir / f"{test.name}.parquet"
+        data_tests.export_failures(cur, self.compiled[test.unique_id].sql, file)
+        return [(test, file)]
 
     def _import_failures(
         self, cur: duckdb.DuckDBPyConnection, exported: list[tuple[Node, Path]]
     ) -> None:
+        """Load exported failing rows into the audit schema, after the transaction."""
+        import duckdb
+
         for test, file in exported:
-            cur.execute(f"create schema if not exists {quote_identifier(test.config.schema)}")
-            data_tests.import_failures(cur, self._audit_relation(test), file)
+            try:
+                data_tests.import_failures(cur, self._audit_relation(test), file)
+            except duckdb.Error as exc:
+                self.reporter.warning(
+                    f"the failing rows of {test.name} were not stored: {_first_line(exc)}"
+                )
 
     # -- reporting ----------------------------------------------------------
 
@@ -471,6 +508,14 @@ class Executor:
         )
         with self._lock:
             self.results[node.unique_id] = result
+
+
+def _seed_checksum(node: Node) -> str:
+    """What decides whether a seed is reloaded: its CSV file and its column types."""
+    if not node.config.column_types:
+        return node.checksum
+    types = json.dumps(sorted(node.config.column_types.items()))
+    return hashlib.sha256(f"{node.checksum}\n{types}".encode()).hexdigest()
 
 
 def _kind(node: Node) -> str:

@@ -22,11 +22,32 @@ def strip_statement(sql: str) -> str:
     return sql.rstrip().rstrip(";").rstrip()
 
 
+def existing_kind(cur: duckdb.DuckDBPyConnection, relation: Relation) -> str | None:
+    """'BASE TABLE', 'VIEW' or None: what `relation` is now (as this transaction sees it)."""
+    row = cur.execute(
+        "select table_type from information_schema.tables "
+        "where lower(table_schema) = lower(?) and lower(table_name) = lower(?)",
+        [relation.schema, relation.identifier],
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def drop_other_kind(cur: duckdb.DuckDBPyConnection, relation: Relation, kind: str) -> None:
+    """Drop `relation` when it exists as the other kind (a view that becomes a table,
+    or the reverse): DuckDB's `create or replace` only replaces the same kind."""
+    existing = existing_kind(cur, relation)
+    if existing is None or existing == kind:
+        return
+    cur.execute(f"drop {'view' if existing == 'VIEW' else 'table'} {relation}")
+
+
 def build_view(cur: duckdb.DuckDBPyConnection, relation: Relation, sql: str) -> None:
+    drop_other_kind(cur, relation, "VIEW")
     cur.execute(f"create or replace view {relation} as\n{strip_statement(sql)}\n")
 
 
 def build_table(cur: duckdb.DuckDBPyConnection, relation: Relation, sql: str) -> int:
+    drop_other_kind(cur, relation, "BASE TABLE")
     row = cur.execute(f"create or replace table {relation} as\n{strip_statement(sql)}\n").fetchone()
     return int(row[0]) if row else 0
 

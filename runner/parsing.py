@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner import graph
+from runner.data_tests import THRESHOLD
 from runner.errors import CompilationError, DependencyError, ProjectError
 from runner.loaded import LoadedProject
 from runner.nodes import (
@@ -50,9 +51,9 @@ class _Files:
 
 @dataclass
 class _Properties:
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     model_files: dict[str, str] = field(default_factory=dict)
-    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     sources: dict[str, SourceTable] = field(default_factory=dict)
 
 
@@ -362,6 +363,14 @@ def make_config(
         "incremental_strategy", config.incremental_strategy, INCREMENTAL_STRATEGIES, path, line
     )
     _check_choice("severity", config.severity, SEVERITIES, path, line)
+    for key in ("warn_if", "error_if"):
+        if not THRESHOLD.match(getattr(config, key)):
+            raise ProjectError(
+                f"{key} {getattr(config, key)!r} is not a threshold.",
+                path=path,
+                line=line,
+                hint="Write it as a comparison with a number: '!= 0', '> 10', '>= 5'.",
+            )
     needs_key = config.materialized == "incremental"
     if needs_key and config.incremental_strategy == "delete+insert" and not config.unique_key:
         raise ProjectError(
@@ -527,7 +536,10 @@ def _generic_test_node(
         path=spec.yml_path,
         line=spec.yml_line,
     )
-    refs = _located_refs(context)
+    # a ref in a test argument is located at the test's line of the yml
+    refs = tuple(
+        r + str(spec.yml_line or "") if r.endswith("@") else r for r in _located_refs(context)
+    )
     return Node(
         unique_id=f"test.{settings.name}.{name}",
         resource_type="test",

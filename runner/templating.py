@@ -47,6 +47,35 @@ def _do_return(value: Any) -> None:
     raise MacroReturn(value)
 
 
+class _ReturningMacro(jinja2.runtime.Macro):
+    """A macro that ends at `{{ return(value) }}` and hands back `value`.
+
+    Every macro a template defines is one of these, so a macro that calls a
+    sibling from its own file gets the sibling's return value, instead of the
+    sibling's `return` ending the caller too.
+    """
+
+    def _invoke(self, arguments: list[Any], autoescape: bool) -> Any:
+        try:
+            return super()._invoke(arguments, autoescape)
+        except MacroReturn as exc:
+            return exc.value
+
+
+class _Template(jinja2.Template):
+    """A template whose `{% macro %}` definitions build `_ReturningMacro`s."""
+
+    @classmethod
+    def _from_namespace(
+        cls,
+        environment: jinja2.Environment,
+        namespace: Any,
+        globals: Any,
+    ) -> Any:
+        namespace["Macro"] = _ReturningMacro
+        return super()._from_namespace(environment, namespace, globals)
+
+
 def translate_test_blocks(source: str) -> str:
     """Turn dbt's `{% test name(...) %}` blocks into `test_name` macros."""
     source = _TEST_BLOCK.sub(lambda m: f"{{%{m.group(1)} macro test_{m.group(2)}(", source)
@@ -96,6 +125,7 @@ class Templates:
             autoescape=False,
             bytecode_cache=_bytecode_cache(cache_dir),
         )
+        self.env.template_class = _Template
         self.macro_names: dict[str, str] = {}
         for name in self.macro_files:
             for macro in self._parse(name).find_all(jinja2.nodes.Macro):
@@ -144,18 +174,7 @@ class Templates:
             for attr in dir(module):
                 value = getattr(module, attr)
                 if isinstance(value, jinja2.runtime.Macro):
-                    namespace[attr] = _returning(value)
-
-
-def _returning(macro: jinja2.runtime.Macro) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return macro(*args, **kwargs)
-        except MacroReturn as exc:
-            return exc.value
-
-    call.__name__ = macro.name
-    return call
+                    namespace[attr] = value  # a _ReturningMacro: handles return()
 
 
 def _bytecode_cache(cache_dir: Path | None) -> jinja2.BytecodeCache | None:
@@ -177,15 +196,20 @@ def _compilation_error(exc: BaseException, name: str) -> CompilationError:
             line=exc.lineno,
         )
     path, line = name, None
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
         if frame.filename == name or not frame.filename.endswith(".py"):
             path, line = frame.filename, frame.lineno
             break
+    called_from = ""
+    if path != name:
+        caller = next((f for f in frames if f.filename == name), None)
+        called_from = f" (called from {name}:{caller.lineno})" if caller else f" (rendering {name})"
     if isinstance(exc, jinja2.UndefinedError):
-        message = f"{exc.message}."
+        message = f"{exc.message}{called_from}."
         hint = "Define it (a macro in macros/, a var in [tool.kpi.vars]) or fix the spelling."
         return CompilationError(message, path=path, line=line, hint=hint)
-    return CompilationError(f"{type(exc).__name__}: {exc}", path=path, line=line)
+    return CompilationError(f"{type(exc).__name__}: {exc}{called_from}", path=path, line=line)
 
 
 def call_site_line(template_name: str) -> int | None:

@@ -1,0 +1,121 @@
+"""Shared fixtures: a tmp-path project builder, a loader that captures the
+runner's output, and a read-only look into the warehouse a test built.
+
+    def test_x(make_project, load, query, output):
+        root = make_project({"models/a.sql": "select 1 as id"})
+        project = load(root)
+        assert project.run().exit_code == 0
+        assert query(root, "select id from a") == [(1,)]
+        assert "1 of 1 OK created view main.a" in output(project)
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from runner.project import Project
+from runner.reporting import Reporter
+
+DEFAULT_PYPROJECT = "[tool.kpi]\nthreads = 1\n"
+
+MakeProject = Callable[..., Path]
+Load = Callable[..., Project]
+Query = Callable[[Path, str], list[tuple[Any, ...]]]
+
+
+def write_files(root: Path, files: Mapping[str, str]) -> None:
+    """Write `files` (project-relative path -> text, dedented) below `root`."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def captured(project: Project) -> str:
+    stream = project.reporter.stream
+    assert isinstance(stream, io.StringIO)
+    return stream.getvalue()
+
+
+def warehouse_of(root: Path) -> Path:
+    return root / "w.duckdb"
+
+
+RUNNER_ENV = ("KPI_WAREHOUSE", "KPI_RAW_DIR", "KPI_TARGET_PATH")
+
+
+@pytest.fixture
+def runner_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the environment variables that move the warehouse, raw data or
+    target folder, so that a developer's shell does not leak into a test."""
+    for name in RUNNER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, runner_env: None) -> MakeProject:
+    """`make_project({"models/a.sql": "select 1"})` -> the project folder.
+
+    A `pyproject.toml` with an empty-ish `[tool.kpi]` (one thread) is added
+    unless `files` has one. Calling it again with `root=` adds or replaces
+    files in an existing project.
+    """
+
+    def make(files: Mapping[str, str], root: Path | None = None) -> Path:
+        if root is None:
+            root = tmp_path / "project"
+            root.mkdir()
+            files = {"pyproject.toml": DEFAULT_PYPROJECT, **files}
+        write_files(root, files)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def load() -> Load:
+    """`load(root, vars=...)` -> a `Project` on `root/w.duckdb` whose output is
+    captured (read it with `output(project)`)."""
+
+    def load_project(root: Path, **kwargs: Any) -> Project:
+        kwargs.setdefault("warehouse", warehouse_of(root))
+        kwargs.setdefault("reporter", Reporter(stream=io.StringIO()))
+        return Project.load(root, **kwargs)
+
+    return load_project
+
+
+@pytest.fixture
+def output() -> Callable[[Project], str]:
+    """`output(project)` -> everything its reporter printed (progress, warnings,
+    failure details)."""
+    return captured
+
+
+@pytest.fixture
+def query() -> Query:
+    """`query(root, sql)` -> rows, read from the project's warehouse."""
+
+    def run(root: Path, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(warehouse_of(root)), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    return run
+
+
+@pytest.fixture
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB database."""
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
