@@ -7,6 +7,7 @@ ephemeral models become CTEs injected at the top of the query.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import CompilationError
-from runner.nodes import Node, Relation, TestSpec, quote_identifier
+from runner.nodes import Node, NodeConfig, Relation, TestSpec, quote_identifier
 from runner.parsing import LoadedProject, evaluate_expression
 from runner.templating import ModelContext
 
@@ -23,6 +24,7 @@ _LEADING_WITH = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 EPHEMERAL_PREFIX = "__kpi_cte__"
+INLINE_PATH = "<inline>"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,22 @@ class Compiler:
             self._cache[node.unique_id] = compiled
         return compiled
 
+    def compile_inline(self, sql: str) -> str:
+        """Render an ad-hoc query (`kpi show --inline`) like a model that may
+        ref anything; ephemeral models become CTEs."""
+        self.project.templates.add_source(INLINE_PATH, sql)
+        node = Node(
+            unique_id="inline",
+            resource_type="model",
+            name="inline",
+            path=INLINE_PATH,
+            raw_code=sql,
+            checksum="",
+            config=NodeConfig(),
+            depends_on=tuple(self.project.nodes),
+        )
+        return self._compile_template(node, {}).sql
+
     def is_incremental(self, node: Node) -> bool:
         if node.config.materialized != "incremental":
             return False
@@ -97,7 +115,15 @@ class Compiler:
             if name in ref_overrides:
                 return ref_overrides[name]
             target = by_name.get(name)
-            if target is None or target.unique_id not in node.depends_on:
+            if target is None:
+                close = difflib.get_close_matches(name, sorted(by_name), n=1)
+                raise CompilationError(
+                    f"ref('{name}') names no model or seed.",
+                    path=path,
+                    line=line,
+                    hint=f"Did you mean '{close[0]}'?" if close else None,
+                )
+            if target.unique_id not in node.depends_on:
                 raise CompilationError(
                     f"ref('{name}') was not seen when the project was parsed, so the "
                     "order of the build cannot account for it.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import hashlib
 import os
 import pickle
 from collections.abc import Mapping
@@ -33,17 +34,20 @@ def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
 copyreg.pickle(MappingProxyType, lambda m: (_read_only, (dict(m),)))
 
 
-def fingerprint(settings: Settings) -> list[tuple[str, int, int]]:
-    """(path, size, mtime) of every file the parse read, and of the runner's
-    own built-in macros."""
+def fingerprint(settings: Settings) -> list[tuple[str, int, str]]:
+    """(path, size, content hash) of every file the parse read, and of the
+    runner's own built-in macros. Content, not mtime: a file restored with its
+    old mtime (`cp -p`, `rsync -t`, `tar`) must not reuse a stale parse."""
     root = settings.project_dir
     folders = [*settings.model_paths, *settings.seed_paths, *settings.macro_paths]
     folders += list(settings.test_paths)
     entries = []
     for path in [root / "pyproject.toml", *_files(root, folders), *_builtin_macros()]:
         with contextlib.suppress(OSError):
-            stat = path.stat()
-            entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+            data = path.read_bytes()
+            entries.append(
+                (str(path), len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+            )
     return entries
 
 

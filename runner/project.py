@@ -408,11 +408,12 @@ class Project:
         """Columns and first rows of a model or of an inline query (read-only)."""
         if (model is None) == (inline is None):
             raise ProjectError("show needs a model name or --inline SQL, not both.")
+        from runner.compiling import Compiler
+
         if model is not None:
-            node = self.loaded.node_by_name(model)
-            sql = f"select * from {node.relation}"
-        else:
-            sql = self._render_inline(inline or "")
+            self.loaded.node_by_name(model)  # a clear error for an unknown name
+            inline = f"select * from {{{{ ref('{model}') }}}}"
+        sql = Compiler(self.loaded).compile_inline(inline or "")
         con = connect(
             self.settings.warehouse,
             read_only=True,
@@ -430,32 +431,6 @@ class Project:
             return columns, result.fetchall()
         finally:
             con.close()
-
-    def _render_inline(self, sql: str) -> str:
-        from runner.templating import ModelContext, Templates
-
-        templates = Templates({"<inline>": sql}, {})
-        by_name = {n.name: n for n in self.nodes.values() if not n.is_test}
-
-        def resolve_ref(name: str, line: int | None) -> Any:
-            if name not in by_name:
-                raise ProjectError(f"ref('{name}') names no model or seed.")
-            return by_name[name].relation
-
-        def resolve_source(source_name: str, table_name: str, line: int | None) -> Any:
-            table = self.loaded.sources.get(f"source.{source_name}.{table_name}")
-            if table is None:
-                raise ProjectError(f"source('{source_name}', '{table_name}') is not declared.")
-            return table.relation
-
-        context = ModelContext(
-            path="<inline>",
-            vars=self.loaded.vars,
-            this=None,
-            resolve_ref=resolve_ref,
-            resolve_source=resolve_source,
-        )
-        return templates.render("<inline>", context.namespace())
 
 
 def clean_target(settings: Settings) -> Path | None:

@@ -84,14 +84,15 @@ def translate_test_blocks(source: str) -> str:
 
 class _SourceLoader(jinja2.BaseLoader):
     def __init__(self, sources: Mapping[str, str]) -> None:
-        self.sources = sources
+        self.sources = dict(sources)
 
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
         if template not in self.sources:
             raise jinja2.TemplateNotFound(template)
-        return self.sources[template], template, lambda: True
+        text = self.sources[template]
+        return text, template, lambda: self.sources.get(template) == text
 
 
 class Templates:
@@ -137,6 +138,12 @@ class Templates:
             return self.env.parse(source, name, name)
         except jinja2.TemplateSyntaxError as exc:
             raise _compilation_error(exc, name) from exc
+
+    def add_source(self, name: str, text: str) -> None:
+        """Add (or replace) a template, e.g. an ad-hoc query of `kpi show`."""
+        loader = self.env.loader
+        assert isinstance(loader, _SourceLoader)
+        loader.sources[name] = text
 
     def generic_tests(self) -> set[str]:
         """Names of the generic tests that exist (`not_null`, user tests, ...)."""

@@ -277,13 +277,6 @@ def test_help_lists_every_command() -> None:
         assert f"  {name} " in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner/project.py Project.show and Project._render_inline resolve ref() to the "
-    "model's relation even for an ephemeral model, which has no relation in the warehouse, "
-    "so `kpi show EPHEMERAL` and `kpi show --inline \"... {{ ref('ephemeral') }}\"` fail with "
-    "a Catalog Error instead of inlining the model as a CTE",
-)
 def test_show_inlines_an_ephemeral_model(cli, make_project) -> None:
     root = make_project(
         {

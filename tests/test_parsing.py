@@ -561,13 +561,6 @@ def test_the_parse_cache_sees_an_edited_model(make_project, load) -> None:
     assert load(root).nodes["model.project.a"].raw_code == "select 22 as id"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner/parse_cache.py fingerprints project files by (path, size, mtime_ns) only: "
-    "an edit that keeps the size and the modification time (a file restored by cp -p, rsync -t "
-    "or tar, or two writes within the file system's timestamp granularity) reuses the stale "
-    "parse, so the old SQL is built; the fingerprint needs the content's checksum",
-)
 def test_the_parse_cache_sees_an_edit_that_keeps_size_and_mtime(make_project, load) -> None:
     root = make_project({"models/a.sql": "select 1 as id"})
     load(root)
