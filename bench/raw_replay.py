@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 
-def replay_plan(project_dir: Path) -> list[tuple[str, str]]:
+def replay_plan(project_dir: Path, target: Path) -> list[tuple[str, str]]:
     """(kind, sql) of every node the last build executed, in dependency order."""
-    target = project_dir / "target"
     manifest = json.loads((target / "manifest.json").read_text())
     results = json.loads((target / "run_results.json").read_text())["results"]
     ran = {r["unique_id"] for r in results if r["status"] not in ("skipped",)}
@@ -67,12 +66,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project-dir", type=Path, default=Path("."))
     parser.add_argument("--warehouse", type=Path, required=True)
+    parser.add_argument("--target-path", type=Path, default=None)
     parser.add_argument("--memory-limit", default=None)
     args = parser.parse_args()
     started = time.perf_counter()
     import duckdb
 
-    plan = replay_plan(args.project_dir)
+    plan = replay_plan(args.project_dir, args.target_path or args.project_dir / "target")
     con = duckdb.connect(str(args.warehouse))
     if args.memory_limit:
         con.execute(f"set memory_limit = '{args.memory_limit}'")

@@ -101,6 +101,17 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def _duckdb_env() -> dict[str, str]:
+    """DuckDB settings from the environment: `KPI_DUCKDB_MEMORY_LIMIT=4GB`
+    sets `memory_limit`, and so on for any setting."""
+    prefix = "KPI_DUCKDB_"
+    return {
+        key[len(prefix) :].lower(): value
+        for key, value in os.environ.items()
+        if key.startswith(prefix) and len(key) > len(prefix)
+    }
+
+
 def load_settings(
     project_dir: Path,
     warehouse: str | Path | None = None,
@@ -175,7 +186,7 @@ def _settings_from_table(
         test_paths=tuple(table.get("test_paths", ("tests/data",))),
         vars=dict(table.get("vars", {})),
         folder_configs={key: table.get(key, {}) for key in ("models", "seeds", "data_tests")},
-        duckdb_settings=dict(table.get("duckdb", {})),
+        duckdb_settings={**table.get("duckdb", {}), **_duckdb_env()},
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
     )
