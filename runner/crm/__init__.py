@@ -1,0 +1,1 @@
+"""CRM-specific parts of the project."""
