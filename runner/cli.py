@@ -46,6 +46,45 @@ class ProjectArgs:
         )
 
 
+MULTI_VALUE_OPTIONS = frozenset({"-s", "--select", "--exclude"})
+
+
+def spread_multi_values(args: list[str]) -> list[str]:
+    """dbt accepts `-s a b c`: turn it into `-s a -s b -s c` for click.
+
+    >>> spread_multi_values(["-s", "a", "b", "--threads", "2"])
+    ['-s', 'a', '-s', 'b', '--threads', '2']
+    """
+    out: list[str] = []
+    current: str | None = None
+    waiting = False  # an option was given and has no value yet
+    for arg in args:
+        if arg in MULTI_VALUE_OPTIONS:
+            if waiting:
+                out.append(current or arg)  # `-s --exclude`: let click complain
+            current, waiting = arg, True
+            continue
+        if arg.startswith("-"):
+            if waiting:
+                out.append(current or arg)
+            current, waiting = None, False
+        elif current is not None:
+            out += [current, arg]
+            waiting = False
+            continue
+        out.append(arg)
+    if waiting and current is not None:
+        out.append(current)  # a trailing `-s` with no value: let click say so
+    return out
+
+
+class SelectingCommand(click.Command):
+    """A command whose --select/--exclude take several values, as in dbt."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_multi_values(args))
+
+
 def _parse_vars(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
     if not value:
         return {}
@@ -241,7 +280,7 @@ def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
     sys.exit(result.exit_code)
 
 
-@main.command("build")
+@main.command("build", cls=SelectingCommand)
 @project_command
 @run_options
 @raw_options
@@ -259,7 +298,7 @@ def build_command(args: ProjectArgs, **options: Any) -> None:
     _run("build", args, options)
 
 
-@main.command("run")
+@main.command("run", cls=SelectingCommand)
 @project_command
 @run_options
 def run_command(args: ProjectArgs, **options: Any) -> None:
@@ -272,7 +311,7 @@ def run_command(args: ProjectArgs, **options: Any) -> None:
     _run("run", args, options)
 
 
-@main.command("seed")
+@main.command("seed", cls=SelectingCommand)
 @project_command
 @run_options
 def seed_command(args: ProjectArgs, **options: Any) -> None:
@@ -285,7 +324,7 @@ def seed_command(args: ProjectArgs, **options: Any) -> None:
     _run("seed", args, options)
 
 
-@main.command("test")
+@main.command("test", cls=SelectingCommand)
 @project_command
 @run_options
 def test_command(args: ProjectArgs, **options: Any) -> None:
@@ -401,7 +440,7 @@ def generate_command(
     click.echo(f"Wrote {total:,} rows to {out_dir} in {seconds:.1f}s.", err=True)
 
 
-@main.command("compile")
+@main.command("compile", cls=SelectingCommand)
 @project_command
 @select_options
 @click.option(
@@ -424,7 +463,7 @@ def compile_command(
     )
 
 
-@main.command("ls")
+@main.command("ls", cls=SelectingCommand)
 @project_command
 @select_options
 @click.option(
