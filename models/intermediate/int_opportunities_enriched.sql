@@ -1,0 +1,112 @@
+{#- One row per deal with its owner's team, its current stage's order, its close
+    month and, for won deals, the days from first touch to close (KPI_SPEC
+    section 3). -#}
+
+with
+
+opportunities as (
+    select * from {{ ref('stg_crm__opportunities') }}
+),
+
+users as (
+    select
+        user_id,
+        team_id
+    from {{ ref('stg_crm__users') }}
+),
+
+pipeline_stages as (
+    select
+        stage_name,
+        stage_order
+    from {{ ref('stg_crm__pipeline_stages') }}
+),
+
+leads as (
+    select
+        lead_id,
+        created_at
+    from {{ ref('stg_crm__leads') }}
+),
+
+lead_activities as (
+    select
+        lead_id,
+        first_activity_at
+    from {{ ref('int_lead_activities_aggregated') }}
+),
+
+opportunity_activities as (
+    select
+        opportunity_id,
+        first_activity_at
+    from {{ ref('int_opportunity_activities_aggregated') }}
+),
+
+joined as (
+    select
+        opportunities.opportunity_id,
+        opportunities.opportunity_name,
+        opportunities.opportunity_type,
+        opportunities.account_id,
+        opportunities.lead_id,
+        opportunities.owner_id,
+        users.team_id as owner_team_id,
+        opportunities.stage_name,
+        pipeline_stages.stage_order,
+        opportunities.amount,
+        opportunities.is_closed,
+        opportunities.is_won,
+        opportunities.is_lost,
+        opportunities.created_at,
+        opportunities.close_date,
+        {# first touch: the earliest of the deal's created_at, its lead's
+           created_at, and every activity on the deal or on its lead; least()
+           skips NULLs #}
+        least(
+            opportunities.created_at,
+            leads.created_at,
+            lead_activities.first_activity_at,
+            opportunity_activities.first_activity_at
+        ) as first_touch_at
+    from opportunities
+    left join users
+        on opportunities.owner_id = users.user_id
+    left join pipeline_stages
+        on opportunities.stage_name = pipeline_stages.stage_name
+    left join leads
+        on opportunities.lead_id = leads.lead_id
+    left join lead_activities
+        on opportunities.lead_id = lead_activities.lead_id
+    left join opportunity_activities
+        on opportunities.opportunity_id = opportunity_activities.opportunity_id
+),
+
+final as (
+    select
+        opportunity_id,
+        opportunity_name,
+        opportunity_type,
+        account_id,
+        lead_id,
+        owner_id,
+        owner_team_id,
+        stage_name,
+        stage_order,
+        amount,
+        is_closed,
+        is_won,
+        is_lost,
+        created_at,
+        {{ month_of('created_at') }} as created_month,
+        close_date,
+        {{ month_of('close_date') }} as close_month,
+        first_touch_at,
+        cast(first_touch_at as date) as first_touch_date,
+        case
+            when is_won then date_diff('day', cast(first_touch_at as date), close_date)
+        end as days_to_close
+    from joined
+)
+
+select * from final

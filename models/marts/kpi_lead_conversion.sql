@@ -1,0 +1,62 @@
+{#- KPI 2, lead conversion: the funnel of each lead cohort (created month), by
+    lead owner. A lead is a customer when its converted_opportunity_id is a won
+    deal, whenever that deal was won. -#}
+
+with
+
+months as (
+    select month from {{ ref('int_months_reported') }}
+),
+
+active_reps as (
+    select
+        month,
+        team_id,
+        rep_id
+    from {{ ref('int_rep_months_spined') }}
+),
+
+leads as (
+    select
+        created_month as month,
+        owner_team_id as team_id,
+        owner_id as rep_id,
+        lead_id,
+        is_mql,
+        is_sql,
+        is_customer
+    from {{ ref('int_leads_enriched') }}
+),
+
+rep_rows as (
+    select * from active_reps
+    union all by name
+    select * from leads
+),
+
+rolled_up as (
+    {% call rollup_by_level('rep_rows') %}
+        count(rep_rows.lead_id) as leads,
+        {{ count_where('rep_rows.is_mql') }} as mqls,
+        {{ count_where('rep_rows.is_sql') }} as sqls,
+        {{ count_where('rep_rows.is_customer') }} as customers
+    {% endcall %}
+),
+
+final as (
+    select
+        month,
+        level,
+        team_id,
+        rep_id,
+        leads,
+        mqls,
+        sqls,
+        customers,
+        {{ percent_of('customers', 'leads') }} as conversion_rate_pct,
+        {{ safe_divide('sqls', 'mqls') }} as mql_to_sql_rate,
+        {{ safe_divide('customers', 'sqls') }} as sql_to_customer_rate
+    from rolled_up
+)
+
+select * from final

@@ -1,0 +1,62 @@
+{#- KPI 9, lead response time: minutes from a lead's creation to the first
+    activity on it, by lead cohort (created month) and lead owner. -#}
+
+with
+
+months as (
+    select month from {{ ref('int_months_reported') }}
+),
+
+active_reps as (
+    select
+        month,
+        team_id,
+        rep_id
+    from {{ ref('int_rep_months_spined') }}
+),
+
+leads as (
+    select
+        created_month as month,
+        owner_team_id as team_id,
+        owner_id as rep_id,
+        lead_id,
+        response_minutes
+    from {{ ref('int_leads_enriched') }}
+),
+
+rep_rows as (
+    select * from active_reps
+    union all by name
+    select * from leads
+),
+
+rolled_up as (
+    {% call rollup_by_level('rep_rows') %}
+        count(rep_rows.lead_id) as leads,
+        count(rep_rows.response_minutes) as contacted_leads,
+        {{ sum_or_zero('rep_rows.response_minutes', 'double') }}
+            as total_response_minutes,
+        median(rep_rows.response_minutes) as median_response_minutes,
+        {{ count_where('rep_rows.response_minutes <= 60') }} as contacted_within_1h
+    {% endcall %}
+),
+
+final as (
+    select
+        month,
+        level,
+        team_id,
+        rep_id,
+        leads,
+        contacted_leads,
+        total_response_minutes,
+        {{ safe_divide('total_response_minutes', 'contacted_leads') }}
+            as avg_response_minutes,
+        median_response_minutes,
+        contacted_within_1h,
+        {{ percent_of('contacted_within_1h', 'leads') }} as pct_contacted_within_1h
+    from rolled_up
+)
+
+select * from final

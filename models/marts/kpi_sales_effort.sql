@@ -1,0 +1,64 @@
+{#- KPI 10, sales effort: activities by activity month and the user who did
+    them, by normalized type. -#}
+
+with
+
+months as (
+    select month from {{ ref('int_months_reported') }}
+),
+
+active_reps as (
+    select
+        month,
+        team_id,
+        rep_id
+    from {{ ref('int_rep_months_spined') }}
+),
+
+activities as (
+    select
+        activity_month as month,
+        owner_team_id as team_id,
+        owner_id as rep_id,
+        calls,
+        emails,
+        meetings,
+        demos,
+        other_activities,
+        total_activities
+    from {{ ref('int_activities_aggregated') }}
+),
+
+rep_rows as (
+    select * from active_reps
+    union all by name
+    select * from activities
+),
+
+rolled_up as (
+    {% call rollup_by_level('rep_rows') %}
+        {{ sum_or_zero('rep_rows.calls') }} as calls,
+        {{ sum_or_zero('rep_rows.emails') }} as emails,
+        {{ sum_or_zero('rep_rows.meetings') }} as meetings,
+        {{ sum_or_zero('rep_rows.demos') }} as demos,
+        {{ sum_or_zero('rep_rows.other_activities') }} as other_activities,
+        {{ sum_or_zero('rep_rows.total_activities') }} as total_activities
+    {% endcall %}
+),
+
+final as (
+    select
+        month,
+        level,
+        team_id,
+        rep_id,
+        calls,
+        emails,
+        meetings,
+        demos,
+        other_activities,
+        total_activities
+    from rolled_up
+)
+
+select * from final

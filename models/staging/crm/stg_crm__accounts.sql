@@ -1,0 +1,17 @@
+with
+
+source as (
+    select * from {{ source('crm', 'accounts') }}
+),
+
+renamed as (
+    select
+        account_id,
+        account_name,
+        industry,
+        owner_id,
+        created_at
+    from source
+)
+
+select * from renamed

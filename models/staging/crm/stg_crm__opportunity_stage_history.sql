@@ -1,0 +1,15 @@
+with
+
+source as (
+    select * from {{ source('crm', 'opportunity_stage_history') }}
+),
+
+renamed as (
+    select
+        opportunity_id,
+        stage_name,
+        entered_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,15 @@
+with
+
+source as (
+    select * from {{ source('crm', 'quotas') }}
+),
+
+renamed as (
+    select
+        user_id,
+        month as quota_month,
+        quota_amount
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,17 @@
+with
+
+source as (
+    select * from {{ source('crm', 'subscriptions') }}
+),
+
+renamed as (
+    select
+        subscription_id,
+        account_id,
+        started_at as start_date,
+        ended_at as end_date,
+        mrr
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,20 @@
+with
+
+source as (
+    select * from {{ source('crm', 'users') }}
+),
+
+renamed as (
+    select
+        user_id,
+        full_name,
+        email,
+        role,
+        team_id,
+        manager_id,
+        hired_at as hired_date,
+        terminated_at as terminated_date
+    from source
+)
+
+select * from renamed
