@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner.compile_cache import CompileCache
 from runner.errors import CompilationError
+from runner.loaded import LoadedProject
 from runner.nodes import Node, NodeConfig, Relation, TestSpec, quote_identifier
-from runner.parsing import LoadedProject, evaluate_expression
-from runner.templating import ModelContext
+
+if TYPE_CHECKING:
+    from runner.templating import ModelContext
+
+# Jinja (runner.templating, runner.parsing) is imported only when a node is
+# rendered, not when its SQL comes from the compile cache.
 
 _LEADING_WITH = re.compile(
     r"^(?P<lead>(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*)with(?P<recursive>\s+recursive)?\b",
@@ -61,19 +67,31 @@ class Compiler:
     project: LoadedProject
     existing_tables: frozenset[tuple[str, str]] = frozenset()
     full_refresh: bool = False
-    _cache: dict[str, CompiledNode] = field(default_factory=dict)
+    cache: CompileCache | None = None
+    _compiled: dict[str, CompiledNode] = field(default_factory=dict)
 
-    def compile(self, node: Node, ref_overrides: Mapping[str, str] | None = None) -> CompiledNode:
-        if ref_overrides is None and node.unique_id in self._cache:
-            return self._cache[node.unique_id]
-        if node.is_seed:
+    @cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.project.nodes.values() if not n.is_test}
+
+    def compile(self, node: Node) -> CompiledNode:
+        """The node's SQL: from this run, from the compile cache, or rendered."""
+        if node.unique_id in self._compiled:
+            return self._compiled[node.unique_id]
+        incremental = self.is_incremental(node)
+        cached = self.cache.get(node, incremental) if self.cache else None
+        if cached is not None:
+            sql, reads, ctes = cached
+            compiled = CompiledNode(node, sql, incremental, reads, ctes)
+        elif node.is_seed:
             compiled = CompiledNode(node, "")
         elif node.is_test and node.test_metadata is not None:
-            compiled = self._compile_generic_test(node, ref_overrides or {})
+            compiled = self._compile_generic_test(node)
         else:
-            compiled = self._compile_template(node, ref_overrides or {})
-        if ref_overrides is None:
-            self._cache[node.unique_id] = compiled
+            compiled = self._compile_template(node)
+        if self.cache is not None:
+            self.cache.put(node, incremental, (compiled.sql, compiled.reads, compiled.ctes))
+        self._compiled[node.unique_id] = compiled
         return compiled
 
     def compile_inline(self, sql: str) -> str:
@@ -90,7 +108,7 @@ class Compiler:
             config=NodeConfig(),
             depends_on=tuple(self.project.nodes),
         )
-        return self._compile_template(node, {}).sql
+        return self._compile_template(node).sql
 
     def is_incremental(self, node: Node) -> bool:
         if node.config.materialized != "incremental":
@@ -105,15 +123,13 @@ class Compiler:
         return exists and not full_refresh
 
     def _context(
-        self, node: Node, path: str, ref_overrides: Mapping[str, str]
+        self, node: Node, path: str
     ) -> tuple[ModelContext, list[tuple[str, str]], list[Relation]]:
         ctes: list[tuple[str, str]] = []
         reads: list[Relation] = []
-        by_name = {n.name: n for n in self.project.nodes.values() if not n.is_test}
+        by_name = self._by_name
 
         def resolve_ref(name: str, line: int | None) -> Any:
-            if name in ref_overrides:
-                return ref_overrides[name]
             target = by_name.get(name)
             if target is None:
                 close = difflib.get_close_matches(name, sorted(by_name), n=1)
@@ -152,6 +168,8 @@ class Compiler:
             reads.append(table.relation)
             return table.relation
 
+        from runner.templating import ModelContext
+
         context = ModelContext(
             path=path,
             vars=self.project.vars,
@@ -163,8 +181,8 @@ class Compiler:
         )
         return context, ctes, reads
 
-    def _compile_template(self, node: Node, ref_overrides: Mapping[str, str]) -> CompiledNode:
-        context, ctes, reads = self._context(node, node.path, ref_overrides)
+    def _compile_template(self, node: Node) -> CompiledNode:
+        context, ctes, reads = self._context(node, node.path)
         sql = self.project.templates.render(node.path, context.namespace())
         if context.this is not None:
             reads.append(context.this)  # `{{ this }}` is declared: the model itself
@@ -178,10 +196,10 @@ class Compiler:
             reads=tuple(reads),
         )
 
-    def _compile_generic_test(self, node: Node, ref_overrides: Mapping[str, str]) -> CompiledNode:
+    def _compile_generic_test(self, node: Node) -> CompiledNode:
         meta = node.test_metadata or {}
         path = node.yml_path or node.path
-        context, ctes, reads = self._context(node, path, ref_overrides)
+        context, ctes, reads = self._context(node, path)
         namespace = context.namespace()
         attached = meta["attached_node"]
         target_relation: Any
@@ -198,6 +216,8 @@ class Compiler:
         for key, value in meta["kwargs"].items():
             if isinstance(value, str) and re.match(r"^\s*(ref|source)\s*\(", value):
                 spec = TestSpec(meta["name"], {}, None, {}, None, path, None)
+                from runner.parsing import evaluate_expression
+
                 value = evaluate_expression(self.project.templates, value, context, spec)
             kwargs[key] = value
         macro_name = f"test_{meta['name']}"
@@ -216,11 +236,15 @@ def write_compiled(target_path: Path, compiled: CompiledNode) -> Path:
     if node.is_test and node.test_metadata is not None:
         relative = relative.parent / f"{node.name}.sql"
     out = target_path / "compiled" / relative
-    out.parent.mkdir(parents=True, exist_ok=True)
     text = compiled.sql
     if node.config.materialized == "ephemeral":
         text = inject_ctes(
             f"select * from {quote_identifier(EPHEMERAL_PREFIX + node.name)}\n", list(compiled.ctes)
         )
+    try:
+        if out.read_text(encoding="utf-8") == text:
+            return out  # unchanged: leave the file (and its mtime) alone
+    except OSError:
+        out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

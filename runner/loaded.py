@@ -32,6 +32,7 @@ class LoadedProject:
     macro_sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     env_reads: Mapping[str, str | None] = field(default_factory=dict)
+    digest: str = ""
 
     @cached_property
     def templates(self) -> Templates:

@@ -65,7 +65,13 @@ def _builtin_macros() -> list[Path]:
     return sorted((here / "macros").glob("*.sql"))
 
 
-def load(settings: Settings, cli_vars: Mapping[str, Any]) -> LoadedProject | None:
+def project_digest(settings: Settings, cli_vars: Mapping[str, Any]) -> str:
+    """A digest of everything a parse reads: the files and the `--vars`."""
+    text = repr((fingerprint(settings), sorted(cli_vars.items(), key=lambda kv: str(kv[0]))))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def load(settings: Settings, digest: str) -> LoadedProject | None:
     """The cached project, if nothing it was parsed from has changed."""
     try:
         with (settings.target_path / CACHE_FILE).open("rb") as fh:
@@ -74,28 +80,30 @@ def load(settings: Settings, cli_vars: Mapping[str, Any]) -> LoadedProject | Non
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
-    if data.get("vars") != dict(cli_vars) or data.get("fingerprint") != fingerprint(settings):
+    if data.get("digest") != digest:
         return None
     if any(os.environ.get(name) != value for name, value in data.get("env", {}).items()):
         return None
     project = data.get("project")
     if not isinstance(project, LoadedProject):
         return None
-    return replace(project, settings=settings)
+    return replace(project, settings=settings, digest=digest)
 
 
-def save(
-    settings: Settings,
-    cli_vars: Mapping[str, Any],
-    project: LoadedProject,
-    env_reads: Mapping[str, str | None],
-) -> None:
-    """Write the cache; a failure to write it is not an error."""
+def save(settings: Settings, digest: str, project: LoadedProject) -> None:
+    """Write the cache; a failure to write it is not an error.
+
+    yml values keep their line numbers in `LineStr`/`LineDict`; they are
+    pickled as plain `str`/`dict`, so that reading the cache needs no YAML.
+    """
+    from runner.yml_files import LineDict, LineStr
+
+    copyreg.pickle(LineStr, lambda s: (str, (str(s),)))
+    copyreg.pickle(LineDict, lambda d: (dict, (dict(d),)))
     data = {
         "format": FORMAT,
-        "vars": dict(cli_vars),
-        "fingerprint": fingerprint(settings),
-        "env": dict(env_reads),
+        "digest": digest,
+        "env": dict(project.env_reads),
         "project": project,
     }
     path = settings.target_path / CACHE_FILE

@@ -563,8 +563,7 @@ def evaluate_expression(
 ) -> Any:
     """Evaluate a test argument such as `ref('dim_reps')` in `context`."""
     try:
-        compiled = templates.env.compile_expression(expression, undefined_to_none=False)
-        return compiled(**context.namespace())
+        return templates.expression(expression)(**context.namespace())
     except CompilationError:
         raise
     except Exception as exc:

@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,12 +106,13 @@ class Project:
         `target_path` where compiled SQL, artifacts and caches go."""
         settings = load_settings(Path(project_dir), warehouse, target_path)
         cli_vars = dict(vars or {})
-        loaded = parse_cache.load(settings, cli_vars)
+        digest = parse_cache.project_digest(settings, cli_vars)
+        loaded = parse_cache.load(settings, digest)
         if loaded is None:
             from runner.parsing import load_project
 
-            loaded = load_project(settings, cli_vars)
-            parse_cache.save(settings, cli_vars, loaded, loaded.env_reads)
+            loaded = replace(load_project(settings, cli_vars), digest=digest)
+            parse_cache.save(settings, digest, loaded)
         return cls(loaded, reporter, raw_dir)
 
     @property
@@ -159,21 +160,27 @@ class Project:
     def compile(
         self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
     ) -> dict[str, CompiledNode]:
-        """Render the selected nodes to `target/compiled/` and check their SQL."""
-        import duckdb
+        """Render the selected nodes to `target/compiled/` and check their SQL.
 
+        `is_incremental()` needs to know which tables exist: the warehouse is
+        opened (read-only) only when an incremental model is selected.
+        """
+        from runner.compile_cache import CompileCache
         from runner.compiling import Compiler
 
         nodes = self.select(select, exclude)
         existing: frozenset[tuple[str, str]] = frozenset()
-        if self.settings.warehouse.exists():
+        incremental = any(n.config.materialized == "incremental" for n in nodes)
+        if incremental and self.settings.warehouse.exists():
             with contextlib.suppress(Exception):
                 con = connect(self.settings.warehouse, read_only=True)
                 existing = _tables(con)
                 con.close()
-        compiler = Compiler(self.loaded, existing, full_refresh)
+        compiler = Compiler(
+            self.loaded, existing, full_refresh, CompileCache.for_project(self.loaded)
+        )
         compiled, paths = self._compile_nodes(compiler, nodes)
-        self._check_sql(duckdb.connect(), compiled, paths)
+        self._check_sql(None, compiled, paths)
         self.write_manifest(paths)
         return compiled
 
@@ -191,21 +198,25 @@ class Project:
                 continue
             out = write_compiled(self.settings.target_path, result)
             paths[node.unique_id] = _relative(out, self.settings.project_dir)
+        if compiler.cache is not None:
+            compiler.cache.save()
         return compiled, paths
 
     def _check_sql(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection | None,
         compiled: Mapping[str, CompiledNode],
         paths: Mapping[str, str],
     ) -> None:
-        """DuckDB parses every query; sqlglot lists what each reads."""
+        """DuckDB parses every query (once: answers are cached; `con` None means
+        an in-memory DuckDB when one is needed); sqlglot lists what each reads."""
         from runner import sql_checks
 
+        cache = sql_checks.SqlCache(self.settings.target_path / "sql_cache.json")
         for uid, item in compiled.items():
             if item.node.is_seed or item.node.config.materialized == "ephemeral":
                 continue
-            error = sql_checks.syntax_error(con, item.sql)
+            error = cache.syntax_error(con, item.sql)
             if error:
                 message, line, column = error
                 source = item.node.yml_path or item.node.path
@@ -217,11 +228,10 @@ class Project:
                     column=column,
                     hint="Line and column are those of the compiled SQL; nothing was run.",
                 )
-        cache = sql_checks.ReadsCache(self.settings.target_path / "reads_cache.json")
         for item in compiled.values():
             if not item.node.is_model or item.node.config.materialized == "ephemeral":
                 continue
-            tables = cache.tables_read(item.sql) or []
+            tables = cache.tables_read(item.sql)
             for table in sql_checks.undeclared_reads(tables, item.reads):
                 self.reporter.warning(
                     f"{item.node.path}: reads {table} without ref() or source(); "
@@ -324,6 +334,7 @@ class Project:
 
     def _execute(self, command: str, options: RunOptions) -> RunResult:
         from runner import artifacts
+        from runner.compile_cache import CompileCache
         from runner.compiling import Compiler
         from runner.execution import ExecutionOptions, Executor, plan_units
 
@@ -342,7 +353,9 @@ class Project:
                 self._load_raw(con, None, options.on_bad_rows, False)
             relations = existing_relations(con)
             existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
-            compiler = Compiler(self.loaded, existing, options.full_refresh)
+            compiler = Compiler(
+                self.loaded, existing, options.full_refresh, CompileCache.for_project(self.loaded)
+            )
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
             compiled, paths = self._compile_nodes(compiler, wanted)

@@ -52,9 +52,7 @@ def _locate(con: duckdb.DuckDBPyConnection, sql: str, message: str) -> tuple[int
         row = con.execute("select json_serialize_sql(?)", [sql]).fetchone()
         info = json.loads(row[0]) if row else {}
         if "position" in info:
-            offset = int(info["position"])
-            before = sql[:offset]
-            return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+            return position_to_line_column(sql, int(info["position"]))
     except Exception:  # noqa: BLE001 - fall back to the message
         pass
     match = _LINE_CARET.search(message)
@@ -68,46 +66,74 @@ def position_to_line_column(text: str, offset: int) -> tuple[int, int]:
     return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
-class ReadsCache:
-    """Which tables each query reads, keyed by the query's hash, kept on disk."""
+class SqlCache:
+    """What is known of each compiled query, keyed by its hash, kept on disk:
+    whether DuckDB parsed it, and which tables sqlglot says it reads."""
+
+    FORMAT = 2
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.changed = False
+        self.parsed: set[str] = set()
+        self.reads: dict[str, list[list[str]]] = {}
+        self._memory: duckdb.DuckDBPyConnection | None = None
         try:
-            self.entries: dict[str, list[list[str]]] = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            self.entries = {}
+            data = json.loads(path.read_text("utf-8"))
+            if data.get("format") == self.FORMAT:
+                self.parsed = set(data["parsed"])
+                self.reads = data["reads"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
 
-    def tables_read(self, sql: str) -> list[tuple[str, str]] | None:
-        """`[(schema, table)]` read by `sql` (schema '' if unqualified)."""
-        key = hashlib.sha256(sql.encode("utf-8")).hexdigest()
-        if key not in self.entries:
-            self.entries[key] = [list(t) for t in _tables_read(sql)] if _parses(sql) else []
+    @staticmethod
+    def key(sql: str) -> str:
+        return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+    def syntax_error(
+        self, con: duckdb.DuckDBPyConnection | None, sql: str
+    ) -> tuple[str, int, int] | None:
+        """`syntax_error`, asked of DuckDB only for a query not seen parsing
+        before; with `con` None, of an in-memory DuckDB."""
+        key = self.key(sql)
+        if key in self.parsed:
+            return None
+        if con is None:
+            if self._memory is None:
+                import duckdb
+
+                self._memory = duckdb.connect()
+            con = self._memory
+        error = syntax_error(con, sql)
+        if error is None:
+            self.parsed.add(key)
             self.changed = True
-        return [(s, t) for s, t in self.entries[key]]
+        return error
+
+    def tables_read(self, sql: str) -> list[tuple[str, str]]:
+        """`[(schema, table)]` read by `sql` (schema '' if unqualified); [] when
+        sqlglot cannot parse it (DuckDB, the authority, did)."""
+        key = self.key(sql)
+        if key not in self.reads:
+            self.reads[key] = [list(t) for t in _tables_read(sql)]
+            self.changed = True
+        return [(s, t) for s, t in self.reads[key]]
 
     def save(self) -> None:
         if self.changed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.entries), encoding="utf-8")
-
-
-def _parses(sql: str) -> bool:
-    import sqlglot
-
-    try:
-        sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.SqlglotError:
-        return False
-    return True
+            document = {"format": self.FORMAT, "parsed": sorted(self.parsed), "reads": self.reads}
+            self.path.write_text(json.dumps(document), encoding="utf-8")
 
 
 def _tables_read(sql: str) -> list[tuple[str, str]]:
     import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return []
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     found: dict[tuple[str, str], None] = {}
     for table in tree.find_all(exp.Table):

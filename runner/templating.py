@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ class Templates:
             bytecode_cache=_bytecode_cache(cache_dir),
         )
         self.env.template_class = _Template
+        self._lock = threading.RLock()
+        self._namespace: dict[str, Any] | None = None
+        self._macro_values: dict[str, Any] = {}
+        self._expressions: dict[str, Callable[..., Any]] = {}
         self.macro_names: dict[str, str] = {}
         for name in self.macro_files:
             for macro in self._parse(name).find_all(jinja2.nodes.Macro):
@@ -138,6 +143,12 @@ class Templates:
             return self.env.parse(source, name, name)
         except jinja2.TemplateSyntaxError as exc:
             raise _compilation_error(exc, name) from exc
+
+    def expression(self, text: str) -> Callable[..., Any]:
+        """A compiled Jinja expression (`ref('dim_reps')`), compiled once."""
+        if text not in self._expressions:
+            self._expressions[text] = self.env.compile_expression(text, undefined_to_none=False)
+        return self._expressions[text]
 
     def add_source(self, name: str, text: str) -> None:
         """Add (or replace) a template, e.g. an ad-hoc query of `kpi show`."""
@@ -153,8 +164,8 @@ class Templates:
         """Render template `name`; errors name the file and line."""
         try:
             template = self.env.get_template(name)
-            self._install_macros(namespace)
-            return template.render(namespace)
+            with self._lock:
+                return template.render(self._shared(namespace))
         except CompilationError:
             raise
         except MacroReturn as exc:
@@ -166,22 +177,38 @@ class Templates:
 
     def call_macro(self, macro: str, namespace: dict[str, Any], **kwargs: Any) -> str:
         """Call macro `macro` with `kwargs` in `namespace` and return its text."""
-        self._install_macros(namespace)
         try:
-            return str(namespace[macro](**kwargs))
+            with self._lock:
+                return str(self._shared(namespace)[macro](**kwargs))
         except CompilationError:
             raise
         except Exception as exc:
             raise _compilation_error(exc, self.macro_names.get(macro, "<macro>")) from exc
 
-    def _install_macros(self, namespace: dict[str, Any]) -> None:
-        namespace.setdefault("return", _do_return)
-        for file in self.macro_files:
-            module = self.env.get_template(file).make_module(namespace, shared=True)
-            for attr in dir(module):
-                value = getattr(module, attr)
-                if isinstance(value, jinja2.runtime.Macro):
-                    namespace[attr] = value  # a _ReturningMacro: handles return()
+    def _shared(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        """The namespace every render and every macro sees, with this render's
+        context functions (`ref`, `this`, ...) put in it.
+
+        The macro files are turned into modules once per `Templates`; their
+        macros look names up in this same dict at call time, so a macro that
+        calls `ref()` or `var()` sees the model being rendered. Renders hold
+        `self._lock`, so one render's context never leaks into another's.
+        """
+        if self._namespace is None:
+            self._namespace = {"return": _do_return, **namespace}
+            for file in self.macro_files:
+                module = self.env.get_template(file).make_module(self._namespace, shared=True)
+                for attr in dir(module):
+                    value = getattr(module, attr)
+                    if isinstance(value, jinja2.runtime.Macro):
+                        self._namespace[attr] = value  # a _ReturningMacro: handles return()
+            self._macro_values = {
+                k: self._namespace[k] for k in self.macro_names if k in self._namespace
+            }
+        else:
+            self._namespace.update(namespace)
+            self._namespace.update(self._macro_values)
+        return self._namespace
 
 
 def _bytecode_cache(cache_dir: Path | None) -> jinja2.BytecodeCache | None:

@@ -7,7 +7,7 @@ import pytest
 
 from runner.errors import CompilationError
 from runner.nodes import Relation
-from runner.sql_checks import ReadsCache, position_to_line_column, syntax_error, undeclared_reads
+from runner.sql_checks import SqlCache, position_to_line_column, syntax_error, undeclared_reads
 
 # -- syntax errors (in-memory DuckDB) ------------------------------------------------------
 
@@ -53,7 +53,7 @@ def test_position_to_line_column() -> None:
 
 
 def test_tables_read_skip_ctes_and_table_functions(tmp_path) -> None:
-    cache = ReadsCache(tmp_path / "reads.json")
+    cache = SqlCache(tmp_path / "sql.json")
     sql = """
         with recent as (select * from "marts"."orders")
         select * from recent
@@ -66,17 +66,17 @@ def test_tables_read_skip_ctes_and_table_functions(tmp_path) -> None:
 
 
 def test_reads_cache_keeps_answers_on_disk(tmp_path) -> None:
-    path = tmp_path / "reads.json"
-    cache = ReadsCache(path)
+    path = tmp_path / "sql.json"
+    cache = SqlCache(path)
     cache.tables_read("select * from a.b")
     cache.save()
-    again = ReadsCache(path)
+    again = SqlCache(path)
     assert again.tables_read("select * from a.b") == [("a", "b")]
     assert not again.changed
 
 
 def test_sql_sqlglot_cannot_parse_reads_nothing(tmp_path) -> None:
-    assert ReadsCache(tmp_path / "r.json").tables_read("select from where (") == []
+    assert SqlCache(tmp_path / "r.json").tables_read("select from where (") == []
 
 
 def test_undeclared_reads() -> None:

@@ -1,0 +1,112 @@
+"""Reusing compiled SQL while nothing it was compiled from has changed.
+
+`target/compile_cache.pickle` maps a key per node to its compiled SQL. The
+key covers everything rendering reads: the node's own text, config and test
+arguments, every macro file, the vars, the values of the environment
+variables `env_var()` read, the warehouse path, whether it compiles as an
+incremental run, and the relation (or, for an ephemeral model, the key) of
+every node it depends on. Editing one model re-renders that model only; a hit
+needs no Jinja at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+from functools import cached_property
+from typing import Any
+
+from runner.loaded import LoadedProject
+from runner.nodes import Node
+
+CACHE_FILE = "compile_cache.pickle"
+FORMAT = 2
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
+class CompileCache:
+    """Compiled nodes, by a key of everything their rendering depended on."""
+
+    def __init__(self, project: LoadedProject) -> None:
+        self.project = project
+        self.path = project.settings.target_path / CACHE_FILE
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.changed = False
+        with contextlib.suppress(Exception):
+            data = pickle.loads(self.path.read_bytes())
+            if isinstance(data, dict) and data.get("format") == FORMAT:
+                self.entries = data["entries"]
+
+    @classmethod
+    def for_project(cls, project: LoadedProject) -> CompileCache:
+        return cls(project)
+
+    @cached_property
+    def _shared(self) -> str:
+        """What every node's rendering may read: macros, vars, env, target."""
+        project = self.project
+        env = sorted((name, os.environ.get(name)) for name in project.env_reads)
+        return _digest(
+            sorted(project.macro_sources.items()),
+            sorted((str(k), repr(v)) for k, v in project.vars.items()),
+            env,
+            str(project.settings.warehouse),
+            project.settings.threads,
+        )
+
+    def key(self, node: Node, incremental: bool, _seen: frozenset[str] = frozenset()) -> str:
+        nodes = self.project.nodes
+        deps = []
+        for dep in node.depends_on:
+            target = nodes.get(dep)
+            if target is None:
+                source = self.project.sources.get(dep)
+                deps.append((dep, str(source.relation) if source else None))
+            elif target.config.materialized == "ephemeral" and dep not in _seen:
+                deps.append((dep, self.key(target, False, _seen | {node.unique_id})))
+            else:
+                deps.append((dep, str(target.relation), target.config.materialized))
+        return _digest(
+            self._shared,
+            node.unique_id,
+            node.raw_code,
+            node.path,
+            repr(node.config.as_dict()),
+            repr(node.test_metadata and dict(node.test_metadata)),
+            node.column_name,
+            incremental,
+            deps,
+        )
+
+    def get(self, node: Node, incremental: bool) -> Any:
+        key = self.key(node, incremental)
+        self.used.add(key)
+        return self.entries.get(key)
+
+    def put(self, node: Node, incremental: bool, value: Any) -> None:
+        key = self.key(node, incremental)
+        self.used.add(key)
+        if self.entries.get(key) != value:
+            self.entries[key] = value
+            self.changed = True
+
+    def save(self) -> None:
+        """Write the entries used by this run (older ones are dropped)."""
+        if not self.changed and set(self.entries) <= self.used:
+            return
+        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            payload = pickle.dumps({"format": FORMAT, "entries": keep})
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(payload)
+            os.replace(tmp, self.path)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
