@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 LOAD_ID_COLUMN = "_load_id"
 REJECTED_ROWS_TABLE = "rejected_rows"
 SHOWN_PER_FILE = 10
+_SQL_QUOTE = "''''"  # the SQL literal of one single quote
 
 
 @dataclass
@@ -164,6 +165,17 @@ def _check_columns(
 
 
 @dataclass(frozen=True)
+class _RowSql:
+    """SQL fragments over one file's rows: typed columns, and the reason a row
+    is rejected for a type or required value, or for a row rule."""
+
+    typed_cols: str
+    type_reason: str
+    rule_reason: str
+    raw_json: str
+
+
+@dataclass(frozen=True)
 class _Source:
     """The SQL that reads one file, with its column types and row unit."""
 
@@ -221,12 +233,8 @@ class _Loader:
         present = {row[0]: str(row[1]) for row in described if row[0] in contract.column_names}
         return _Source(reader, present, "row")
 
-    def stage(
-        self, file: ExportFile, contract: TableContract, file_index: int
-    ) -> tuple[str, _Source]:
-        """Read and check one file into a temp table of typed rows and reasons."""
-        source = self.open_source(file, contract)
-        staged = self._name("stage")
+    def row_sql(self, source: _Source, contract: TableContract) -> _RowSql:
+        """The SQL that types one file's rows and says why a row is rejected."""
         typed_cols = []
         reasons = []
         for column in contract.columns:
@@ -243,10 +251,10 @@ class _Loader:
                 missing = quote_literal(f"missing required value in column {column.name}")
                 reasons.append(f"when {raw} is null then {missing}")
             if invalid != "false":
-                shown = f"left(cast({raw} as varchar), 60)"
+                shown = f"{_SQL_QUOTE} || left(cast({raw} as varchar), 60) || {_SQL_QUOTE}"
                 reasons.append(
                     f"when {raw} is not null and ({invalid}) then "
-                    f"{quote_literal(f'column {column.name}: ')} || '''' || {shown} || '''' || "
+                    f"{quote_literal(f'column {column.name}: ')} || {shown} || "
                     f"{quote_literal(' is not ' + TYPE_WORDS.get(column.type, column.type))}"
                 )
         raw_json = (
@@ -265,6 +273,37 @@ class _Loader:
                 for condition, reason in contract.reject_when
             )
             rule_reason = f"case {whens} end"
+        return _RowSql(", ".join(typed_cols), type_reason, rule_reason, raw_json)
+
+    def count_rejects(self, file: ExportFile, source: _Source, contract: TableContract) -> int:
+        """Rows of one file that break a type, required or row rule (one scan,
+        nothing materialized); the reader's own refusals are counted apart."""
+        rows = self.row_sql(source, contract)
+        rejected = f"__kpi_type_reason is not null or ({rows.rule_reason}) is not null"
+        sql = f"""
+            select count(*) filter (where {rejected})
+            from (
+                select {rows.typed_cols}, {rows.type_reason} as __kpi_type_reason
+                from {source.sql} as source
+            )
+        """
+        try:
+            row = self.cur.execute(sql).fetchone()
+        except Exception as exc:
+            raise _read_error(file, exc) from exc
+        return int(row[0]) if row else 0
+
+    def typed_rows(self, source: _Source, contract: TableContract) -> str:
+        """A query of one file's rows with the contract's types (no checks)."""
+        return f"select {self.row_sql(source, contract).typed_cols} from {source.sql} as source"
+
+    def stage(
+        self, file: ExportFile, source: _Source, contract: TableContract, file_index: int
+    ) -> str:
+        """Read and check one file into a temp table of typed rows, file order
+        and reasons: the slow path, taken when some row is rejected."""
+        staged = self._name("stage")
+        rows = self.row_sql(source, contract)
         names = ", ".join(quote_identifier(c.name) for c in contract.columns)
         sql = f"""
             create temp table {staged} as
@@ -275,18 +314,19 @@ class _Loader:
             typed as (
                 select
                     __kpi_ord,
-                    {", ".join(typed_cols)},
-                    {type_reason} as __kpi_reason,
-                    case when ({type_reason}) is not null then {raw_json} end as __kpi_raw
+                    {rows.typed_cols},
+                    {rows.type_reason} as __kpi_reason,
+                    case when ({rows.type_reason}) is not null then {rows.raw_json} end
+                        as __kpi_raw
                 from source
             )
             select
                 {file_index} as __kpi_file,
                 __kpi_ord,
                 {names},
-                coalesce(__kpi_reason, case when __kpi_reason is null then {rule_reason} end)
+                coalesce(__kpi_reason, case when __kpi_reason is null then {rows.rule_reason} end)
                     as __kpi_reason,
-                case when __kpi_reason is null and ({rule_reason}) is not null
+                case when __kpi_reason is null and ({rows.rule_reason}) is not null
                     then to_json(struct_pack({names})) else __kpi_raw end as __kpi_raw
             from typed
         """
@@ -294,7 +334,7 @@ class _Loader:
             self.cur.execute(sql)
         except Exception as exc:
             raise _read_error(file, exc) from exc
-        return staged, source
+        return staged
 
     def reader_rejections(self, file: ExportFile, source: _Source) -> list[Rejection]:
         """Rows DuckDB's CSV reader itself refused (field counts, quotes, encoding)."""
@@ -460,7 +500,7 @@ def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {LOAD_STATE} (table_name varchar, file_name varchar, "
         "size bigint, mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, "
-        "load_id bigint, loaded_at timestamp)"
+        "load_id bigint, action varchar, loaded_at timestamp)"
     )
 
 
@@ -479,17 +519,128 @@ def _next_load_id(cur: duckdb.DuckDBPyConnection) -> int:
 
 
 def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
+    """Load the new files of one table.
+
+    The fast path checks every file with one aggregate scan (types, required
+    values, row rules, the reader's own refusals, repeated keys) and, when
+    nothing is wrong, which is the common case, writes the table with one
+    `create table as`. Only an export with rejected rows takes the staged
+    path, which keeps file order to report lines and keep first rows.
+    """
+    cur = loader.cur
+    contract = plan.contract
+    schema_rejects = Relation(contract.relation.schema, REJECTED_ROWS_TABLE)
+    if plan.action == "reload":
+        cur.execute(f"delete from {schema_rejects} where table_name = ?", [contract.name])
+    opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
+    counts = []
+    clean = True
+    for file, source in opened:
+        rejected = loader.count_rejects(file, source, contract)
+        refused = loader.reader_rejections(file, source)
+        counts.append((file, source, refused))
+        clean = clean and rejected == 0 and not refused
+    typed = " union all ".join(loader.typed_rows(source, contract) for _, source in opened)
+    if clean and not _has_duplicates(cur, plan, typed):
+        _write_rows(loader, plan, f"select * from ({typed})")
+        for (file, _, _), rows in zip(
+            counts, _rows_per_file(loader, opened, contract), strict=True
+        ):
+            loader.report.files.append(FileResult(file, rows, 0))
+        _record_state(loader, plan)
+        return
+    _load_table_staged(loader, plan, on_bad_rows, counts)
+
+
+def _has_duplicates(cur: duckdb.DuckDBPyConnection, plan: TablePlan, typed: str) -> bool:
+    """Whether a key repeats within the new rows, or (appending) an old row's."""
+    contract = plan.contract
+    if not contract.primary_key:
+        return False
+    key = ", ".join(quote_identifier(k) for k in contract.primary_key)
+    row = cur.execute(
+        f"select count(*) from (select {key} from ({typed}) group by all having count(*) > 1)"
+    ).fetchone()
+    if row and row[0]:
+        return True
+    if plan.action != "append":
+        return False
+    join = " and ".join(f"new_rows.{k} = old.{k}" for k in key.split(", "))
+    row = cur.execute(
+        f"select count(*) from ({typed}) as new_rows semi join {contract.relation} as old on {join}"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _rows_per_file(
+    loader: _Loader, opened: list[tuple[ExportFile, _Source]], contract: TableContract
+) -> list[int]:
+    if len(opened) == 1:
+        row = loader.cur.execute(
+            f"select count(*) from {contract.relation} where {LOAD_ID_COLUMN} = {loader.load_id}"
+        ).fetchone()
+        return [int(row[0]) if row else 0]
+    counts = []
+    for _, source in opened:
+        row = loader.cur.execute(f"select count(*) from {source.sql}").fetchone()
+        counts.append(int(row[0]) if row else 0)
+    return counts
+
+
+def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
+    """Create (reload) or append to the raw table from `rows_sql`."""
+    names = ", ".join(quote_identifier(c.name) for c in plan.contract.columns)
+    select = (
+        f"select {names}, cast({loader.load_id} as bigint) as {LOAD_ID_COLUMN} from ({rows_sql})"
+    )
+    relation = plan.contract.relation
+    if plan.action == "reload":
+        loader.cur.execute(f"create or replace table {relation} as {select}")
+    else:
+        loader.cur.execute(f"insert into {relation} {select}")
+
+
+def _record_state(loader: _Loader, plan: TablePlan) -> None:
+    """Remember the table's files, so that unchanged ones are skipped next time."""
+    cur = loader.cur
+    name = plan.contract.name
+    if plan.action == "reload":
+        cur.execute(f"delete from {LOAD_STATE} where table_name = ?", [name])
+    for result in loader.report.files:
+        if result.file.table != name:
+            continue
+        cur.execute(
+            f"insert into {LOAD_STATE} (table_name, file_name, size, mtime_ns, sha256, rows, "
+            "rejected, load_id, action, loaded_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            [
+                name,
+                result.file.name,
+                result.file.size,
+                result.file.mtime_ns,
+                result.file.sha256(),
+                result.rows,
+                result.rejected,
+                loader.load_id,
+                plan.action,
+            ],
+        )
+
+
+def _load_table_staged(
+    loader: _Loader,
+    plan: TablePlan,
+    on_bad_rows: str,
+    counts: list[tuple[ExportFile, _Source, list[Rejection]]],
+) -> None:
+    """The slow path: stage every row with its file order and its reason."""
     cur = loader.cur
     contract = plan.contract
     relation = contract.relation
-    schema_rejects = Relation(relation.schema, REJECTED_ROWS_TABLE)
-    if plan.action == "reload":
-        cur.execute(f"delete from {schema_rejects} where table_name = ?", [contract.name])
     staged_tables = []
     results = []
-    for index, file in enumerate(plan.new_files):
-        staged, source = loader.stage(file, contract, index)
-        reader_rejects = loader.reader_rejections(file, source)
+    for index, (file, source, reader_rejects) in enumerate(counts):
+        staged = loader.stage(file, source, contract, index)
         staged_tables.append(staged)
         results.append((file, source, staged, reader_rejects))
     union = " union all ".join(f"select * from {t}" for t in staged_tables)
@@ -550,32 +701,12 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
         loader.report.files.append(result)
         if quarantine:
             _quarantine(cur, contract, file, located, reader_rejects, loader.load_id)
-    names = ", ".join(quote_identifier(c.name) for c in contract.columns)
-    select_good = (
-        f"select {names}, cast({loader.load_id} as bigint) as {LOAD_ID_COLUMN} "
-        f"from {all_rows} where __kpi_reason is null order by __kpi_file, __kpi_ord"
+    _write_rows(
+        loader,
+        plan,
+        f"select * from {all_rows} where __kpi_reason is null order by __kpi_file, __kpi_ord",
     )
-    if plan.action == "reload":
-        cur.execute(f"create or replace table {relation} as {select_good}")
-        cur.execute(f"delete from {LOAD_STATE} where table_name = ?", [contract.name])
-    else:
-        cur.execute(f"insert into {relation} {select_good}")
-    for result in loader.report.files:
-        if result.file.table != contract.name:
-            continue
-        cur.execute(
-            f"insert into {LOAD_STATE} values (?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
-            [
-                contract.name,
-                result.file.name,
-                result.file.size,
-                result.file.mtime_ns,
-                result.file.sha256(),
-                result.rows,
-                result.rejected,
-                loader.load_id,
-            ],
-        )
+    _record_state(loader, plan)
     for table in [all_rows, *staged_tables]:
         cur.execute(f"drop table if exists {table}")
 
