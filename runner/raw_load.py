@@ -39,6 +39,7 @@ from runner.nodes import Relation, quote_identifier, quote_literal
 from runner.raw_contract import TYPE_WORDS, TableContract, parse_value_sql
 from runner.raw_files import (
     LOAD_STATE,
+    TABLE_CHANGES,
     ExportFile,
     TablePlan,
     find_export_files,
@@ -498,6 +499,10 @@ def load_export(
 def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
     con.execute(
+        f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
+        "action varchar, changed_rows bigint, deleted_rows bigint, loaded_at timestamp)"
+    )
+    con.execute(
         f"create table if not exists {LOAD_STATE} (table_name varchar, file_name varchar, "
         "size bigint, mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, "
         "load_id bigint, action varchar, loaded_at timestamp)"
@@ -588,16 +593,75 @@ def _rows_per_file(
 
 
 def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
-    """Create (reload) or append to the raw table from `rows_sql`."""
-    names = ", ".join(quote_identifier(c.name) for c in plan.contract.columns)
-    select = (
-        f"select {names}, cast({loader.load_id} as bigint) as {LOAD_ID_COLUMN} from ({rows_sql})"
+    """Create (reload) or append to the raw table from `rows_sql`, and record
+    in `_kpi.table_changes` how many rows changed and how many disappeared.
+
+    Reloading a table that has a primary key keeps the `_load_id` of every
+    row identical to one already loaded: a snapshot export that changed in
+    1% of its rows changes the `_load_id` of 1% of its rows, and incremental
+    models downstream see only those (change data capture).
+    """
+    cur = loader.cur
+    contract = plan.contract
+    relation = contract.relation
+    names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+    typed = f"select {names} from ({rows_sql})"
+    load_id = f"cast({loader.load_id} as bigint)"
+    if plan.action == "append":
+        row = cur.execute(f"insert into {relation} select *, {load_id} from ({typed})").fetchone()
+        _record_changes(loader, plan, int(row[0]) if row else 0, 0)
+        return
+    old_rows = _row_count(cur, relation)
+    if old_rows is None or not contract.primary_key:
+        cur.execute(
+            f"create or replace table {relation} as "
+            f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
+        )
+        changed = _row_count(cur, relation) or 0
+        _record_changes(loader, plan, changed, old_rows or 0)
+        return
+    key = [quote_identifier(k) for k in contract.primary_key]
+    old_keys = loader._name("old_keys")
+    cur.execute(f"create temp table {old_keys} as select {', '.join(key)} from {relation}")
+    same_row = " and ".join(
+        f"old.{quote_identifier(c.name)} is not distinct from new.{quote_identifier(c.name)}"
+        for c in contract.columns
     )
-    relation = plan.contract.relation
-    if plan.action == "reload":
-        loader.cur.execute(f"create or replace table {relation} as {select}")
-    else:
-        loader.cur.execute(f"insert into {relation} {select}")
+    cur.execute(
+        f"create or replace table {relation} as "
+        f"select new.*, coalesce(old.{LOAD_ID_COLUMN}, {load_id}) as {LOAD_ID_COLUMN} "
+        f"from ({typed}) as new left join {relation} as old on {same_row}"
+    )
+    changed = cur.execute(
+        f"select count(*) from {relation} where {LOAD_ID_COLUMN} = {loader.load_id}"
+    ).fetchone()
+    on_key = " and ".join(f"gone.{k} = kept.{k}" for k in key)
+    deleted = cur.execute(
+        f"select count(*) from {old_keys} as gone anti join {relation} as kept on {on_key}"
+    ).fetchone()
+    cur.execute(f"drop table {old_keys}")
+    _record_changes(
+        loader, plan, int(changed[0]) if changed else 0, int(deleted[0]) if deleted else 0
+    )
+
+
+def _row_count(cur: duckdb.DuckDBPyConnection, relation: Relation) -> int | None:
+    """Rows of `relation`, or None when it does not exist."""
+    exists = cur.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [relation.schema, relation.identifier],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = cur.execute(f"select count(*) from {relation}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _record_changes(loader: _Loader, plan: TablePlan, changed: int, deleted: int) -> None:
+    loader.cur.execute(
+        f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, now()::timestamp)",
+        [loader.load_id, plan.contract.relation.display, plan.action, changed, deleted],
+    )
 
 
 def _record_state(loader: _Loader, plan: TablePlan) -> None:

@@ -348,3 +348,33 @@ def test_big_file_with_one_bad_row_near_the_end(shop) -> None:
     assert query(project, "select line_number, reason from raw.rejected_rows") == [
         (199_992, "column age: 'bad' is not an integer")
     ]
+
+
+def test_reload_keeps_the_load_id_of_unchanged_rows_and_counts_changes(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,2,,,,\nc,Cy,3,,,,\n")
+    project.load_raw()
+    # b changes, c disappears, d is new; a stays as it was
+    (export / "people.csv").write_text(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bob,2,,,,\nd,Di,4,,,,\n")
+    project.load_raw()
+    assert query(project, "select person_id, _load_id from raw.people order by 1") == [
+        ("a", 1),
+        ("b", 2),
+        ("d", 2),
+    ]
+    assert query(
+        project,
+        "select action, changed_rows, deleted_rows from _kpi.table_changes "
+        "where relation = 'raw.people' order by load_id",
+    ) == [("reload", 3, 0), ("reload", 2, 1)]
+
+
+def test_appended_part_is_recorded_as_an_append(shop) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()
+    (export / "people.part-2.csv").write_text(PEOPLE_HEADER + "b,Bo,2,,,,\n")
+    project.load_raw()
+    assert query(
+        project,
+        "select load_id, action, changed_rows, deleted_rows from _kpi.table_changes "
+        "where relation = 'raw.people' order by load_id",
+    ) == [(1, "reload", 1, 0), (2, "append", 1, 0)]
