@@ -68,6 +68,7 @@ class Compiler:
     existing_tables: frozenset[tuple[str, str]] = frozenset()
     full_refresh: bool = False
     cache: CompileCache | None = None
+    rebuild_in_full: frozenset[str] = frozenset()
     _compiled: dict[str, CompiledNode] = field(default_factory=dict)
 
     @cached_property
@@ -120,7 +121,7 @@ class Compiler:
             node.relation.schema.lower(),
             node.relation.identifier.lower(),
         ) in self.existing_tables
-        return exists and not full_refresh
+        return exists and not full_refresh and node.unique_id not in self.rebuild_in_full
 
     def _context(
         self, node: Node, path: str
@@ -178,6 +179,7 @@ class Compiler:
             resolve_ref=resolve_ref,
             resolve_source=resolve_source,
             incremental=self.is_incremental(node),
+            unique_id=node.unique_id,
         )
         return context, ctes, reads
 

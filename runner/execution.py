@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner import data_tests, materializations
+from runner import build_state, data_tests, materializations
 from runner.compiling import CompiledNode
 from runner.data_tests import TestOutcome
 from runner.graph import Graph
@@ -68,6 +68,7 @@ class ExecutionOptions:
     store_failures: bool = False
     full_refresh: bool = False
     failures_dir: Path = Path("target/failures")
+    load_id: int = 0
 
 
 def plan_units(
@@ -265,6 +266,8 @@ class Executor:
         try:
             cur.execute("begin transaction")
             verb, rows = self._materialize(cur, compiled)
+            if node.config.materialized == "incremental":
+                build_state.record_build(cur, node.unique_id, self.options.load_id)
             for test in unit.tests:
                 t0 = time.perf_counter()
                 outcome = data_tests.run_test(

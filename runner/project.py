@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import parse_cache
+from runner import build_state, parse_cache
 from runner.errors import CompilationError, ProjectError
 from runner.graph import Graph
 from runner.nodes import Node
@@ -353,8 +353,20 @@ class Project:
                 self._load_raw(con, None, options.on_bad_rows, False)
             relations = existing_relations(con)
             existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
+            if any(u.node.config.materialized == "incremental" for u in units.values()):
+                build_state.ensure_tables(con)
+            load_id = build_state.current_load_id(con)
+            rebuilds = build_state.full_rebuilds(
+                con, self.nodes, self.loaded.sources, [u.node.unique_id for u in units.values()]
+            )
+            for uid, reason in sorted(rebuilds.items()):
+                self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
             compiler = Compiler(
-                self.loaded, existing, options.full_refresh, CompileCache.for_project(self.loaded)
+                self.loaded,
+                existing,
+                options.full_refresh,
+                CompileCache.for_project(self.loaded),
+                frozenset(rebuilds),
             )
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
@@ -376,6 +388,7 @@ class Project:
                     store_failures=options.store_failures,
                     full_refresh=options.full_refresh,
                     failures_dir=self.settings.target_path / "failures",
+                    load_id=load_id,
                 ),
                 self.settings.project_dir,
                 paths,

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     import duckdb
 
 LOAD_STATE = Relation(META_SCHEMA, "load_state")
-# One row per raw table per load: rows that are new or changed (they carry the
-# load's _load_id) and rows that disappeared. Incremental models rebuild in
-# full when an upstream table lost rows since their last build.
-TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
 
 
 @dataclass(frozen=True)

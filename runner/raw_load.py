@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner import build_state
+from runner.build_state import TABLE_CHANGES
 from runner.errors import LoadError, ProjectError
 from runner.nodes import Relation, quote_identifier, quote_literal
 from runner.raw_contract import TYPE_WORDS, TableContract, parse_value_sql
 from runner.raw_files import (
     LOAD_STATE,
-    TABLE_CHANGES,
     ExportFile,
     TablePlan,
     find_export_files,
@@ -498,10 +499,7 @@ def load_export(
 
 def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
-    con.execute(
-        f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
-        "action varchar, changed_rows bigint, deleted_rows bigint, loaded_at timestamp)"
-    )
+    build_state.ensure_tables(con)
     con.execute(
         f"create table if not exists {LOAD_STATE} (table_name varchar, file_name varchar, "
         "size bigint, mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, "

@@ -299,6 +299,7 @@ class ModelContext:
     config: dict[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     env_reads: dict[str, str | None] = field(default_factory=dict)
+    unique_id: str = ""
 
     def namespace(self) -> dict[str, Any]:
         return {
@@ -308,6 +309,7 @@ class ModelContext:
             "var": self.var,
             "env_var": self.env_var,
             "is_incremental": self.is_incremental,
+            "last_seen_load_id": self.last_seen_load_id,
             "this": self.this,
             "target": self.target,
             "log": _log,
@@ -363,6 +365,18 @@ class ModelContext:
 
     def is_incremental(self) -> bool:
         return self.incremental
+
+    def last_seen_load_id(self) -> str:
+        """SQL for the newest raw load this model had seen when it was last
+        built (0 before its first build): rows with a greater `_load_id` are
+        new or changed since. A subquery, so the compiled SQL stays the same
+        from run to run."""
+        if self.this is None or not self.unique_id:
+            return "0"
+        return (
+            '(select coalesce(max(load_id), 0) from "_kpi"."node_state" '
+            f"where unique_id = {sql_literal(self.unique_id)})"
+        )
 
     def raise_compiler_error(self, message: str, hint: str | None = None) -> None:
         raise CompilationError(message, path=self.path, line=call_site_line(self.path), hint=hint)

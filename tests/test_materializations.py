@@ -115,7 +115,7 @@ def test_each_materialization_creates_what_it_says(make_project, load, query) ->
     assert query(
         root,
         "select table_schema, table_name, table_type from information_schema.tables"
-        " order by table_name",
+        " where table_schema <> '_kpi' order by table_name",  # _kpi: the runner's own state
     ) == [
         ("marts", "i", "BASE TABLE"),
         ("main", "t", "BASE TABLE"),
