@@ -3,14 +3,14 @@
 `_kpi.node_state` holds, per incremental model, the newest raw load it had
 seen when it was last built (`last_seen_load_id()` in a model reads it). The
 loader's `_kpi.table_changes` says, per raw table and load, how many rows
-changed and how many disappeared. An incremental model can only add and
+were inserted, updated and deleted. An incremental model can only add and
 replace rows, so when a raw table upstream of it lost rows since its last
 build, it is rebuilt in full instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runner.graph import Graph
@@ -28,11 +28,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
     con.execute(
         f"create table if not exists {NODE_STATE} "
-        "(unique_id varchar, load_id bigint, built_at timestamp)"
+        "(unique_id varchar, load_id bigint, logic varchar, built_at timestamp)"
     )
     con.execute(
         f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
-        "action varchar, changed_rows bigint, deleted_rows bigint, loaded_at timestamp)"
+        "action varchar, inserted_rows bigint, updated_rows bigint, deleted_rows bigint, "
+        "loaded_at timestamp)"
     )
 
 
@@ -51,38 +52,59 @@ def full_rebuilds(
     con: duckdb.DuckDBPyConnection,
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
-    candidates: Iterable[str],
+    logic: Mapping[str, str],
 ) -> dict[str, str]:
-    """Incremental models that must rebuild in full, with the reason: a raw
-    table upstream lost rows after the load the model last saw."""
-    candidates = [uid for uid in candidates if nodes[uid].config.materialized == "incremental"]
-    if not candidates:
+    """Incremental models that must rebuild in full this run, with the reason.
+
+    `logic` maps each incremental model to a digest of its code, config, vars
+    and macros. A model rebuilds in full when that changed since its last
+    build, when a raw table upstream lost rows after the load it last saw,
+    or when one of its `append_only` sources had rows updated.
+    """
+    if not logic:
         return {}
-    seen = dict(
-        con.execute(f"select unique_id, max(load_id) from {NODE_STATE} group by 1").fetchall()
-    )
-    losses = con.execute(
-        f"select relation, max(load_id) from {TABLE_CHANGES} where deleted_rows > 0 group by 1"
+    state = {
+        uid: (int(load_id or 0), digest)
+        for uid, load_id, digest in con.execute(
+            f"select unique_id, load_id, logic from {NODE_STATE}"
+        ).fetchall()
+    }
+    changes = con.execute(
+        f"select relation, max(load_id) filter (where deleted_rows > 0), "
+        f"max(load_id) filter (where updated_rows > 0) from {TABLE_CHANGES} group by 1"
     ).fetchall()
-    last_loss = {relation.lower(): int(load_id) for relation, load_id in losses}
-    if not last_loss:
-        return {}
+    last_delete = {r.lower(): d for r, d, _ in changes if d is not None}
+    last_update = {r.lower(): u for r, _, u in changes if u is not None}
     graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     reasons = {}
-    for uid in candidates:
-        watermark = int(seen.get(uid) or 0)
+    for uid, digest in sorted(logic.items()):
+        if uid not in state:
+            continue  # never built incrementally: is_incremental() is false anyway
+        watermark, built_logic = state[uid]
+        if built_logic != digest:
+            reasons[uid] = "its SQL, config or inputs' definitions changed since its last build"
+            continue
+        append_only = {f"source.{name}" for name in nodes[uid].config.append_only}
         for ancestor in sorted(graph.ancestors(uid)):
             source = sources.get(ancestor)
             if source is None:
                 continue
-            loss = last_loss.get(source.relation.display.lower())
-            if loss is not None and loss > watermark:
-                reasons[uid] = f"{source.relation.display} lost rows in load {loss}"
+            relation = source.relation.display.lower()
+            if last_delete.get(relation, 0) > watermark:
+                reasons[uid] = f"{source.relation.display} lost rows since its last build"
+                break
+            if ancestor in append_only and last_update.get(relation, 0) > watermark:
+                reasons[uid] = (
+                    f"{source.relation.display} had rows updated since its last build "
+                    "(the model is configured append_only on it)"
+                )
                 break
     return reasons
 
 
-def record_build(cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int) -> None:
-    """Remember, inside the build's transaction, the load a node has now seen."""
+def record_build(cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int, logic: str) -> None:
+    """Remember, inside the build's transaction, what a node has now seen."""
     cur.execute(f"delete from {NODE_STATE} where unique_id = ?", [unique_id])
-    cur.execute(f"insert into {NODE_STATE} values (?, ?, now()::timestamp)", [unique_id, load_id])
+    cur.execute(
+        f"insert into {NODE_STATE} values (?, ?, ?, now()::timestamp)", [unique_id, load_id, logic]
+    )

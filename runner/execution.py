@@ -69,6 +69,7 @@ class ExecutionOptions:
     full_refresh: bool = False
     failures_dir: Path = Path("target/failures")
     load_id: int = 0
+    logic: Mapping[str, str] = field(default_factory=dict)
 
 
 def plan_units(
@@ -267,7 +268,12 @@ class Executor:
             cur.execute("begin transaction")
             verb, rows = self._materialize(cur, compiled)
             if node.config.materialized == "incremental":
-                build_state.record_build(cur, node.unique_id, self.options.load_id)
+                build_state.record_build(
+                    cur,
+                    node.unique_id,
+                    self.options.load_id,
+                    self.options.logic.get(node.unique_id, ""),
+                )
             for test in unit.tests:
                 t0 = time.perf_counter()
                 outcome = data_tests.run_test(

@@ -74,6 +74,7 @@ class NodeConfig:
     error_if: str = "!= 0"
     limit: int | None = None
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    append_only: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +94,7 @@ class NodeConfig:
             "error_if": self.error_if,
             "limit": self.limit,
             "meta": dict(self.meta),
+            "append_only": list(self.append_only),
         }
 
 

@@ -355,6 +355,7 @@ def make_config(
         error_if=str(merged.get("error_if", "!= 0")),
         limit=merged.get("limit"),
         meta=MappingProxyType(dict(merged.get("meta") or {})),
+        append_only=tuple(str(s) for s in _as_list(merged.get("append_only"))),
     )
     _check_choice(
         "materialized", config.materialized, (*MATERIALIZATIONS, "seed", "test"), path, line

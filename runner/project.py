@@ -356,17 +356,17 @@ class Project:
             if any(u.node.config.materialized == "incremental" for u in units.values()):
                 build_state.ensure_tables(con)
             load_id = build_state.current_load_id(con)
-            rebuilds = build_state.full_rebuilds(
-                con, self.nodes, self.loaded.sources, [u.node.unique_id for u in units.values()]
-            )
+            compile_cache = CompileCache.for_project(self.loaded)
+            logic = {
+                u.node.unique_id: compile_cache.key(u.node, False)
+                for u in units.values()
+                if u.node.config.materialized == "incremental"
+            }
+            rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
             for uid, reason in sorted(rebuilds.items()):
                 self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
             compiler = Compiler(
-                self.loaded,
-                existing,
-                options.full_refresh,
-                CompileCache.for_project(self.loaded),
-                frozenset(rebuilds),
+                self.loaded, existing, options.full_refresh, compile_cache, frozenset(rebuilds)
             )
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
@@ -389,6 +389,7 @@ class Project:
                     full_refresh=options.full_refresh,
                     failures_dir=self.settings.target_path / "failures",
                     load_id=load_id,
+                    logic=logic,
                 ),
                 self.settings.project_dir,
                 paths,

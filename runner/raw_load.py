@@ -592,12 +592,12 @@ def _rows_per_file(
 
 def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
     """Create (reload) or append to the raw table from `rows_sql`, and record
-    in `_kpi.table_changes` how many rows changed and how many disappeared.
+    in `_kpi.table_changes` how many rows were inserted, updated and deleted.
 
-    Reloading a table that has a primary key keeps the `_load_id` of every
-    row identical to one already loaded: a snapshot export that changed in
-    1% of its rows changes the `_load_id` of 1% of its rows, and incremental
-    models downstream see only those (change data capture).
+    Reloading a table that has a primary key writes only what changed: rows
+    identical to loaded ones keep their `_load_id`, so a snapshot export that
+    changed in 1% of its rows costs 1% of a write, and incremental models
+    downstream see only those rows (change data capture).
     """
     cur = loader.cur
     contract = plan.contract
@@ -607,7 +607,7 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
     load_id = f"cast({loader.load_id} as bigint)"
     if plan.action == "append":
         row = cur.execute(f"insert into {relation} select *, {load_id} from ({typed})").fetchone()
-        _record_changes(loader, plan, int(row[0]) if row else 0, 0)
+        _record_changes(loader, plan, inserted=int(row[0]) if row else 0)
         return
     old_rows = _row_count(cur, relation)
     if old_rows is None or not contract.primary_key:
@@ -615,32 +615,44 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
             f"create or replace table {relation} as "
             f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
         )
-        changed = _row_count(cur, relation) or 0
-        _record_changes(loader, plan, changed, old_rows or 0)
+        _record_changes(
+            loader, plan, inserted=_row_count(cur, relation) or 0, deleted=old_rows or 0
+        )
         return
     key = [quote_identifier(k) for k in contract.primary_key]
-    old_keys = loader._name("old_keys")
-    cur.execute(f"create temp table {old_keys} as select {', '.join(key)} from {relation}")
+    on_key = " and ".join(f"a.{k} = b.{k}" for k in key)
     same_row = " and ".join(
-        f"old.{quote_identifier(c.name)} is not distinct from new.{quote_identifier(c.name)}"
+        f"a.{quote_identifier(c.name)} is not distinct from b.{quote_identifier(c.name)}"
         for c in contract.columns
     )
+    delta, gone = loader._name("delta"), loader._name("gone")
     cur.execute(
-        f"create or replace table {relation} as "
-        f"select new.*, coalesce(old.{LOAD_ID_COLUMN}, {load_id}) as {LOAD_ID_COLUMN} "
-        f"from ({typed}) as new left join {relation} as old on {same_row}"
+        f"create temp table {delta} as "
+        f"select a.* from ({typed}) as a anti join {relation} as b on {same_row}"
     )
-    changed = cur.execute(
-        f"select count(*) from {relation} where {LOAD_ID_COLUMN} = {loader.load_id}"
-    ).fetchone()
-    on_key = " and ".join(f"gone.{k} = kept.{k}" for k in key)
-    deleted = cur.execute(
-        f"select count(*) from {old_keys} as gone anti join {relation} as kept on {on_key}"
-    ).fetchone()
-    cur.execute(f"drop table {old_keys}")
-    _record_changes(
-        loader, plan, int(changed[0]) if changed else 0, int(deleted[0]) if deleted else 0
+    cur.execute(
+        f"create temp table {gone} as select {', '.join(f'a.{k}' for k in key)} "
+        f"from {relation} as a anti join ({typed}) as b on {on_key}"
     )
+    updated = _count(
+        cur, f"select count(*) from {delta} as a semi join {relation} as b on {on_key}"
+    )
+    changed = _count(cur, f"select count(*) from {delta}")
+    deleted = _count(cur, f"select count(*) from {gone}")
+    if changed or deleted:
+        cur.execute(
+            f"delete from {relation} as b where exists (select 1 from {delta} as a where {on_key}) "
+            f"or exists (select 1 from {gone} as a where {on_key})"
+        )
+        cur.execute(f"insert into {relation} select *, {load_id} from {delta}")
+    cur.execute(f"drop table {delta}")
+    cur.execute(f"drop table {gone}")
+    _record_changes(loader, plan, inserted=changed - updated, updated=updated, deleted=deleted)
+
+
+def _count(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = cur.execute(sql).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _row_count(cur: duckdb.DuckDBPyConnection, relation: Relation) -> int | None:
@@ -655,10 +667,12 @@ def _row_count(cur: duckdb.DuckDBPyConnection, relation: Relation) -> int | None
     return int(row[0]) if row else 0
 
 
-def _record_changes(loader: _Loader, plan: TablePlan, changed: int, deleted: int) -> None:
+def _record_changes(
+    loader: _Loader, plan: TablePlan, inserted: int = 0, updated: int = 0, deleted: int = 0
+) -> None:
     loader.cur.execute(
-        f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, now()::timestamp)",
-        [loader.load_id, plan.contract.relation.display, plan.action, changed, deleted],
+        f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, ?, now()::timestamp)",
+        [loader.load_id, plan.contract.relation.display, plan.action, inserted, updated, deleted],
     )
 
 

@@ -41,6 +41,7 @@ CONFIG_KEYS = frozenset(
         "error_if",
         "limit",
         "meta",
+        "append_only",
         "docs",
         "full_refresh",
         "delimiter",

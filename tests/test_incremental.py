@@ -63,7 +63,7 @@ def test_a_raw_table_that_lost_rows_rebuilds_the_model_in_full(shop, load, query
     (export / "events.csv").write_text("event_id,n\ne2,20\n")
     project = load(root, raw_dir=export)
     assert project.build().exit_code == 0
-    assert "Rebuilding seen in full: raw.events lost rows in load 2." in output(project)
+    assert "Rebuilding seen in full: raw.events lost rows since its last build." in output(project)
     assert query(root, "select event_id, n from main.seen") == [("e2", 20)]
 
 
@@ -80,3 +80,35 @@ def test_a_changed_row_keeps_its_key_and_gets_the_new_load(shop, load, query) ->
         ("e2", 22, 2),
         ("e4", 4, 2),
     ]
+
+
+def test_a_changed_model_rebuilds_in_full(shop, load, query, output, make_project) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    make_project(
+        {"models/seen.sql": MODEL.replace("select event_id, n,", "select event_id, n * 10 as n,")},
+        root=root,
+    )
+    project = load(root, raw_dir=export)
+    assert project.build().exit_code == 0
+    assert "Rebuilding seen in full: its SQL, config or inputs' definitions changed" in output(
+        project
+    )
+    assert query(root, "select event_id, n from main.seen order by 1") == [("e1", 10), ("e2", 20)]
+
+
+def test_updated_rows_of_an_append_only_source_rebuild_in_full(
+    shop, load, query, output, make_project
+) -> None:
+    root, export = shop
+    append_only = MODEL.replace(
+        "incremental_strategy='append'",
+        "incremental_strategy='append', append_only=['shop.events']",
+    )
+    make_project({"models/seen.sql": append_only}, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    (export / "events.csv").write_text("event_id,n\ne1,1\ne2,22\n")
+    project = load(root, raw_dir=export)
+    assert project.build().exit_code == 0
+    assert "raw.events had rows updated since its last build" in output(project)
+    assert query(root, "select event_id, n from main.seen order by 1") == [("e1", 1), ("e2", 22)]

@@ -363,9 +363,9 @@ def test_reload_keeps_the_load_id_of_unchanged_rows_and_counts_changes(shop) -> 
     ]
     assert query(
         project,
-        "select action, changed_rows, deleted_rows from _kpi.table_changes "
+        "select action, inserted_rows, updated_rows, deleted_rows from _kpi.table_changes "
         "where relation = 'raw.people' order by load_id",
-    ) == [("reload", 3, 0), ("reload", 2, 1)]
+    ) == [("reload", 3, 0, 0), ("reload", 1, 1, 1)]
 
 
 def test_appended_part_is_recorded_as_an_append(shop) -> None:
@@ -375,6 +375,6 @@ def test_appended_part_is_recorded_as_an_append(shop) -> None:
     project.load_raw()
     assert query(
         project,
-        "select load_id, action, changed_rows, deleted_rows from _kpi.table_changes "
-        "where relation = 'raw.people' order by load_id",
-    ) == [(1, "reload", 1, 0), (2, "append", 1, 0)]
+        "select load_id, action, inserted_rows, updated_rows, deleted_rows "
+        "from _kpi.table_changes where relation = 'raw.people' order by load_id",
+    ) == [(1, "reload", 1, 0, 0), (2, "append", 1, 0, 0)]
