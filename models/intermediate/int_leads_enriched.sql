@@ -69,6 +69,7 @@ final as (
         sql_at is not null as is_sql,
         is_customer,
         first_response_at,
+        epoch_us(first_response_at) - epoch_us(created_at) as response_microseconds,
         (epoch_us(first_response_at) - epoch_us(created_at)) / 60000000.0
             as response_minutes
     from joined

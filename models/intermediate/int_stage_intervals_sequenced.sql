@@ -82,6 +82,10 @@ final as (
         left_at is not null and not is_closed_stage as is_exit,
         case
             when left_at is not null and not is_closed_stage
+                then epoch_us(left_at) - epoch_us(entered_at)
+        end as microseconds_in_stage,
+        case
+            when left_at is not null and not is_closed_stage
                 then (epoch_us(left_at) - epoch_us(entered_at)) / 86400000000.0
         end as days_in_stage
     from sequenced

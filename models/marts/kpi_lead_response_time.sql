@@ -21,6 +21,7 @@ leads as (
         owner_team_id as team_id,
         owner_id as rep_id,
         lead_id,
+        response_microseconds,
         response_minutes
     from {{ ref('int_leads_enriched') }}
 ),
@@ -35,7 +36,8 @@ rolled_up as (
     {% call rollup_by_level('rep_rows') %}
         count(rep_rows.lead_id) as leads,
         count(rep_rows.response_minutes) as contacted_leads,
-        {{ sum_or_zero('rep_rows.response_minutes', 'double') }}
+        {# summed exactly in microseconds, then divided once (order-independent) #}
+        {{ sum_or_zero('rep_rows.response_microseconds', 'hugeint') }} / 60000000.0
             as total_response_minutes,
         median(rep_rows.response_minutes) as median_response_minutes,
         {{ count_where('rep_rows.response_minutes <= 60') }} as contacted_within_1h

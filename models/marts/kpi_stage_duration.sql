@@ -23,6 +23,7 @@ exits as (
         owner_team_id as team_id,
         owner_id as rep_id,
         stage_name,
+        microseconds_in_stage,
         days_in_stage
     from {{ ref('int_stage_intervals_sequenced') }}
     where is_exit
@@ -63,7 +64,10 @@ rolled_up as (
         join_keys=['month', 'stage_name'],
     ) %}
         count(rep_rows.days_in_stage) as exits,
-        {{ sum_or_zero('rep_rows.days_in_stage', 'double') }} as total_days_in_stage,
+        {# summed exactly in microseconds, then divided once: the same total
+           whatever the order in which DuckDB adds the rows #}
+        {{ sum_or_zero('rep_rows.microseconds_in_stage', 'hugeint') }} / 86400000000.0
+            as total_days_in_stage,
         median(rep_rows.days_in_stage) as median_days_in_stage,
         {{ sum_or_zero('rep_rows.open_deals') }} as open_deals_at_month_end
     {% endcall %}
