@@ -1,6 +1,16 @@
 {#- One row per deal with its owner's team, its current stage's order, its close
     month and, for won deals, the days from first touch to close (KPI_SPEC
-    section 3). -#}
+    section 3).
+
+    Incremental, by deal: a build recomputes the deals touched since the last
+    one (the deal, its lead, its first activities, its owner's team, or any
+    stage changed) and replaces their rows. -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='opportunity_id',
+) }}
 
 with
 
@@ -11,37 +21,75 @@ opportunities as (
 users as (
     select
         user_id,
-        team_id
+        team_id,
+        _load_id
     from {{ ref('stg_crm__users') }}
 ),
 
 pipeline_stages as (
     select
         stage_name,
-        stage_order
+        stage_order,
+        _load_id
     from {{ ref('stg_crm__pipeline_stages') }}
 ),
 
 leads as (
     select
         lead_id,
-        created_at
+        created_at,
+        _load_id
     from {{ ref('stg_crm__leads') }}
 ),
 
 lead_activities as (
     select
         lead_id,
-        first_activity_at
+        first_activity_at,
+        _load_id
     from {{ ref('int_lead_activities_aggregated') }}
 ),
 
 opportunity_activities as (
     select
         opportunity_id,
-        first_activity_at
+        first_activity_at,
+        _load_id
     from {{ ref('int_opportunity_activities_aggregated') }}
 ),
+
+{% if is_incremental() %}
+touched_deals as (
+    select opportunity_id from opportunities
+    where _load_id > {{ last_seen_load_id() }}
+    union
+    select opportunity_id from opportunity_activities
+    where _load_id > {{ last_seen_load_id() }}
+    union
+    select opportunities.opportunity_id
+    from opportunities
+    inner join leads
+        on opportunities.lead_id = leads.lead_id
+    where leads._load_id > {{ last_seen_load_id() }}
+    union
+    select opportunities.opportunity_id
+    from opportunities
+    inner join lead_activities
+        on opportunities.lead_id = lead_activities.lead_id
+    where lead_activities._load_id > {{ last_seen_load_id() }}
+    union
+    select opportunities.opportunity_id
+    from opportunities
+    inner join users
+        on opportunities.owner_id = users.user_id
+    where users._load_id > {{ last_seen_load_id() }}
+    union
+    select opportunity_id from opportunities
+    where exists (
+        select 1 from pipeline_stages where _load_id > {{ last_seen_load_id() }}
+    )
+),
+{% endif %}
 
 joined as (
     select
@@ -68,7 +116,15 @@ joined as (
             leads.created_at,
             lead_activities.first_activity_at,
             opportunity_activities.first_activity_at
-        ) as first_touch_at
+        ) as first_touch_at,
+        greatest(
+            opportunities._load_id,
+            users._load_id,
+            pipeline_stages._load_id,
+            leads._load_id,
+            lead_activities._load_id,
+            opportunity_activities._load_id
+        ) as _load_id
     from opportunities
     left join users
         on opportunities.owner_id = users.user_id
@@ -80,6 +136,11 @@ joined as (
         on opportunities.lead_id = lead_activities.lead_id
     left join opportunity_activities
         on opportunities.opportunity_id = opportunity_activities.opportunity_id
+    {% if is_incremental() %}
+    where opportunities.opportunity_id in (
+        select touched_deals.opportunity_id from touched_deals
+    )
+    {% endif %}
 ),
 
 final as (
@@ -105,7 +166,8 @@ final as (
         cast(first_touch_at as date) as first_touch_date,
         case
             when is_won then date_diff('day', cast(first_touch_at as date), close_date)
-        end as days_to_close
+        end as days_to_close,
+        _load_id
     from joined
 )
 

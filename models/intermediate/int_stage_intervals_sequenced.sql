@@ -1,7 +1,17 @@
 {#- One row per stage-history row of a known deal in a known stage, in the order
     of KPI_SPEC section 3 (entered_at, ties by stage_order, then stage_name). Each
     row opens an interval in its stage that ends when the next row is entered;
-    rows of unknown deals or stages are ignored, so they never end an interval. -#}
+    rows of unknown deals or stages are ignored, so they never end an interval.
+
+    Incremental, by deal: a build re-sequences the deals touched since the last
+    one (new history rows, a new or changed deal, an owner whose team changed;
+    every deal when a stage changed) and replaces their rows. -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='opportunity_id',
+) }}
 
 with
 
@@ -9,14 +19,16 @@ stage_history as (
     select
         opportunity_id,
         stage_name,
-        entered_at
+        entered_at,
+        _load_id
     from {{ ref('stg_crm__opportunity_stage_history') }}
 ),
 
 opportunities as (
     select
         opportunity_id,
-        owner_id
+        owner_id,
+        _load_id
     from {{ ref('stg_crm__opportunities') }}
 ),
 
@@ -24,16 +36,39 @@ pipeline_stages as (
     select
         stage_name,
         stage_order,
-        is_closed
+        is_closed,
+        _load_id
     from {{ ref('stg_crm__pipeline_stages') }}
 ),
 
 users as (
     select
         user_id,
-        team_id
+        team_id,
+        _load_id
     from {{ ref('stg_crm__users') }}
 ),
+
+{% if is_incremental() %}
+touched_deals as (
+    select opportunity_id from stage_history
+    where _load_id > {{ last_seen_load_id() }}
+    union
+    select opportunity_id from opportunities
+    where _load_id > {{ last_seen_load_id() }}
+    union
+    select opportunities.opportunity_id
+    from opportunities
+    inner join users
+        on opportunities.owner_id = users.user_id
+    where users._load_id > {{ last_seen_load_id() }}
+    union
+    select opportunity_id from opportunities
+    where exists (
+        select 1 from pipeline_stages where _load_id > {{ last_seen_load_id() }}
+    )
+),
+{% endif %}
 
 known_entries as (
     select
@@ -43,7 +78,13 @@ known_entries as (
         stage_history.stage_name,
         pipeline_stages.stage_order,
         pipeline_stages.is_closed as is_closed_stage,
-        stage_history.entered_at
+        stage_history.entered_at,
+        greatest(
+            stage_history._load_id,
+            opportunities._load_id,
+            users._load_id,
+            pipeline_stages._load_id
+        ) as _load_id
     from stage_history
     inner join opportunities
         on stage_history.opportunity_id = opportunities.opportunity_id
@@ -51,13 +92,21 @@ known_entries as (
         on stage_history.stage_name = pipeline_stages.stage_name
     left join users
         on opportunities.owner_id = users.user_id
+    {% if is_incremental() %}
+    where stage_history.opportunity_id in (
+        select touched_deals.opportunity_id from touched_deals
+    )
+    {% endif %}
 ),
 
 sequenced as (
     select
         *,
         row_number() over deal_entries as entry_number,
-        lead(entered_at) over deal_entries as left_at
+        lead(entered_at) over deal_entries as left_at,
+        {# every row of a deal carries the newest load among all its inputs, so
+           that the marts see every interval of a touched deal as changed #}
+        max(_load_id) over (partition by opportunity_id) as deal_load_id
     from known_entries
     window deal_entries as (
         partition by opportunity_id
@@ -87,7 +136,8 @@ final as (
         case
             when left_at is not null and not is_closed_stage
                 then (epoch_us(left_at) - epoch_us(entered_at)) / 86400000000.0
-        end as days_in_stage
+        end as days_in_stage,
+        deal_load_id as _load_id
     from sequenced
 )
 

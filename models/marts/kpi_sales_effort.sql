@@ -15,11 +15,17 @@ active_reps as (
     from {{ ref('int_rep_months_spined') }}
 ),
 
+users as (
+    select
+        user_id,
+        team_id
+    from {{ ref('stg_crm__users') }}
+),
+
 activities as (
     select
-        activity_month as month,
-        owner_team_id as team_id,
-        owner_id as rep_id,
+        activity_month,
+        owner_id,
         calls,
         emails,
         meetings,
@@ -29,10 +35,27 @@ activities as (
     from {{ ref('int_activities_aggregated') }}
 ),
 
+owner_activities as (
+    {# a rep's team is users.team_id today, for every month #}
+    select
+        activities.activity_month as month,
+        users.team_id,
+        activities.owner_id as rep_id,
+        activities.calls,
+        activities.emails,
+        activities.meetings,
+        activities.demos,
+        activities.other_activities,
+        activities.total_activities
+    from activities
+    left join users
+        on activities.owner_id = users.user_id
+),
+
 rep_rows as (
     select * from active_reps
     union all by name
-    select * from activities
+    select * from owner_activities
 ),
 
 rolled_up as (

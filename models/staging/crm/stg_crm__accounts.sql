@@ -10,7 +10,8 @@ renamed as (
         account_name,
         industry,
         owner_id,
-        created_at
+        created_at,
+        _load_id
     from source
 )
 

@@ -13,7 +13,8 @@ renamed as (
         occurred_at,
         lead_id,
         opportunity_id,
-        account_id
+        account_id,
+        _load_id
     from source
 )
 

@@ -15,7 +15,8 @@ renamed as (
         sql_at,
         converted_at,
         converted_account_id,
-        converted_opportunity_id
+        converted_opportunity_id,
+        _load_id
     from source
 )
 

@@ -20,7 +20,8 @@ renamed as (
         is_closed and not is_won as is_lost,
         created_at,
         {# kept-but-suspicious input: the close_date of an open deal is ignored #}
-        case when is_closed then close_date end as close_date
+        case when is_closed then close_date end as close_date,
+        _load_id
     from source
 )
 

@@ -8,7 +8,8 @@ renamed as (
     select
         opportunity_id,
         stage_name,
-        entered_at
+        entered_at,
+        _load_id
     from source
 )
 

@@ -11,7 +11,8 @@ renamed as (
         probability,
         is_closed,
         {# a stage can only be won when it is closed #}
-        is_closed and is_won as is_won
+        is_closed and is_won as is_won,
+        _load_id
     from source
 )
 

@@ -8,7 +8,8 @@ renamed as (
     select
         user_id,
         month as quota_month,
-        quota_amount
+        quota_amount,
+        _load_id
     from source
 )
 

@@ -10,7 +10,8 @@ renamed as (
         account_id,
         started_at as start_date,
         ended_at as end_date,
-        mrr
+        mrr,
+        _load_id
     from source
 )
 

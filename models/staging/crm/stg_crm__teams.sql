@@ -8,7 +8,8 @@ renamed as (
     select
         team_id,
         team_name,
-        region
+        region,
+        _load_id
     from source
 )
 

@@ -13,7 +13,8 @@ renamed as (
         team_id,
         manager_id,
         hired_at as hired_date,
-        terminated_at as terminated_date
+        terminated_at as terminated_date,
+        _load_id
     from source
 )
 
