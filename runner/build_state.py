@@ -27,8 +27,8 @@ TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
     con.execute(
-        f"create table if not exists {NODE_STATE} "
-        "(unique_id varchar, load_id bigint, logic varchar, built_at timestamp)"
+        f"create table if not exists {NODE_STATE} (unique_id varchar, load_id bigint, "
+        "logic varchar, full_load_id bigint, built_at timestamp)"
     )
     con.execute(
         f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
@@ -102,9 +102,32 @@ def full_rebuilds(
     return reasons
 
 
-def record_build(cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int, logic: str) -> None:
-    """Remember, inside the build's transaction, what a node has now seen."""
+def record_build(
+    cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int, logic: str, full: bool
+) -> None:
+    """Remember, inside the build's transaction, what a node has now seen, and
+    (`full`) that it was rebuilt in full at this load."""
+    row = cur.execute(
+        f"select max(full_load_id) from {NODE_STATE} where unique_id = ?", [unique_id]
+    ).fetchone()
+    full_load_id = load_id if full or not row or row[0] is None else int(row[0])
     cur.execute(f"delete from {NODE_STATE} where unique_id = ?", [unique_id])
     cur.execute(
-        f"insert into {NODE_STATE} values (?, ?, ?, now()::timestamp)", [unique_id, load_id, logic]
+        f"insert into {NODE_STATE} values (?, ?, ?, ?, now()::timestamp)",
+        [unique_id, load_id, logic, full_load_id],
     )
+
+
+def record_passes(con: duckdb.DuckDBPyConnection, passed: Mapping[str, str], load_id: int) -> None:
+    """Remember the tests that passed at `load_id`, with their lineage digest,
+    in one transaction at the end of a run."""
+    if not passed:
+        return
+    ids = sorted(passed)
+    con.execute("begin transaction")
+    con.execute(f"delete from {NODE_STATE} where unique_id in (select unnest(?))", [ids])
+    con.executemany(
+        f"insert into {NODE_STATE} values (?, ?, ?, 0, now()::timestamp)",
+        [[uid, load_id, passed[uid]] for uid in ids],
+    )
+    con.execute("commit")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.compile_cache import CompileCache
 from runner.errors import CompilationError
+from runner.incremental_tests import KEYED, watermark_sql
 from runner.loaded import LoadedProject
 from runner.nodes import Node, NodeConfig, Relation, TestSpec, quote_identifier
 
@@ -69,6 +70,7 @@ class Compiler:
     full_refresh: bool = False
     cache: CompileCache | None = None
     rebuild_in_full: frozenset[str] = frozenset()
+    new_rows_tests: frozenset[str] = frozenset()
     _compiled: dict[str, CompiledNode] = field(default_factory=dict)
 
     @cached_property
@@ -112,6 +114,10 @@ class Compiler:
         return self._compile_template(node).sql
 
     def is_incremental(self, node: Node) -> bool:
+        """Whether the node compiles as an incremental run: an incremental
+        model updating its table, or a test checking only new rows."""
+        if node.is_test:
+            return node.unique_id in self.new_rows_tests
         if node.config.materialized != "incremental":
             return False
         full_refresh = (
@@ -215,6 +221,16 @@ class Compiler:
         if node.config.where:
             model = f"(select * from {target_relation} where {node.config.where}) as kpi_subquery"
         kwargs: dict[str, Any] = {}
+        if self.is_incremental(node):
+            where = f"({node.config.where}) and " if node.config.where else ""
+            new_rows = (
+                f"(select * from {target_relation} where {where}"
+                f"_load_id > {watermark_sql(node.unique_id)}) as kpi_new_rows"
+            )
+            if meta["name"] in KEYED:
+                kwargs["new_rows"] = new_rows
+            else:
+                model = new_rows
         for key, value in meta["kwargs"].items():
             if isinstance(value, str) and re.match(r"^\s*(ref|source)\s*\(", value):
                 spec = TestSpec(meta["name"], {}, None, {}, None, path, None)

@@ -166,6 +166,7 @@ class Executor:
         self.project_dir = project_dir
         self.compiled_paths = compiled_paths or {}
         self.results: dict[str, NodeResult] = {}
+        self.passed_tests: set[str] = set()  # tests that passed on committed data
         self.failure_blocks: list[str] = []
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -273,6 +274,7 @@ class Executor:
                     node.unique_id,
                     self.options.load_id,
                     self.options.logic.get(node.unique_id, ""),
+                    full=not compiled.is_incremental,
                 )
             for test in unit.tests:
                 t0 = time.perf_counter()
@@ -288,6 +290,11 @@ class Executor:
             # a failed error-severity test, or a test that could not run at all
             blocking = [t for t, o, _ in outcomes if o.blocks]
             cur.execute("rollback" if blocking else "commit")
+            if not blocking:
+                with self._lock:
+                    self.passed_tests.update(
+                        t.unique_id for t, o, _ in outcomes if o.status == "pass"
+                    )
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("rollback")
@@ -403,6 +410,9 @@ class Executor:
                 )
         seconds = time.perf_counter() - start
         self.reporter.node_lines([self._test_line(test, outcome, seconds, wall)])
+        if outcome.status == "pass":
+            with self._lock:
+                self.passed_tests.add(test.unique_id)
         return not outcome.blocks
 
     def _wants_store(self, test: Node) -> bool:

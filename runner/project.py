@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, parse_cache
+from runner import build_state, incremental_tests, parse_cache
 from runner.errors import CompilationError, ProjectError
 from runner.graph import Graph
 from runner.nodes import Node
@@ -365,8 +365,25 @@ class Project:
             rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
             for uid, reason in sorted(rebuilds.items()):
                 self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
+            rebuilds = dict(rebuilds)
+            if options.full_refresh:
+                rebuilds.update({uid: "--full-refresh" for uid in logic})
+            test_plan = incremental_tests.plan_tests(
+                con,
+                self.nodes,
+                self.loaded.sources,
+                [n for u in units.values() for n in [u.node, *u.tests] if n.is_test],
+                lambda node: compile_cache.key(node, False),
+                frozenset(rebuilds),
+                incremental_tests.builtin_tests(self.loaded.macro_sources),
+            )
             compiler = Compiler(
-                self.loaded, existing, options.full_refresh, compile_cache, frozenset(rebuilds)
+                self.loaded,
+                existing,
+                options.full_refresh,
+                compile_cache,
+                frozenset(rebuilds),
+                test_plan.new_rows_only,
             )
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
@@ -399,6 +416,14 @@ class Project:
             except KeyboardInterrupt:
                 executor.interrupt()
                 raise
+            passed = {
+                uid: test_plan.digests[uid]
+                for uid in executor.passed_tests
+                if uid in test_plan.digests
+            }
+            if passed:
+                build_state.ensure_tables(con)
+                build_state.record_passes(con, passed, load_id)
         elapsed = time.perf_counter() - started
         for block in executor.failure_blocks:
             self.reporter.block("\n" + block)

@@ -112,3 +112,60 @@ def test_updated_rows_of_an_append_only_source_rebuild_in_full(
     assert project.build().exit_code == 0
     assert "raw.events had rows updated since its last build" in output(project)
     assert query(root, "select event_id, n from main.seen order by 1") == [("e1", 1), ("e2", 22)]
+
+
+TESTED = {
+    "models/stg_events.sql": "select event_id, n, _load_id from {{ source('shop', 'events') }}",
+    "models/stg_events.yml": """
+models:
+  - name: stg_events
+    columns:
+      - name: n
+        data_tests: [not_null, unique]
+""",
+}
+
+
+def compiled_test(project, name_part: str) -> str:
+    folder = Path(project.settings.target_path) / "compiled" / "models"
+    return next(folder.glob(f"{name_part}*.sql")).read_text()
+
+
+def test_tests_check_only_rows_loaded_since_they_last_passed(shop, load, make_project) -> None:
+    root, export = shop
+    make_project(TESTED, root=root)
+    first = load(root, raw_dir=export)
+    assert first.build().exit_code == 0
+    assert "_load_id >" not in compiled_test(first, "not_null_stg_events_n")  # first run: all rows
+    (export / "events.part-2.csv").write_text("event_id,n\ne3,3\n")
+    second = load(root, raw_dir=export)
+    assert second.build().exit_code == 0
+    assert "_load_id >" in compiled_test(second, "not_null_stg_events_n")
+    assert "_load_id >" in compiled_test(second, "unique_stg_events_n")
+
+
+def test_a_new_row_that_breaks_a_test_is_caught(shop, load, make_project) -> None:
+    root, export = shop
+    make_project(TESTED, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    # e4 repeats n = 1 of e1 (an old row) and e5 has no n: both must be caught
+    (export / "events.part-2.csv").write_text("event_id,n\ne4,1\ne5,\n")
+    result = load(root, raw_dir=export).build()
+    assert result.exit_code == 1
+    statuses = result.statuses()
+    assert statuses["unique_stg_events_n"] == "fail"
+    assert statuses["not_null_stg_events_n"] == "fail"
+    assert result.by_name()["unique_stg_events_n"].failures == 1
+
+
+def test_a_changed_test_lineage_runs_the_test_in_full(shop, load, make_project) -> None:
+    root, export = shop
+    make_project(TESTED, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    make_project(
+        {"models/stg_events.sql": TESTED["models/stg_events.sql"].replace("n,", "n * 2 as n,")},
+        root=root,
+    )
+    project = load(root, raw_dir=export)
+    assert project.build().exit_code == 0
+    assert "_load_id >" not in compiled_test(project, "unique_stg_events_n")

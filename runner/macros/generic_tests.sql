@@ -8,12 +8,17 @@ where {{ column_name }} is null
 {% endtest %}
 
 
-{% test unique(model, column_name) %}
+{#- `new_rows`, when the runner passes it, holds only the rows that changed since
+    the test last passed: their keys are compared with every row. -#}
+{% test unique(model, column_name, new_rows=none) %}
 select
     {{ column_name }} as unique_field,
     count(*) as n_records
 from {{ model }}
 where {{ column_name }} is not null
+{%- if new_rows is not none %}
+    and {{ column_name }} in (select {{ column_name }} from {{ new_rows }})
+{%- endif %}
 group by {{ column_name }}
 having count(*) > 1
 {% endtest %}
@@ -78,11 +83,31 @@ where not coalesce(({{ column_name ~ " " if column_name }}{{ expression }}), fal
 {% endtest %}
 
 
-{% test unique_combination_of_columns(model, combination_of_columns) %}
+{% test unique_combination_of_columns(model, combination_of_columns, new_rows=none) %}
+with
+    all_rows as (
+        select * from {{ model }}
+    ){% if new_rows is not none %},
+
+    new_keys as (
+        select distinct {{ combination_of_columns | join(", ") }}
+        from {{ new_rows }}
+    ){% endif %}
+
 select
-    {{ combination_of_columns | join(", ") }},
+    {% for column in combination_of_columns -%}
+    all_rows.{{ column }},
+    {% endfor -%}
     count(*) as n_records
-from {{ model }}
-group by {{ combination_of_columns | join(", ") }}
+from all_rows
+{%- if new_rows is not none %}
+semi join new_keys on
+    {%- for column in combination_of_columns %}
+    {{ "and " if not loop.first }}all_rows.{{ column }} is not distinct from new_keys.{{ column }}
+    {%- endfor %}
+{%- endif %}
+group by {% for column in combination_of_columns -%}
+    all_rows.{{ column }}{{ ", " if not loop.last }}
+{%- endfor %}
 having count(*) > 1
 {% endtest %}

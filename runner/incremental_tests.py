@@ -1,0 +1,195 @@
+"""Data tests that check only the rows that changed since they last passed.
+
+A relation that exposes a `_load_id` column promises that it is the newest
+raw load among everything the row was built from: staging views pass the raw
+column through, incremental models compute it. On such a relation a row that
+changed carries a `_load_id` newer than any earlier build, so a test that
+passed at load T only needs to look at rows with `_load_id > T`:
+
+- row-local tests (`not_null`, `accepted_values`, `accepted_range`,
+  `expression_is_true`) check the new rows;
+- `relationships` checks the new child rows, while its parent is a raw table
+  that lost no rows since T;
+- `unique` and `unique_combination_of_columns` compare the new rows' keys
+  with every row.
+
+The promise only holds along a lineage of views and incremental models that
+were neither rebuilt in full nor changed since T, so anything else (a plain
+table upstream, a changed model, a test the project wrote itself) runs in
+full. The digest of a test's lineage is kept with its watermark in
+`_kpi.node_state`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runner.build_state import NODE_STATE, TABLE_CHANGES
+from runner.graph import Graph
+from runner.nodes import Node, SourceTable, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+LOAD_ID = "_load_id"
+ROW_LOCAL = frozenset({"not_null", "accepted_values", "accepted_range", "expression_is_true"})
+KEYED = frozenset({"unique", "unique_combination_of_columns"})
+SUPPORTED = ROW_LOCAL | KEYED | {"relationships"}
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """Which tests run on new rows only, and the lineage digest of every test
+    that may (recorded when it passes)."""
+
+    new_rows_only: frozenset[str]
+    digests: Mapping[str, str]
+
+
+def builtin_tests(macro_sources: Mapping[str, str]) -> frozenset[str]:
+    """The supported generic tests that the project does not redefine."""
+    return frozenset(
+        name
+        for name in SUPPORTED
+        if not any(
+            re.search(rf"{{%-?\s*(test\s+{name}|macro\s+test_{name})\b", text)
+            for text in macro_sources.values()
+        )
+    )
+
+
+def watermark_sql(test_id: str) -> str:
+    """SQL for the load at which `test_id` last passed (0 if never)."""
+    return (
+        f"(select coalesce(max(load_id), 0) from {NODE_STATE} "
+        f"where unique_id = {quote_literal(test_id)})"
+    )
+
+
+def plan_tests(
+    con: duckdb.DuckDBPyConnection,
+    nodes: Mapping[str, Node],
+    sources: Mapping[str, SourceTable],
+    tests: list[Node],
+    logic: Callable[[Node], str],
+    rebuilt_in_full: frozenset[str],
+    builtin_tests: frozenset[str],
+) -> TestPlan:
+    """Decide, for each test of this run, whether it may check new rows only.
+
+    `logic(node)` is a digest of a node's definition; `rebuilt_in_full` are
+    the incremental models that rebuild in full this run; `builtin_tests` the
+    generic tests whose SQL is the runner's own.
+    """
+    candidates = [
+        t
+        for t in tests
+        if t.test_metadata is not None
+        and t.test_metadata["name"] in SUPPORTED
+        and t.test_metadata["name"] in builtin_tests
+    ]
+    if not candidates:
+        return TestPlan(frozenset(), {})
+    with_load_id = _relations_with_load_id(con)
+    state = _state(con)
+    lost_rows = _last_losses(con)
+    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
+    digests: dict[str, str] = {}
+    chosen: set[str] = set()
+    for test in candidates:
+        tested = str(test.test_metadata["attached_node"])  # type: ignore[index]
+        lineage = _lineage(tested, nodes, graph)
+        if lineage is None:
+            continue  # a plain table (or a seed) upstream: no promise about _load_id
+        digest = _digest([logic(test), *(logic(nodes[uid]) for uid in lineage)])
+        digests[test.unique_id] = digest
+        relation = sources[tested].relation if tested in sources else nodes[tested].relation
+        if relation.display.lower() not in with_load_id:
+            continue
+        seen = state.get(test.unique_id)
+        if seen is None or seen[1] != digest:
+            continue
+        watermark = seen[0]
+        incremental_models = [
+            uid for uid in lineage if nodes[uid].config.materialized == "incremental"
+        ]
+        if any(uid in rebuilt_in_full for uid in incremental_models):
+            continue
+        if any(state.get(uid, (0, "", 0))[2] > watermark for uid in incremental_models):
+            continue  # rebuilt in full since the test last passed
+        if test.test_metadata["name"] == "relationships" and not _parent_kept_rows(  # type: ignore[index]
+            test, tested, sources, lost_rows, watermark
+        ):
+            continue
+        chosen.add(test.unique_id)
+    return TestPlan(frozenset(chosen), digests)
+
+
+def _lineage(tested: str, nodes: Mapping[str, Node], graph: Graph) -> list[str] | None:
+    """The models a relation is built from (itself included), or None when one
+    of them is neither a view nor an incremental model."""
+    if tested not in nodes:
+        return []  # a raw source
+    models = sorted({tested, *graph.ancestors(tested)} & set(nodes))
+    for uid in models:
+        node = nodes[uid]
+        if node.is_seed or node.config.materialized not in ("view", "incremental", "ephemeral"):
+            return None
+    return models
+
+
+def _parent_kept_rows(
+    test: Node,
+    tested: str,
+    sources: Mapping[str, SourceTable],
+    lost_rows: Mapping[str, int],
+    watermark: int,
+) -> bool:
+    parents = [d for d in test.depends_on if d != tested]
+    if len(parents) != 1 or parents[0] not in sources:
+        return False
+    relation = sources[parents[0]].relation.display.lower()
+    return lost_rows.get(relation, 0) <= watermark
+
+
+def _relations_with_load_id(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_schema, table_name from information_schema.columns "
+        f"where column_name = {quote_literal(LOAD_ID)}"
+    ).fetchall()
+    return {f"{schema}.{table}".lower() for schema, table in rows}
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str, int]]:
+    """unique_id -> (load seen, logic digest, load of the last full build)."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            f"select unique_id, load_id, logic, full_load_id from {NODE_STATE}"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {
+        uid: (int(load or 0), str(logic or ""), int(full or 0)) for uid, load, logic, full in rows
+    }
+
+
+def _last_losses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    import duckdb
+
+    try:
+        rows = con.execute(
+            f"select relation, max(load_id) from {TABLE_CHANGES} where deleted_rows > 0 group by 1"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {relation.lower(): int(load_id) for relation, load_id in rows}
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.blake2b("\n".join(parts).encode("utf-8"), digest_size=16).hexdigest()
