@@ -12,3 +12,26 @@
         as date
     )
 {%- endmacro %}
+
+
+{% macro months_to_rebuild(changed_months, months, users) -%}
+    {#- The months an incremental mart rebuilds (delete+insert by month): those
+        where its inputs changed (`changed_months`, a query with a `month`
+        column), the months of the range it has no rows for yet, and every
+        month when a user changed (a user's team and dates decide the rep rows
+        of every month). The arguments are CTE names of the calling model (so
+        that its refs are seen when the project is parsed): `changed_months`
+        with a `month` column, the range's `months`, and `users` with a
+        `_load_id`. -#}
+    select month from {{ changed_months }}
+
+    union
+
+    select month from {{ months }}
+    where month not in (select distinct built.month from {{ this }} as built)
+
+    union
+
+    select month from {{ months }}
+    where exists (select 1 from {{ users }} where _load_id > {{ last_seen_load_id() }})
+{%- endmacro %}

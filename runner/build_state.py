@@ -59,14 +59,16 @@ def full_rebuilds(
     `logic` maps each incremental model to a digest of its code, config, vars
     and macros. A model rebuilds in full when that changed since its last
     build, when a raw table upstream lost rows after the load it last saw,
-    or when one of its `append_only` sources had rows updated.
+    when one of its `append_only` sources had rows updated, or when an
+    incremental model upstream is, or was since, rebuilt in full (a full
+    rebuild may change rows without giving them a newer `_load_id`).
     """
     if not logic:
         return {}
     state = {
-        uid: (int(load_id or 0), digest)
-        for uid, load_id, digest in con.execute(
-            f"select unique_id, load_id, logic from {NODE_STATE}"
+        uid: (int(load_id or 0), digest, int(full_load_id or 0))
+        for uid, load_id, digest, full_load_id in con.execute(
+            f"select unique_id, load_id, logic, full_load_id from {NODE_STATE}"
         ).fetchall()
     }
     changes = con.execute(
@@ -76,11 +78,22 @@ def full_rebuilds(
     last_delete = {r.lower(): d for r, d, _ in changes if d is not None}
     last_update = {r.lower(): u for r, _, u in changes if u is not None}
     graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
-    reasons = {}
-    for uid, digest in sorted(logic.items()):
+    reasons: dict[str, str] = {}
+    for uid in [u for u in graph.topological_order() if u in logic]:
+        digest = logic[uid]
         if uid not in state:
             continue  # never built incrementally: is_incremental() is false anyway
-        watermark, built_logic = state[uid]
+        watermark, built_logic, _ = state[uid]
+        rebuilt = [
+            a
+            for a in sorted(graph.ancestors(uid))
+            if a in nodes
+            and nodes[a].config.materialized == "incremental"
+            and (a in reasons or (a in state and state[a][2] > watermark))
+        ]
+        if rebuilt:
+            reasons[uid] = f"{nodes[rebuilt[0]].name} upstream is rebuilt in full"
+            continue
         if built_logic != digest:
             reasons[uid] = "its SQL, config or inputs' definitions changed since its last build"
             continue

@@ -15,6 +15,9 @@
     append_only=['crm.activities'],
 ) }}
 
+{# `not materialized`: the import CTEs are read several times in an incremental
+   run; left inline, each read gets its own filters pushed into the scan #}
+
 with
 
 {% if is_incremental() %}
@@ -27,7 +30,7 @@ touched_leads as (
 ),
 {% endif %}
 
-activities as (
+activities as not materialized (
     select
         lead_id,
         occurred_at,
@@ -39,7 +42,7 @@ activities as (
     {% endif %}
 ),
 
-leads as (
+leads as not materialized (
     select
         lead_id,
         created_at,

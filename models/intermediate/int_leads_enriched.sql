@@ -12,13 +12,16 @@
     unique_key='lead_id',
 ) }}
 
+{# `not materialized`: the import CTEs are read several times in an incremental
+   run; left inline, each read gets its own filters pushed into the scan #}
+
 with
 
-leads as (
+leads as not materialized (
     select * from {{ ref('stg_crm__leads') }}
 ),
 
-users as (
+users as not materialized (
     select
         user_id,
         team_id,
@@ -26,7 +29,7 @@ users as (
     from {{ ref('stg_crm__users') }}
 ),
 
-opportunities as (
+opportunities as not materialized (
     select
         opportunity_id,
         is_won,
@@ -34,7 +37,7 @@ opportunities as (
     from {{ ref('stg_crm__opportunities') }}
 ),
 
-lead_activities as (
+lead_activities as not materialized (
     select
         lead_id,
         first_response_at,

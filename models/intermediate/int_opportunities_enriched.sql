@@ -12,13 +12,16 @@
     unique_key='opportunity_id',
 ) }}
 
+{# `not materialized`: the import CTEs are read several times in an incremental
+   run; left inline, each read gets its own filters pushed into the scan #}
+
 with
 
-opportunities as (
+opportunities as not materialized (
     select * from {{ ref('stg_crm__opportunities') }}
 ),
 
-users as (
+users as not materialized (
     select
         user_id,
         team_id,
@@ -26,7 +29,7 @@ users as (
     from {{ ref('stg_crm__users') }}
 ),
 
-pipeline_stages as (
+pipeline_stages as not materialized (
     select
         stage_name,
         stage_order,
@@ -34,7 +37,7 @@ pipeline_stages as (
     from {{ ref('stg_crm__pipeline_stages') }}
 ),
 
-leads as (
+leads as not materialized (
     select
         lead_id,
         created_at,
@@ -42,7 +45,7 @@ leads as (
     from {{ ref('stg_crm__leads') }}
 ),
 
-lead_activities as (
+lead_activities as not materialized (
     select
         lead_id,
         first_activity_at,
@@ -50,7 +53,7 @@ lead_activities as (
     from {{ ref('int_lead_activities_aggregated') }}
 ),
 
-opportunity_activities as (
+opportunity_activities as not materialized (
     select
         opportunity_id,
         first_activity_at,

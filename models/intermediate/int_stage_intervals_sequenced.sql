@@ -13,9 +13,12 @@
     unique_key='opportunity_id',
 ) }}
 
+{# `not materialized`: the import CTEs are read several times in an incremental
+   run; left inline, each read gets its own filters pushed into the scan #}
+
 with
 
-stage_history as (
+stage_history as not materialized (
     select
         opportunity_id,
         stage_name,
@@ -24,7 +27,7 @@ stage_history as (
     from {{ ref('stg_crm__opportunity_stage_history') }}
 ),
 
-opportunities as (
+opportunities as not materialized (
     select
         opportunity_id,
         owner_id,
@@ -32,7 +35,7 @@ opportunities as (
     from {{ ref('stg_crm__opportunities') }}
 ),
 
-pipeline_stages as (
+pipeline_stages as not materialized (
     select
         stage_name,
         stage_order,
@@ -41,7 +44,7 @@ pipeline_stages as (
     from {{ ref('stg_crm__pipeline_stages') }}
 ),
 
-users as (
+users as not materialized (
     select
         user_id,
         team_id,

@@ -27,7 +27,8 @@ final as (
         close_date,
         close_month,
         first_touch_at,
-        days_to_close
+        days_to_close,
+        _load_id
     from opportunities
 )
 

@@ -2,11 +2,43 @@
     lead owner. A lead is a customer when its converted_opportunity_id is a won
     deal, whenever that deal was won. -#}
 
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='month',
+    append_only=['crm.leads'],
+) }}
+
 with
 
-months as (
+all_months as (
     select month from {{ ref('int_months_reported') }}
 ),
+
+users as (
+    select _load_id from {{ ref('stg_crm__users') }}
+),
+
+leads_all as (
+    select * from {{ ref('int_leads_enriched') }}
+),
+
+{% if is_incremental() %}
+changed_months as (
+    {# a lead's cohort month never moves (leads are append_only here): the
+       months of the leads touched since the last build are the ones to redo #}
+    select created_month as month from leads_all
+    where _load_id > {{ last_seen_load_id() }}
+),
+
+months as (
+    {{ months_to_rebuild('changed_months', 'all_months', 'users') }}
+),
+{% else %}
+months as (
+    select month from all_months
+),
+{% endif %}
 
 active_reps as (
     select
@@ -25,7 +57,7 @@ leads as (
         is_mql,
         is_sql,
         is_customer
-    from {{ ref('int_leads_enriched') }}
+    from leads_all
 ),
 
 rep_rows as (

@@ -1,9 +1,15 @@
 {#- KPI 10, sales effort: activities by activity month and the user who did
     them, by normalized type. -#}
 
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='month',
+) }}
+
 with
 
-months as (
+all_months as (
     select month from {{ ref('int_months_reported') }}
 ),
 
@@ -18,7 +24,8 @@ active_reps as (
 users as (
     select
         user_id,
-        team_id
+        team_id,
+        _load_id
     from {{ ref('stg_crm__users') }}
 ),
 
@@ -31,9 +38,26 @@ activities as (
         meetings,
         demos,
         other_activities,
-        total_activities
+        total_activities,
+        _load_id
     from {{ ref('int_activities_aggregated') }}
 ),
+
+{% if is_incremental() %}
+changed_months as (
+    {# the months whose counts took new activities since the last build #}
+    select activity_month as month from activities
+    where _load_id > {{ last_seen_load_id() }}
+),
+
+months as (
+    {{ months_to_rebuild('changed_months', 'all_months', 'users') }}
+),
+{% else %}
+months as (
+    select month from all_months
+),
+{% endif %}
 
 owner_activities as (
     {# a rep's team is users.team_id today, for every month #}
