@@ -54,10 +54,12 @@ def exclusive_lock(warehouse: Path, command: str, wait_seconds: float = 0.0) -> 
             hint="Check that the warehouse folder exists and is writable.",
         ) from exc
     deadline = time.monotonic() + wait_seconds
+    held = False
     try:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -81,10 +83,11 @@ def exclusive_lock(warehouse: Path, command: str, wait_seconds: float = 0.0) -> 
         handle.flush()
         yield
     finally:
-        with contextlib.suppress(OSError):
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        if held:  # only the holder clears who holds it
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
 
 
