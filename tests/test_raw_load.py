@@ -333,20 +333,25 @@ def test_both_csv_and_parquet_for_one_table_is_an_error(shop) -> None:
         project.load_raw()
 
 
-def test_big_file_with_one_bad_row_near_the_end(shop) -> None:
+def test_a_100_mb_file_with_one_bad_row_near_the_end(shop) -> None:
     project, export, _ = shop(PEOPLE_HEADER)
+    rows = 1_000_000
     con = duckdb.connect()
     con.execute(
-        f"""copy (select 'p' || range as person_id, 'n' as name,
-                  case when range = 199990 then 'bad' else '1' end as age,
-                  '' as joined, '' as seen_at, '' as active, '' as balance
-                  from range(200000) order by range)
+        f"""copy (select 'p' || range as person_id,
+                  'a name long enough to make one hundred megabytes, row ' || range as name,
+                  case when range = {rows - 10} then 'bad' else '1' end as age,
+                  '2025-01-01' as joined, '2026-01-01 10:00:00' as seen_at,
+                  'true' as active, '12.50' as balance
+                  from range({rows}) order by range)
             to '{export / "people.csv"}' (header, format csv)"""
     )
+    assert (export / "people.csv").stat().st_size > 100_000_000
     report = project.load_raw(on_bad_rows="quarantine")
-    assert report.rows == 199_999 + 1  # the other rows, plus the pet
+    assert f"line {rows - 8}: column age: 'bad' is not an integer" in report.rejection_text()
+    assert report.rows == rows - 1 + 1  # every other row (none silently dropped), plus the pet
     assert query(project, "select line_number, reason from raw.rejected_rows") == [
-        (199_992, "column age: 'bad' is not an integer")
+        (rows - 8, "column age: 'bad' is not an integer")
     ]
 
 
