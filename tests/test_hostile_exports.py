@@ -140,3 +140,27 @@ def _tables(warehouse: Path) -> list[str]:
         ]
     finally:
         con.close()
+
+
+def test_a_var_value_is_quoted_never_spliced(tmp_path: Path) -> None:
+    hostile = "2026-01-01' as timestamp)); create table main.pwned as (select 1); select (cast('"
+    export = export_with(tmp_path, {})
+    built = Project.load(
+        ROOT,
+        warehouse=tmp_path / "w.duckdb",
+        raw_dir=export,
+        target_path=tmp_path / "target",
+        vars={"start_month": hostile},
+        reporter=Reporter(stream=io.StringIO()),
+    ).build()
+    assert built.exit_code == 1  # the value is not a date: int_months_reported fails
+    assert built.statuses()["int_months_reported"] == "error"
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    tables = con.execute(
+        "select table_name from information_schema.tables where table_name = 'pwned'"
+    ).fetchall()
+    assert tables == []
+    compiled = (
+        tmp_path / "target/compiled/models/intermediate/int_months_reported.sql"
+    ).read_text()
+    assert "'2026-01-01'' as timestamp)); create table main.pwned" in compiled
