@@ -119,3 +119,18 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect()
     yield connection
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path]:
+    """This project built from its bundled demo export, once per test session:
+    the project and its warehouse file."""
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path_factory.mktemp("demo")
+    quiet = Reporter(stream=io.StringIO())
+    project = Project.load(
+        root, warehouse=work / "w.duckdb", target_path=work / "target", reporter=quiet
+    )
+    result = project.build()
+    assert result.exit_code == 0, result.summary
+    return project, work / "w.duckdb"

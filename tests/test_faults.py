@@ -88,7 +88,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "generate",
         str(base),
         "--opportunities",
-        "40000",
+        "25000",
         "--format",
         "parquet",
         warehouse=work / "unused.duckdb",

@@ -3,27 +3,19 @@ it produces, in order and with its type, in the yml next to it."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from runner.project import Project
-from runner.reporting import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path]:
-    work = tmp_path_factory.mktemp("docs")
-    quiet = Reporter(stream=io.StringIO())
-    project = Project.load(
-        ROOT, warehouse=work / "w.duckdb", target_path=work / "target", reporter=quiet
-    )
-    assert project.build().exit_code == 0
-    return project, work / "w.duckdb"
+def built(demo_build: tuple[Project, Path]) -> tuple[Project, Path]:
+    return demo_build
 
 
 def models(project: Project) -> list:

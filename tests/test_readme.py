@@ -43,8 +43,8 @@ def render(warehouse: Path, sql: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo(tmp_path_factory.mktemp("readme"))
+def demo_warehouse(demo_build: tuple[Project, Path]) -> Path:
+    return demo_build[1]
 
 
 def test_the_readme_shows_ten_examples() -> None:
