@@ -15,6 +15,7 @@ Exports and warehouses go to bench/out/ (ignored by git).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -109,7 +110,11 @@ def bench_scale(
         raw_times.append(run(replay))
     kpi = statistics.median(t.seconds for t in kpi_times)
     raw = statistics.median(t.seconds for t in raw_times)
+    results = json.loads((workdir / "target" / "run_results.json").read_text())["results"]
+    nodes = sum(1 for r in results if r["status"] != "skipped")
     return {
+        "nodes": nodes,
+        "overhead_ms": (kpi - raw) / nodes * 1000,
         "first_build": first.seconds,
         "raw": raw,
         "kpi": kpi,
@@ -130,15 +135,16 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    columns = ["scale", "first build s", "raw s", "kpi build s", "ratio", "kpi peak RSS MB"]
-    columns.append("raw peak RSS MB")
+    columns = ["scale", "first build s", "raw s", "kpi build s", "ratio", "nodes"]
+    columns += ["overhead per node ms", "kpi peak RSS MB", "raw peak RSS MB"]
     print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * 7)
+    print("|" + "---|" * len(columns))
     for scale in args.scales.split(","):
         r = bench_scale(scale, args.repeat, args.threads, args.memory_limit, args.format)
         print(
             f"| {scale} | {r['first_build']:.2f} | {r['raw']:.2f} | {r['kpi']:.2f} | "
-            f"{r['ratio']:.3f} | {r['kpi_rss']:.0f} | {r['raw_rss']:.0f} |",
+            f"{r['ratio']:.3f} | {r['nodes']} | {r['overhead_ms']:.2f} | "
+            f"{r['kpi_rss']:.0f} | {r['raw_rss']:.0f} |",
             flush=True,
         )
 

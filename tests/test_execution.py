@@ -234,6 +234,12 @@ def test_a_failing_error_test_rolls_back_its_model_and_skips_descendants(
     text = output(project)
     assert "ERROR table main.orders not published" in text
     assert "SKIP table main.orders_daily" in text
+    # and the build says which relations are now stale
+    assert result.stale == ["main.orders", "main.orders_daily", "main.orders_report"]
+    assert (
+        "keep their previous version, now stale: main.orders, main.orders_daily, "
+        "main.orders_report" in text
+    )
 
 
 def test_a_rolled_back_view_keeps_its_previous_definition(make_project, load, query) -> None:
