@@ -14,24 +14,36 @@
 {%- endmacro %}
 
 
-{% macro months_to_rebuild(changed_months, months, users) -%}
-    {#- The months an incremental mart rebuilds (delete+insert by month): those
-        where its inputs changed (`changed_months`, a query with a `month`
-        column), the months of the range it has no rows for yet, and every
-        month when a user changed (a user's team and dates decide the rep rows
-        of every month). The arguments are CTE names of the calling model (so
-        that its refs are seen when the project is parsed): `changed_months`
-        with a `month` column, the range's `months`, and `users` with a
-        `_load_id`. -#}
-    select month from {{ changed_months }}
+{% macro months_to_build(changed_rows, month_column, all_months='all_months', users='users') -%}
+    {#- The CTE `months` of a mart that is incremental by month (delete+insert):
+        every month of the range (`all_months`) in a full build; in an
+        incremental one, the months of the rows of `changed_rows` newer than the
+        last build (their `month_column`), the months of the range the mart has
+        no rows for yet, and every month when a user changed (a user's team and
+        dates decide the rep rows of every month). The arguments are CTE names
+        of the calling model, so that its refs are seen when it is parsed. -#}
+{% if is_incremental() %}
+changed_months as (
+    select {{ month_column }} as month from {{ changed_rows }}
+    where _load_id > {{ last_seen_load_id() }}
+),
+
+months as (
+    select month from changed_months
 
     union
 
-    select month from {{ months }}
+    select month from {{ all_months }}
     where month not in (select distinct built.month from {{ this }} as built)
 
     union
 
-    select month from {{ months }}
+    select month from {{ all_months }}
     where exists (select 1 from {{ users }} where _load_id > {{ last_seen_load_id() }})
+)
+{%- else %}
+months as (
+    select month from {{ all_months }}
+)
+{%- endif %}
 {%- endmacro %}

@@ -22,22 +22,10 @@ leads_all as (
     select * from {{ ref('int_leads_enriched') }}
 ),
 
-{% if is_incremental() %}
-changed_months as (
-    {# a lead's cohort month never moves (leads are append_only here): the
-       months of the leads touched since the last build are the ones to redo #}
-    select created_month as month from leads_all
-    where _load_id > {{ last_seen_load_id() }}
-),
-
-months as (
-    {{ months_to_rebuild('changed_months', 'all_months', 'users') }}
-),
-{% else %}
-months as (
-    select month from all_months
-),
-{% endif %}
+{# incremental by month: a lead's cohort month never moves (leads are
+   append_only here), so the months of the leads touched since the last build
+   are the ones to redo #}
+{{ months_to_build('leads_all', 'created_month') }},
 
 active_reps as (
     select

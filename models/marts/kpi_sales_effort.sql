@@ -43,21 +43,8 @@ activities as (
     from {{ ref('int_activities_aggregated') }}
 ),
 
-{% if is_incremental() %}
-changed_months as (
-    {# the months whose counts took new activities since the last build #}
-    select activity_month as month from activities
-    where _load_id > {{ last_seen_load_id() }}
-),
-
-months as (
-    {{ months_to_rebuild('changed_months', 'all_months', 'users') }}
-),
-{% else %}
-months as (
-    select month from all_months
-),
-{% endif %}
+{# incremental by month: the months whose counts took new activities #}
+{{ months_to_build('activities', 'activity_month') }},
 
 owner_activities as (
     {# a rep's team is users.team_id today, for every month #}
