@@ -22,7 +22,8 @@ from runner.loaded import LoadedProject
 from runner.nodes import Node
 
 CACHE_FILE = "compile_cache.pickle"
-FORMAT = 2
+FORMAT = 3
+KEEP_RUNS = 8  # an entry unused by this many runs is dropped
 
 
 def _digest(*parts: object) -> str:
@@ -36,12 +37,15 @@ class CompileCache:
         self.project = project
         self.path = project.settings.target_path / CACHE_FILE
         self.entries: dict[str, Any] = {}
+        self.last_used: dict[str, int] = {}  # entry -> the run that last used it
+        self.run = 0
         self.used: set[str] = set()
-        self.changed = False
         with contextlib.suppress(Exception):
             data = pickle.loads(self.path.read_bytes())
             if isinstance(data, dict) and data.get("format") == FORMAT:
                 self.entries = data["entries"]
+                self.last_used = data["last_used"]
+                self.run = int(data["run"]) + 1
 
     @classmethod
     def for_project(cls, project: LoadedProject) -> CompileCache:
@@ -92,18 +96,23 @@ class CompileCache:
     def put(self, node: Node, incremental: bool, value: Any) -> None:
         key = self.key(node, incremental)
         self.used.add(key)
-        if self.entries.get(key) != value:
-            self.entries[key] = value
-            self.changed = True
+        self.entries[key] = value
 
     def save(self) -> None:
-        """Write the entries used by this run (older ones are dropped)."""
-        if not self.changed and set(self.entries) <= self.used:
-            return
-        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        """Write the cache: entries used by one of the last `KEEP_RUNS` runs
+        (`build` and `compile`, say, need different ones) stay."""
+        for key in self.used:
+            self.last_used[key] = self.run
+        keep = {
+            k: v
+            for k, v in self.entries.items()
+            if self.last_used.get(k, -1) > self.run - KEEP_RUNS
+        }
+        last_used = {k: self.last_used[k] for k in keep}
         tmp = self.path.with_suffix(".tmp")
         try:
-            payload = pickle.dumps({"format": FORMAT, "entries": keep})
+            document = {"format": FORMAT, "entries": keep, "last_used": last_used, "run": self.run}
+            payload = pickle.dumps(document)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(payload)
             os.replace(tmp, self.path)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 # that use them, so that `kpi ls` starts fast.
 
 FAILED_STATUSES = frozenset({"error", "fail"})
+TABLES_FILE = "warehouse_tables.json"
 
 
 @dataclass
@@ -172,10 +173,7 @@ class Project:
         existing: frozenset[tuple[str, str]] = frozenset()
         incremental = any(n.config.materialized == "incremental" for n in nodes)
         if incremental and self.settings.warehouse.exists():
-            with contextlib.suppress(Exception):
-                con = connect(self.settings.warehouse, read_only=True)
-                existing = _tables(con)
-                con.close()
+            existing = self._tables_now()
         compiler = Compiler(
             self.loaded, existing, full_refresh, CompileCache.for_project(self.loaded)
         )
@@ -424,6 +422,8 @@ class Project:
             if passed:
                 build_state.ensure_tables(con)
                 build_state.record_passes(con, passed, load_id)
+            tables_after = _tables(con)
+        self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
         for block in executor.failure_blocks:
             self.reporter.block("\n" + block)
@@ -444,6 +444,43 @@ class Project:
         )
         self.write_manifest(paths)
         return RunResult(command, results, elapsed, summary, stale)
+
+    def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
+        """Note which tables the warehouse holds, as of its file's current
+        state, so that `compile` need not open it while nothing changed."""
+        from runner import artifacts
+
+        with contextlib.suppress(OSError):
+            stat = self.settings.warehouse.stat()
+            document = {
+                "warehouse": str(self.settings.warehouse),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "tables": sorted(tables),
+            }
+            artifacts.write_json(self.settings.target_path / TABLES_FILE, document)
+
+    def _tables_now(self) -> frozenset[tuple[str, str]]:
+        """The warehouse's tables: from the note of the last run while the file
+        is unchanged since, else read from the file (read-only)."""
+        import json
+
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            stat = self.settings.warehouse.stat()
+            note = json.loads((self.settings.target_path / TABLES_FILE).read_text("utf-8"))
+            if (note["warehouse"], note["size"], note["mtime_ns"]) == (
+                str(self.settings.warehouse),
+                stat.st_size,
+                stat.st_mtime_ns,
+            ):
+                return frozenset((s, t) for s, t in note["tables"])
+        with contextlib.suppress(Exception):
+            con = connect(self.settings.warehouse, read_only=True)
+            try:
+                return _tables(con)
+            finally:
+                con.close()
+        return frozenset()
 
     def _threads(self, options: RunOptions) -> int:
         return options.threads or self.settings.threads
