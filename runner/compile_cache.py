@@ -66,7 +66,7 @@ class CompileCache:
 
     def key(self, node: Node, incremental: bool, _seen: frozenset[str] = frozenset()) -> str:
         nodes = self.project.nodes
-        deps = []
+        deps: list[tuple[str | None, ...]] = []
         for dep in node.depends_on:
             target = nodes.get(dep)
             if target is None:

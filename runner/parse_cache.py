@@ -98,8 +98,9 @@ def save(settings: Settings, digest: str, project: LoadedProject) -> None:
     """
     from runner.yml_files import LineDict, LineStr
 
-    copyreg.pickle(LineStr, lambda s: (str, (str(s),)))
-    copyreg.pickle(LineDict, lambda d: (dict, (dict(d),)))
+    # reduce to the base type: what is unpickled is a plain str / dict
+    copyreg.pickle(LineStr, lambda s: (str, (str(s),)))  # type: ignore[arg-type,return-value]
+    copyreg.pickle(LineDict, lambda d: (dict, (dict(d),)))  # type: ignore[arg-type,return-value]
     data = {
         "format": FORMAT,
         "digest": digest,

@@ -29,6 +29,7 @@ from runner.warehouse import connect, ensure_schemas, exclusive_lock, existing_r
 if TYPE_CHECKING:
     import duckdb
 
+    from runner.compile_cache import CompileCache
     from runner.compiling import CompiledNode, Compiler
     from runner.execution import NodeResult
     from runner.loaded import LoadedProject
@@ -60,6 +61,18 @@ class RunResult:
 
     def statuses(self) -> dict[str, str]:
         return {r.name: r.status for r in self.results}
+
+
+@dataclass(frozen=True)
+class IncrementalPlan:
+    """What a run does incrementally: the newest raw load, each incremental
+    model's logic digest, the models rebuilt in full (with the reason), and
+    the tests that check only new rows."""
+
+    load_id: int
+    logic: dict[str, str]
+    rebuilds: dict[str, str]
+    tests: incremental_tests.TestPlan
 
 
 @dataclass(frozen=True)
@@ -351,37 +364,15 @@ class Project:
                 self._load_raw(con, None, options.on_bad_rows, False)
             relations = existing_relations(con)
             existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
-            if any(u.node.config.materialized == "incremental" for u in units.values()):
-                build_state.ensure_tables(con)
-            load_id = build_state.current_load_id(con)
             compile_cache = CompileCache.for_project(self.loaded)
-            logic = {
-                u.node.unique_id: compile_cache.key(u.node, False)
-                for u in units.values()
-                if u.node.config.materialized == "incremental"
-            }
-            rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
-            for uid, reason in sorted(rebuilds.items()):
-                self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
-            rebuilds = dict(rebuilds)
-            if options.full_refresh:
-                rebuilds.update({uid: "--full-refresh" for uid in logic})
-            test_plan = incremental_tests.plan_tests(
-                con,
-                self.nodes,
-                self.loaded.sources,
-                [n for u in units.values() for n in [u.node, *u.tests] if n.is_test],
-                lambda node: compile_cache.key(node, False),
-                frozenset(rebuilds),
-                incremental_tests.builtin_tests(self.loaded.macro_sources),
-            )
+            plan = self._plan_incremental(con, units, options, compile_cache)
             compiler = Compiler(
                 self.loaded,
                 existing,
                 options.full_refresh,
                 compile_cache,
-                frozenset(rebuilds),
-                test_plan.new_rows_only,
+                frozenset(plan.rebuilds),
+                plan.tests.new_rows_only,
             )
             wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
             wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
@@ -403,8 +394,8 @@ class Project:
                     store_failures=options.store_failures,
                     full_refresh=options.full_refresh,
                     failures_dir=self.settings.target_path / "failures",
-                    load_id=load_id,
-                    logic=logic,
+                    load_id=plan.load_id,
+                    logic=plan.logic,
                 ),
                 self.settings.project_dir,
                 paths,
@@ -415,13 +406,13 @@ class Project:
                 executor.interrupt()
                 raise
             passed = {
-                uid: test_plan.digests[uid]
+                uid: plan.tests.digests[uid]
                 for uid in executor.passed_tests
-                if uid in test_plan.digests
+                if uid in plan.tests.digests
             }
             if passed:
                 build_state.ensure_tables(con)
-                build_state.record_passes(con, passed, load_id)
+                build_state.record_passes(con, passed, plan.load_id)
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
@@ -444,6 +435,37 @@ class Project:
         )
         self.write_manifest(paths)
         return RunResult(command, results, elapsed, summary, stale)
+
+    def _plan_incremental(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        units: Mapping[str, Any],
+        options: RunOptions,
+        compile_cache: CompileCache,
+    ) -> IncrementalPlan:
+        """Which incremental models rebuild in full (and why), and which tests
+        may check only the rows loaded since they last passed."""
+        incremental = [
+            u.node for u in units.values() if u.node.config.materialized == "incremental"
+        ]
+        if incremental:
+            build_state.ensure_tables(con)
+        logic = {node.unique_id: compile_cache.key(node, False) for node in incremental}
+        rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
+        for uid, reason in sorted(rebuilds.items()):
+            self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
+        if options.full_refresh:
+            rebuilds.update({uid: "--full-refresh" for uid in logic})
+        tests = incremental_tests.plan_tests(
+            con,
+            self.nodes,
+            self.loaded.sources,
+            [n for u in units.values() for n in [u.node, *u.tests] if n.is_test],
+            lambda node: compile_cache.key(node, False),
+            frozenset(rebuilds),
+            incremental_tests.builtin_tests(self.loaded.macro_sources),
+        )
+        return IncrementalPlan(build_state.current_load_id(con), logic, rebuilds, tests)
 
     def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
         """Note which tables the warehouse holds, as of its file's current

@@ -755,12 +755,12 @@ def _load_table_staged(
         cur.execute(f"create temp table {all_rows} as {union}")
     for file, source, _, reader_rejects in results:
         index = plan.new_files.index(file)
-        counts = cur.execute(
+        tally = cur.execute(
             f"select count(*) filter (where __kpi_reason is null), "
             f"count(*) filter (where __kpi_reason is not null) "
             f"from {all_rows} where __kpi_file = {index}"
         ).fetchone()
-        good, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+        good, bad = (int(tally[0]), int(tally[1])) if tally else (0, 0)
         result = FileResult(file, good, bad + len(reader_rejects))
         view = loader._name("file")
         cur.execute(
