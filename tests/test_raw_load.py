@@ -383,3 +383,12 @@ def test_appended_part_is_recorded_as_an_append(shop) -> None:
         "select load_id, action, inserted_rows, updated_rows, deleted_rows "
         "from _kpi.table_changes where relation = 'raw.people' order by load_id",
     ) == [(1, "reload", 1, 0, 0), (2, "append", 1, 0, 0)]
+
+
+def test_extra_empty_fields_at_the_end_of_a_row_are_accepted(shop) -> None:
+    # DuckDB's CSV reader ignores trailing empty fields; a non-empty extra
+    # field is a wrong field count
+    project, _, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,,\nb,Bo,2,,,,,x\n")
+    report = project.load_raw(on_bad_rows="quarantine")
+    assert query(project, "select person_id from raw.people") == [("a",)]
+    assert "line 3: wrong number of fields: 8, expected 7" in report.rejection_text()
