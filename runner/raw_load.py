@@ -89,6 +89,8 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     load_id: int | None = None
+    # table -> (how: "append", "load" or "compare", inserted, updated, deleted)
+    changes: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -607,7 +609,7 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
     load_id = f"cast({loader.load_id} as bigint)"
     if plan.action == "append":
         row = cur.execute(f"insert into {relation} select *, {load_id} from ({typed})").fetchone()
-        _record_changes(loader, plan, inserted=int(row[0]) if row else 0)
+        _record_changes(loader, plan, inserted=int(row[0]) if row else 0, how="append")
         return
     old_rows = _row_count(cur, relation)
     if old_rows is None or not contract.primary_key:
@@ -647,7 +649,9 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         cur.execute(f"insert into {relation} select *, {load_id} from {delta}")
     cur.execute(f"drop table {delta}")
     cur.execute(f"drop table {gone}")
-    _record_changes(loader, plan, inserted=changed - updated, updated=updated, deleted=deleted)
+    _record_changes(
+        loader, plan, inserted=changed - updated, updated=updated, deleted=deleted, how="compare"
+    )
 
 
 def _count(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -668,8 +672,14 @@ def _row_count(cur: duckdb.DuckDBPyConnection, relation: Relation) -> int | None
 
 
 def _record_changes(
-    loader: _Loader, plan: TablePlan, inserted: int = 0, updated: int = 0, deleted: int = 0
+    loader: _Loader,
+    plan: TablePlan,
+    inserted: int = 0,
+    updated: int = 0,
+    deleted: int = 0,
+    how: str = "load",
 ) -> None:
+    loader.report.changes[plan.contract.name] = (how, inserted, updated, deleted)
     loader.cur.execute(
         f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, ?, now()::timestamp)",
         [loader.load_id, plan.contract.relation.display, plan.action, inserted, updated, deleted],
@@ -816,12 +826,18 @@ def describe_report(report: LoadReport) -> list[str]:
             lines.append(f"  {table}: unchanged, skipped")
             continue
         results = by_table.get(table, [])
-        rows = sum(r.rows for r in results)
         rejected = sum(r.rejected for r in results)
-        verb = "appended" if action == "append" else "loaded"
         files = ", ".join(r.file.name for r in results)
         tail = f", {rejected:,} rejected" if rejected else ""
-        lines.append(f"  {table}: {verb} {rows:,} row(s) from {files}{tail}")
+        how, inserted, updated, deleted = report.changes.get(table, ("load", 0, 0, 0))
+        if how == "compare":
+            lines.append(
+                f"  {table}: compared {files} with the loaded rows: {inserted:,} new, "
+                f"{updated:,} changed, {deleted:,} removed{tail}"
+            )
+        else:
+            verb = "appended" if how == "append" else "loaded"
+            lines.append(f"  {table}: {verb} {inserted:,} row(s) from {files}{tail}")
     return lines
 
 

@@ -356,7 +356,7 @@ def test_a_100_mb_file_with_one_bad_row_near_the_end(shop) -> None:
 
 
 def test_reload_keeps_the_load_id_of_unchanged_rows_and_counts_changes(shop) -> None:
-    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,2,,,,\nc,Cy,3,,,,\n")
+    project, export, out = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,2,,,,\nc,Cy,3,,,,\n")
     project.load_raw()
     # b changes, c disappears, d is new; a stays as it was
     (export / "people.csv").write_text(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bob,2,,,,\nd,Di,4,,,,\n")
@@ -371,6 +371,10 @@ def test_reload_keeps_the_load_id_of_unchanged_rows_and_counts_changes(shop) -> 
         "select action, inserted_rows, updated_rows, deleted_rows from _kpi.table_changes "
         "where relation = 'raw.people' order by load_id",
     ) == [("reload", 3, 0, 0), ("reload", 1, 1, 1)]
+    assert (
+        "people: compared people.csv with the loaded rows: 1 new, 1 changed, 1 removed"
+        in out.getvalue()
+    )
 
 
 def test_appended_part_is_recorded_as_an_append(shop) -> None:
