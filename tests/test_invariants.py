@@ -264,7 +264,7 @@ def marts(warehouse: Path) -> dict[str, list[tuple]]:
 
 
 @settings(
-    max_examples=5,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
