@@ -2,7 +2,8 @@
 
 Every error carries the file (and the line and column where known) that the
 user should open, and a sentence that says what to do. The CLI turns
-`ProjectError` into exit code 2 and `BuildError` into exit code 1.
+`ProjectError` into exit code 2 and `LoadError` into exit code 1; a model or
+test that fails is a result (exit code 1), not an exception.
 """
 
 from __future__ import annotations
@@ -78,11 +79,5 @@ class LockError(WarehouseError):
 
 class LoadError(KpiError):
     """A raw export does not follow its contract (exit 1)."""
-
-    exit_code = 1
-
-
-class BuildError(KpiError):
-    """A model or test failed while running (exit 1)."""
 
     exit_code = 1

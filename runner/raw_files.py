@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,9 @@ class ExportFile:
     def is_parquet(self) -> bool:
         return self.path.suffix.lower() == ".parquet"
 
+    @cached_property
     def sha256(self) -> str:
+        """The file's SHA-256, read once however often it is asked for."""
         digest = hashlib.sha256()
         with self.path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -146,7 +149,7 @@ def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
     size, mtime_ns, sha = recorded
     if size != file.size:
         return False
-    return mtime_ns == file.mtime_ns or file.sha256() == sha
+    return mtime_ns == file.mtime_ns or file.sha256 == sha
 
 
 def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:

@@ -279,13 +279,16 @@ class _Loader:
             rule_reason = f"case {whens} end"
         return _RowSql(", ".join(typed_cols), type_reason, rule_reason, raw_json)
 
-    def count_rejects(self, file: ExportFile, source: _Source, contract: TableContract) -> int:
-        """Rows of one file that break a type, required or row rule (one scan,
-        nothing materialized); the reader's own refusals are counted apart."""
+    def count_rows(
+        self, file: ExportFile, source: _Source, contract: TableContract
+    ) -> tuple[int, int]:
+        """(rows, rows that break a type, required or row rule) of one file, in
+        one scan with nothing materialized; the reader's own refusals are
+        counted apart."""
         rows = self.row_sql(source, contract)
         rejected = f"__kpi_type_reason is not null or ({rows.rule_reason}) is not null"
         sql = f"""
-            select count(*) filter (where {rejected})
+            select count(*), count(*) filter (where {rejected})
             from (
                 select {rows.typed_cols}, {rows.type_reason} as __kpi_type_reason
                 from {source.sql} as source
@@ -295,7 +298,7 @@ class _Loader:
             row = self.cur.execute(sql).fetchone()
         except Exception as exc:
             raise _read_error(file, exc) from exc
-        return int(row[0]) if row else 0
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def typed_rows(self, source: _Source, contract: TableContract) -> str:
         """A query of one file's rows with the contract's types (no checks)."""
@@ -539,18 +542,18 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
         cur.execute(f"delete from {schema_rejects} where table_name = ?", [contract.name])
     opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
     counts = []
+    rows_per_file = []
     clean = True
     for file, source in opened:
-        rejected = loader.count_rejects(file, source, contract)
+        rows, rejected = loader.count_rows(file, source, contract)
         refused = loader.reader_rejections(file, source)
         counts.append((file, source, refused))
+        rows_per_file.append(rows)
         clean = clean and rejected == 0 and not refused
     typed = " union all ".join(loader.typed_rows(source, contract) for _, source in opened)
     if clean and not _has_duplicates(cur, plan, typed):
         _write_rows(loader, plan, f"select * from ({typed})")
-        for (file, _, _), rows in zip(
-            counts, _rows_per_file(loader, opened, contract), strict=True
-        ):
+        for (file, _, _), rows in zip(counts, rows_per_file, strict=True):
             loader.report.files.append(FileResult(file, rows, 0))
         _record_state(loader, plan)
         return
@@ -562,34 +565,20 @@ def _has_duplicates(cur: duckdb.DuckDBPyConnection, plan: TablePlan, typed: str)
     contract = plan.contract
     if not contract.primary_key:
         return False
-    key = ", ".join(quote_identifier(k) for k in contract.primary_key)
+    key = [quote_identifier(k) for k in contract.primary_key]
     row = cur.execute(
-        f"select count(*) from (select {key} from ({typed}) group by all having count(*) > 1)"
+        f"select count(*) from (select {', '.join(key)} from ({typed}) "
+        "group by all having count(*) > 1)"
     ).fetchone()
     if row and row[0]:
         return True
     if plan.action != "append":
         return False
-    join = " and ".join(f"new_rows.{k} = old.{k}" for k in key.split(", "))
+    join = " and ".join(f"new_rows.{k} = old.{k}" for k in key)
     row = cur.execute(
         f"select count(*) from ({typed}) as new_rows semi join {contract.relation} as old on {join}"
     ).fetchone()
     return bool(row and row[0])
-
-
-def _rows_per_file(
-    loader: _Loader, opened: list[tuple[ExportFile, _Source]], contract: TableContract
-) -> list[int]:
-    if len(opened) == 1:
-        row = loader.cur.execute(
-            f"select count(*) from {contract.relation} where {LOAD_ID_COLUMN} = {loader.load_id}"
-        ).fetchone()
-        return [int(row[0]) if row else 0]
-    counts = []
-    for _, source in opened:
-        row = loader.cur.execute(f"select count(*) from {source.sql}").fetchone()
-        counts.append(int(row[0]) if row else 0)
-    return counts
 
 
 def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
@@ -704,7 +693,7 @@ def _record_state(loader: _Loader, plan: TablePlan) -> None:
                 result.file.name,
                 result.file.size,
                 result.file.mtime_ns,
-                result.file.sha256(),
+                result.file.sha256,
                 result.rows,
                 result.rejected,
                 loader.load_id,

@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -168,7 +167,3 @@ def existing_relations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], 
 def ensure_schemas(con: duckdb.DuckDBPyConnection, schemas: set[str]) -> None:
     for schema in sorted(schemas):
         con.execute(f"create schema if not exists {quote_identifier(schema)}")
-
-
-def warn(message: str) -> None:
-    print(f"Warning: {message}", file=sys.stderr)
