@@ -1,16 +1,26 @@
 """What the warehouse remembers between builds, for incremental work.
 
-`_kpi.node_state` holds, per incremental model, the newest raw load it had
-seen when it was last built (`last_seen_load_id()` in a model reads it). The
+`_kpi.node_state` holds, per table, incremental model and passed test, the
+newest raw load whose rows it holds ("seen"; `last_seen_load_id()` in a model
+reads it), a digest of its logic, and when it was last rebuilt in full. The
 loader's `_kpi.table_changes` says, per raw table and load, how many rows
 were inserted, updated and deleted. An incremental model can only add and
 replace rows, so when a raw table upstream of it lost rows since its last
 build, it is rebuilt in full instead.
+
+What a node has seen is never more than what its inputs held when it ran: a
+raw table holds every load; a view sees what its inputs see; a table or an
+incremental model holds what it had seen when it was last built. So a
+partial build (`-s kpi_sales_effort` while `int_activities_aggregated` is not
+rebuilt) records the older load of the stale input, and the next build folds
+in the rows it missed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runner.graph import Graph
@@ -24,12 +34,28 @@ NODE_STATE = Relation(META_SCHEMA, "node_state")
 TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
 
 
+# Materializations whose relation holds rows as of its last build.
+BUILT_AS_OF_LAST_BUILD = frozenset({"table", "incremental"})
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What `_kpi.node_state` remembers of one node."""
+
+    load_id: int  # the newest raw load whose rows it holds (a test: checked)
+    logic: str  # digest of its definition and its lineage's
+    full_load_id: int  # the load it was last rebuilt in full at
+    built_at: datetime | None  # when it was last built (a test: last passed)
+    full_built_at: datetime | None  # when it was last rebuilt in full
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
     con.execute(
         f"create table if not exists {NODE_STATE} (unique_id varchar, load_id bigint, "
-        "logic varchar, full_load_id bigint, built_at timestamp)"
+        "logic varchar, full_load_id bigint, built_at timestamp, full_built_at timestamp)"
     )
+    con.execute(f"alter table {NODE_STATE} add column if not exists full_built_at timestamp")
     con.execute(
         f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
         "action varchar, inserted_rows bigint, updated_rows bigint, deleted_rows bigint, "
@@ -46,6 +72,56 @@ def current_load_id(con: duckdb.DuckDBPyConnection) -> int:
     except duckdb.CatalogException:
         return 0
     return int(row[0]) if row else 0
+
+
+def read_state(con: duckdb.DuckDBPyConnection) -> dict[str, NodeState]:
+    """Every node's remembered state (empty before the first incremental build)."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            f"select unique_id, load_id, logic, full_load_id, built_at, full_built_at "
+            f"from {NODE_STATE}"
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return {}
+    return {
+        uid: NodeState(int(load or 0), str(logic or ""), int(full or 0), built, full_built)
+        for uid, load, logic, full, built, full_built in rows
+    }
+
+
+def seen_after_run(
+    nodes: Mapping[str, Node],
+    sources: Mapping[str, SourceTable],
+    building: Collection[str],
+    state: Mapping[str, NodeState],
+    current_load: int,
+) -> dict[str, int]:
+    """The load each node will have seen once this run built `building`.
+
+    A raw source holds `current_load`; a seed constrains nothing; a node built
+    in this run (or a view, which reads its inputs live) sees the oldest of its
+    parents; a table or incremental model not built now keeps what it saw at
+    its last build (0 when unknown, which only makes the next run redo more).
+    """
+    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
+    seen: dict[str, int] = {}
+    for uid in graph.topological_order():
+        node = nodes.get(uid)
+        if node is None:
+            seen[uid] = current_load
+            continue
+        if node.is_seed:
+            seen[uid] = current_load
+            continue
+        kept = node.config.materialized in BUILT_AS_OF_LAST_BUILD and not node.is_test
+        if kept and uid not in building:
+            remembered = state.get(uid)
+            seen[uid] = remembered.load_id if remembered else 0
+            continue
+        seen[uid] = min((seen[p] for p in node.depends_on if p in seen), default=current_load)
+    return seen
 
 
 def full_rebuilds(
@@ -65,12 +141,7 @@ def full_rebuilds(
     """
     if not logic:
         return {}
-    state = {
-        uid: (int(load_id or 0), digest, int(full_load_id or 0))
-        for uid, load_id, digest, full_load_id in con.execute(
-            f"select unique_id, load_id, logic, full_load_id from {NODE_STATE}"
-        ).fetchall()
-    }
+    state = read_state(con)
     changes = con.execute(
         f"select relation, max(load_id) filter (where deleted_rows > 0), "
         f"max(load_id) filter (where updated_rows > 0) from {TABLE_CHANGES} group by 1"
@@ -83,13 +154,13 @@ def full_rebuilds(
         digest = logic[uid]
         if uid not in state:
             continue  # never built incrementally: is_incremental() is false anyway
-        watermark, built_logic, _ = state[uid]
+        watermark, built_logic = state[uid].load_id, state[uid].logic
         rebuilt = [
             a
             for a in sorted(graph.ancestors(uid))
             if a in nodes
             and nodes[a].config.materialized == "incremental"
-            and (a in reasons or (a in state and state[a][2] > watermark))
+            and (a in reasons or rebuilt_since(state.get(a), state[uid].built_at))
         ]
         if rebuilt:
             reasons[uid] = f"{nodes[rebuilt[0]].name} upstream is rebuilt in full"
@@ -115,32 +186,43 @@ def full_rebuilds(
     return reasons
 
 
+def rebuilt_since(ancestor: NodeState | None, built_at: datetime | None) -> bool:
+    """Whether `ancestor` was rebuilt in full after `built_at` (a full rebuild
+    may change rows without giving them a newer `_load_id`)."""
+    if ancestor is None or ancestor.full_built_at is None:
+        return False
+    return built_at is None or ancestor.full_built_at > built_at
+
+
 def record_build(
     cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int, logic: str, full: bool
 ) -> None:
-    """Remember, inside the build's transaction, what a node has now seen, and
-    (`full`) that it was rebuilt in full at this load."""
+    """Remember, inside the build's transaction, the load a node has now seen,
+    and (`full`) that it was rebuilt in full now."""
     row = cur.execute(
-        f"select max(full_load_id) from {NODE_STATE} where unique_id = ?", [unique_id]
+        f"select full_load_id, full_built_at from {NODE_STATE} where unique_id = ?",
+        [unique_id],
     ).fetchone()
-    full_load_id = load_id if full or not row or row[0] is None else int(row[0])
     cur.execute(f"delete from {NODE_STATE} where unique_id = ?", [unique_id])
-    cur.execute(
-        f"insert into {NODE_STATE} values (?, ?, ?, ?, now()::timestamp)",
-        [unique_id, load_id, logic, full_load_id],
-    )
+    insert = f"insert into {NODE_STATE} values (?, ?, ?, ?, now()::timestamp, "
+    if full or row is None or row[1] is None:
+        cur.execute(insert + "now()::timestamp)", [unique_id, load_id, logic, load_id])
+    else:
+        cur.execute(insert + "?)", [unique_id, load_id, logic, row[0], row[1]])
 
 
-def record_passes(con: duckdb.DuckDBPyConnection, passed: Mapping[str, str], load_id: int) -> None:
-    """Remember the tests that passed at `load_id`, with their lineage digest,
-    in one transaction at the end of a run."""
+def record_passes(
+    con: duckdb.DuckDBPyConnection, passed: Mapping[str, str], seen: Mapping[str, int]
+) -> None:
+    """Remember the tests that passed, with their lineage digest and the load
+    their rows were checked up to, in one transaction at the end of a run."""
     if not passed:
         return
     ids = sorted(passed)
     con.execute("begin transaction")
     con.execute(f"delete from {NODE_STATE} where unique_id in (select unnest(?))", [ids])
     con.executemany(
-        f"insert into {NODE_STATE} values (?, ?, ?, 0, now()::timestamp)",
-        [[uid, load_id, passed[uid]] for uid in ids],
+        f"insert into {NODE_STATE} values (?, ?, ?, 0, now()::timestamp, null)",
+        [[uid, seen[uid], passed[uid]] for uid in ids],
     )
     con.execute("commit")

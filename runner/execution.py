@@ -68,7 +68,7 @@ class ExecutionOptions:
     store_failures: bool = False
     full_refresh: bool = False
     failures_dir: Path = Path("target/failures")
-    load_id: int = 0
+    seen: Mapping[str, int] = field(default_factory=dict)  # the load each node has seen
     logic: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -268,11 +268,11 @@ class Executor:
         try:
             cur.execute("begin transaction")
             verb, rows = self._materialize(cur, compiled)
-            if node.config.materialized == "incremental":
+            if node.config.materialized in build_state.BUILT_AS_OF_LAST_BUILD:
                 build_state.record_build(
                     cur,
                     node.unique_id,
-                    self.options.load_id,
+                    self.options.seen.get(node.unique_id, 0),
                     self.options.logic.get(node.unique_id, ""),
                     full=not compiled.is_incremental,
                 )
@@ -362,7 +362,7 @@ class Executor:
         if kind == "incremental" and compiled.is_incremental:
             if node.config.incremental_strategy == "delete+insert":
                 rows = materializations.delete_insert(
-                    cur, relation, compiled.sql, node.config.unique_key
+                    cur, relation, compiled.sql, node.config.unique_key, node.config.valid_keys
                 )
                 return "merged into", rows
             return "inserted into", materializations.append_rows(cur, relation, compiled.sql)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.build_state import NODE_STATE, TABLE_CHANGES
+from runner.build_state import NODE_STATE, TABLE_CHANGES, read_state, rebuilt_since
 from runner.graph import Graph
 from runner.nodes import Node, SourceTable, quote_literal
 
@@ -95,7 +95,7 @@ def plan_tests(
     if not candidates:
         return TestPlan(frozenset(), {})
     with_load_id = _relations_with_load_id(con)
-    state = _state(con)
+    state = read_state(con)
     lost_rows = _last_losses(con)
     graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     digests: dict[str, str] = {}
@@ -110,16 +110,16 @@ def plan_tests(
         relation = sources[tested].relation if tested in sources else nodes[tested].relation
         if relation.display.lower() not in with_load_id:
             continue
-        seen = state.get(test.unique_id)
-        if seen is None or seen[1] != digest:
+        passed = state.get(test.unique_id)
+        if passed is None or passed.logic != digest:
             continue
-        watermark = seen[0]
+        watermark = passed.load_id
         incremental_models = [
             uid for uid in lineage if nodes[uid].config.materialized == "incremental"
         ]
         if any(uid in rebuilt_in_full for uid in incremental_models):
             continue
-        if any(state.get(uid, (0, "", 0))[2] > watermark for uid in incremental_models):
+        if any(rebuilt_since(state.get(uid), passed.built_at) for uid in incremental_models):
             continue  # rebuilt in full since the test last passed
         if test.test_metadata["name"] == "relationships" and not _parent_kept_rows(  # type: ignore[index]
             test, tested, sources, lost_rows, watermark
@@ -162,21 +162,6 @@ def _relations_with_load_id(con: duckdb.DuckDBPyConnection) -> set[str]:
         f"where column_name = {quote_literal(LOAD_ID)}"
     ).fetchall()
     return {f"{schema}.{table}".lower() for schema, table in rows}
-
-
-def _state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str, int]]:
-    """unique_id -> (load seen, logic digest, load of the last full build)."""
-    import duckdb
-
-    try:
-        rows = con.execute(
-            f"select unique_id, load_id, logic, full_load_id from {NODE_STATE}"
-        ).fetchall()
-    except duckdb.CatalogException:
-        return {}
-    return {
-        uid: (int(load or 0), str(logic or ""), int(full or 0)) for uid, load, logic, full in rows
-    }
 
 
 def _last_losses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

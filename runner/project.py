@@ -65,11 +65,13 @@ class RunResult:
 
 @dataclass(frozen=True)
 class IncrementalPlan:
-    """What a run does incrementally: the newest raw load, each incremental
-    model's logic digest, the models rebuilt in full (with the reason), and
-    the tests that check only new rows."""
+    """What a run does incrementally: the newest raw load, the load each node
+    will have seen after the run, each incremental model's logic digest, the
+    models rebuilt in full (with the reason), and the tests that check only
+    new rows."""
 
     load_id: int
+    seen: dict[str, int]
     logic: dict[str, str]
     rebuilds: dict[str, str]
     tests: incremental_tests.TestPlan
@@ -335,9 +337,15 @@ class Project:
     def writing(
         self, command: str, wait_seconds: float = 0.0
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Lock the warehouse and open it for writing."""
+        """Lock the warehouse and open it for writing, waiting up to
+        `wait_seconds` in all for another writer and for readers to let go."""
+        deadline = time.monotonic() + wait_seconds
         with exclusive_lock(self.settings.warehouse, command, wait_seconds):
-            con = connect(self.settings.warehouse, settings=self.settings.duckdb_settings)
+            con = connect(
+                self.settings.warehouse,
+                settings=self.settings.duckdb_settings,
+                wait_seconds=max(0.0, deadline - time.monotonic()),
+            )
             try:
                 yield con
             finally:
@@ -394,7 +402,7 @@ class Project:
                     store_failures=options.store_failures,
                     full_refresh=options.full_refresh,
                     failures_dir=self.settings.target_path / "failures",
-                    load_id=plan.load_id,
+                    seen=plan.seen,
                     logic=plan.logic,
                 ),
                 self.settings.project_dir,
@@ -412,7 +420,7 @@ class Project:
             }
             if passed:
                 build_state.ensure_tables(con)
-                build_state.record_passes(con, passed, plan.load_id)
+                build_state.record_passes(con, passed, plan.seen)
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
@@ -448,9 +456,11 @@ class Project:
         incremental = [
             u.node for u in units.values() if u.node.config.materialized == "incremental"
         ]
-        if incremental:
+        if any(
+            u.node.config.materialized in build_state.BUILT_AS_OF_LAST_BUILD for u in units.values()
+        ):
             build_state.ensure_tables(con)
-        logic = {node.unique_id: compile_cache.key(node, False) for node in incremental}
+        logic = {node.unique_id: compile_cache.lineage_key(node) for node in incremental}
         rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
         for uid, reason in sorted(rebuilds.items()):
             self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
@@ -465,7 +475,15 @@ class Project:
             frozenset(rebuilds),
             incremental_tests.builtin_tests(self.loaded.macro_sources),
         )
-        return IncrementalPlan(build_state.current_load_id(con), logic, rebuilds, tests)
+        load_id = build_state.current_load_id(con)
+        seen = build_state.seen_after_run(
+            self.nodes,
+            self.loaded.sources,
+            {u.node.unique_id for u in units.values()},
+            build_state.read_state(con),
+            load_id,
+        )
+        return IncrementalPlan(load_id, seen, logic, rebuilds, tests)
 
     def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
         """Note which tables the warehouse holds, as of its file's current
@@ -544,13 +562,61 @@ class Project:
             con.close()
 
 
+# Everything the runner writes into the target folder, and nothing else.
+TARGET_ENTRIES = frozenset(
+    {
+        "compiled",
+        "failures",
+        "jinja_cache",
+        "docs",
+        "report",
+        "manifest.json",
+        "run_results.json",
+        "parse_cache.pickle",
+        "compile_cache.pickle",
+        "sql_cache.json",
+        TABLES_FILE,
+    }
+)
+
+
 def clean_target(settings: Settings) -> Path | None:
-    """Remove the target folder (compiled SQL, artifacts, caches); the warehouse stays."""
+    """Remove what the runner wrote into the target folder (compiled SQL,
+    artifacts, caches), then the folder itself when nothing else is left; the
+    warehouse stays. A folder that holds anything else (a warehouse, an
+    export: `--target-path` pointed at the wrong folder) is refused whole."""
     target = settings.target_path
-    if not target.exists():
+    if not target.is_dir():
         return None
-    shutil.rmtree(target)
+    entries = sorted(target.iterdir())
+    foreign = [e.name for e in entries if not _written_by_runner(e.name)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ProjectError(
+            f"the target folder holds files the runner did not write ({shown}); "
+            "nothing was deleted.",
+            path=target,
+            hint="Check --target-path / KPI_TARGET_PATH: it should name a folder of its own, "
+            "such as target/.",
+        )
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    with contextlib.suppress(OSError):
+        target.rmdir()
     return target
+
+
+def _written_by_runner(name: str) -> bool:
+    """A name the runner writes into the target folder, or the temporary file
+    it writes one through (`manifest.jsonk2x9`, `parse_cache.tmp`)."""
+    return any(
+        name == entry
+        or ("." in entry and (name.startswith(entry) or name == Path(entry).stem + ".tmp"))
+        for entry in TARGET_ENTRIES
+    )
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:

@@ -90,15 +90,16 @@ def test_the_refresh_really_was_incremental(warehouses: tuple[Path, Path]) -> No
     refreshed, _ = warehouses
     con = duckdb.connect(str(refreshed), read_only=True)
     try:
-        # every incremental model has seen both loads, and was built in full once
+        # every model built as a table has seen both loads; the 9 incremental
+        # ones were built in full only at the first load, the plain tables at both
         states = con.execute(
             "select unique_id, load_id, full_load_id from _kpi.node_state "
             "where unique_id like 'model.%'"
         ).fetchall()
     finally:
         con.close()
-    assert len(states) == 9
-    assert all(load_id == 2 and full_load_id == 1 for _, load_id, full_load_id in states)
+    assert all(load_id == 2 for _, load_id, _ in states)
+    assert len([s for s in states if s[2] == 1]) == 9
 
 
 @pytest.mark.parametrize("table", TABLES)

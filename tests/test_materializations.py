@@ -3,6 +3,8 @@ materialization end to end: view, table, ephemeral, incremental, seed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -157,13 +159,43 @@ INCREMENTAL_APPEND = """{{ config(materialized='incremental') }}
 select * from {{ ref('events') }}
 {% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}
 """
-EVENTS = "{{ config(materialized='table') }}select * from range(%d) r(id)"
+# The upstream data changes between runs while no model's definition does (a
+# changed definition upstream rebuilds an incremental model in full).
+APP_SOURCE = """
+sources:
+  - name: app
+    schema: main
+    tables:
+      - name: raw_events
+      - name: raw_batch
+"""
+EVENTS = "{{ config(materialized='table') }}select * from {{ source('app', 'raw_events') }}"
+
+
+def set_source(root: Path, table: str, sql: str) -> None:
+    con = duckdb.connect(str(root / "w.duckdb"))
+    try:
+        con.execute(f"create or replace table main.{table} as {sql}")
+    finally:
+        con.close()
+
+
+def event_project(make_project, events: int) -> Path:
+    root = make_project(
+        {
+            "models/sources.yml": APP_SOURCE,
+            "models/events.sql": EVENTS,
+            "models/inc.sql": INCREMENTAL_APPEND,
+        }
+    )
+    set_source(root, "raw_events", f"select * from range({events}) r(id)")
+    return root
 
 
 def test_incremental_append_adds_only_new_rows(make_project, load, query, output) -> None:
-    root = make_project({"models/events.sql": EVENTS % 3, "models/inc.sql": INCREMENTAL_APPEND})
+    root = event_project(make_project, 3)
     assert load(root).run().exit_code == 0
-    make_project({"models/events.sql": EVENTS % 10}, root=root)
+    set_source(root, "raw_events", "select * from range(10) r(id)")
     project = load(root)
     result = project.run()
     assert result.by_name()["inc"].rows == 7
@@ -173,7 +205,7 @@ def test_incremental_append_adds_only_new_rows(make_project, load, query, output
 
 
 def test_full_refresh_rebuilds_an_incremental_model(make_project, load, query) -> None:
-    root = make_project({"models/events.sql": EVENTS % 3, "models/inc.sql": INCREMENTAL_APPEND})
+    root = event_project(make_project, 3)
     load(root).run()
     con = duckdb.connect(str(root / "w.duckdb"))
     con.execute("insert into inc values (100)")
@@ -187,7 +219,8 @@ DELETE_INSERT = """{{ config(materialized='incremental', incremental_strategy='d
                  unique_key=['team', 'month']) }}
 select * from {{ ref('batch') }}
 """
-BATCH = "{{ config(materialized='table') }}select * from (values %s) v(team, month, amount)"
+BATCH = "{{ config(materialized='table') }}select * from {{ source('app', 'raw_batch') }}"
+BATCH_ROWS = "select * from (values %s) v(team, month, amount)"
 
 
 def test_delete_insert_replaces_rows_by_unique_key_including_null_keys(
@@ -195,14 +228,14 @@ def test_delete_insert_replaces_rows_by_unique_key_including_null_keys(
 ) -> None:
     root = make_project(
         {
-            "models/batch.sql": BATCH % "('a', 1, 10), (null, 1, 20), ('b', 1, 30)",
+            "models/sources.yml": APP_SOURCE,
+            "models/batch.sql": BATCH,
             "models/kpi.sql": DELETE_INSERT,
         }
     )
+    set_source(root, "raw_batch", BATCH_ROWS % "('a', 1, 10), (null, 1, 20), ('b', 1, 30)")
     load(root).run()
-    make_project(
-        {"models/batch.sql": BATCH % "('a', 1, 11), (null, 1, 21), ('a', 2, 400)"}, root=root
-    )
+    set_source(root, "raw_batch", BATCH_ROWS % "('a', 1, 11), (null, 1, 21), ('a', 2, 400)")
     project = load(root)
     assert project.run().exit_code == 0
     assert "OK merged into main.kpi" in output(project)
@@ -219,9 +252,11 @@ def test_a_model_can_switch_from_view_to_table(make_project, load, query) -> Non
     load(root).run()
     make_project({"models/m.sql": "{{ config(materialized='table') }}select 2 as id"}, root=root)
     assert load(root).run().exit_code == 0
-    assert query(root, "select table_type, (select id from m) from information_schema.tables") == [
-        ("BASE TABLE", 2)
-    ]
+    assert query(
+        root,
+        "select table_type, (select id from m) from information_schema.tables "
+        "where table_schema = 'main'",
+    ) == [("BASE TABLE", 2)]
 
 
 # -- seeds ------------------------------------------------------------------------------
