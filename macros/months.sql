@@ -20,12 +20,16 @@
         incremental one, the months of the rows of `changed_rows` newer than the
         last build (their `month_column`), the months of the range the mart has
         no rows for yet, and every month when a user changed (a user's team and
-        dates decide the rep rows of every month). The arguments are CTE names
-        of the calling model, so that its refs are seen when it is parsed. -#}
+        dates decide the rep rows of every month); never a month outside the
+        range (start_month / end_month may cut it). Months that left the range
+        are deleted by the model's `valid_keys` config. The arguments are CTE
+        names of the calling model, so that its refs are seen when it is
+        parsed. -#}
 {% if is_incremental() %}
 changed_months as (
     select {{ month_column }} as month from {{ changed_rows }}
     where _load_id > {{ last_seen_load_id() }}
+        and {{ month_column }} in (select month from {{ all_months }})
 ),
 
 months as (

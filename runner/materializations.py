@@ -62,8 +62,11 @@ def delete_insert(
     relation: Relation,
     sql: str,
     unique_key: tuple[str, ...],
+    valid_keys: str | None = None,
 ) -> int:
-    """Replace the rows whose `unique_key` appears in the new batch.
+    """Replace the rows whose `unique_key` appears in the new batch, and drop
+    the rows whose key is no longer in `valid_keys` (a relation with the key
+    columns, e.g. the months of the reporting range, which may shrink).
 
     NULL keys match NULL keys (`is not distinct from`), so a batch row with a
     NULL team replaces the old row with a NULL team.
@@ -79,6 +82,15 @@ def delete_insert(
         f"delete from {relation} where exists ("
         f"select 1 from (select distinct {keys} from {batch}) as {batch} where {match})"
     )
+    if valid_keys:
+        in_range = " and ".join(
+            f"{relation}.{quote_identifier(k)} is not distinct from valid.{quote_identifier(k)}"
+            for k in unique_key
+        )
+        cur.execute(
+            f"delete from {relation} where not exists ("
+            f"select 1 from {valid_keys} as valid where {in_range})"
+        )
     row = cur.execute(f"insert into {relation} by name select * from {batch}").fetchone()
     cur.execute(f"drop table {batch}")
     return int(row[0]) if row else 0

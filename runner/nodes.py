@@ -75,6 +75,7 @@ class NodeConfig:
     limit: int | None = None
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     append_only: tuple[str, ...] = ()
+    valid_keys: str | None = None  # a relation holding every key a delete+insert model may keep
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +96,7 @@ class NodeConfig:
             "limit": self.limit,
             "meta": dict(self.meta),
             "append_only": list(self.append_only),
+            "valid_keys": self.valid_keys,
         }
 
 

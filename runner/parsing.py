@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -101,6 +102,10 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
             nodes[test.unique_id] = test
 
     nodes = _resolve_dependencies(nodes, props.sources, by_name)
+    nodes = _resolve_valid_keys(nodes, by_name)
+    _add_env_names(
+        env_reads, [*files.models.values(), *files.tests.values(), *files.macros.values()]
+    )
     graph.check_acyclic({uid: n.depends_on for uid, n in nodes.items()}, _label(nodes))
     loaded = LoadedProject(
         settings=settings,
@@ -114,6 +119,41 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
     )
     loaded.__dict__["templates"] = templates
     return loaded
+
+
+ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+
+
+def _add_env_names(env_reads: dict[str, str | None], texts: Iterable[str]) -> None:
+    """Add every environment variable named in an `env_var('NAME')` call.
+
+    Parsing renders each model once, as a full build would; a call in a branch
+    it did not take (`{% if is_incremental() %}`) is found here, so that the
+    compile cache's key still covers its value.
+    """
+    for text in texts:
+        for name in ENV_VAR_CALL.findall(text):
+            env_reads.setdefault(name, os.environ.get(name))
+
+
+def _resolve_valid_keys(nodes: dict[str, Node], by_name: Mapping[str, Node]) -> dict[str, Node]:
+    """Turn each `valid_keys` model name into its relation; the model must
+    ref it, so that it is built first."""
+    for uid, node in list(nodes.items()):
+        name = node.config.valid_keys
+        if not name:
+            continue
+        target = by_name.get(name)
+        if target is None or target.unique_id not in node.depends_on:
+            raise ProjectError(
+                f"valid_keys '{name}' of model '{node.name}' is not a model it refs.",
+                path=node.path,
+                hint="Name a model the model reads with ref(), e.g. "
+                "valid_keys='int_months_reported'.",
+            )
+        config = replace(node.config, valid_keys=str(target.relation))
+        nodes[uid] = replace(node, config=config)
+    return nodes
 
 
 def _label(nodes: Mapping[str, Node]) -> Any:
@@ -356,6 +396,7 @@ def make_config(
         limit=merged.get("limit"),
         meta=MappingProxyType(dict(merged.get("meta") or {})),
         append_only=tuple(str(s) for s in _as_list(merged.get("append_only"))),
+        valid_keys=str(merged["valid_keys"]) if merged.get("valid_keys") else None,
     )
     _check_choice(
         "materialized", config.materialized, (*MATERIALIZATIONS, "seed", "test"), path, line
@@ -376,6 +417,13 @@ def make_config(
     if needs_key and config.incremental_strategy == "delete+insert" and not config.unique_key:
         raise ProjectError(
             "incremental_strategy 'delete+insert' needs a unique_key.", path=path, line=line
+        )
+    if config.valid_keys and config.incremental_strategy != "delete+insert":
+        raise ProjectError(
+            "valid_keys goes with incremental_strategy 'delete+insert'.",
+            path=path,
+            line=line,
+            hint="valid_keys names the relation that holds every unique_key the model may keep.",
         )
     return config
 

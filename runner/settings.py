@@ -42,6 +42,7 @@ CONFIG_KEYS = frozenset(
         "limit",
         "meta",
         "append_only",
+        "valid_keys",
         "docs",
         "full_refresh",
         "delimiter",

@@ -27,8 +27,7 @@ final as (
         first_response_at,
         response_minutes,
         response_minutes is not null as is_contacted,
-        coalesce(response_minutes <= 60, false) as is_contacted_within_1h,
-        _load_id
+        coalesce(response_minutes <= 60, false) as is_contacted_within_1h
     from leads
 )
 

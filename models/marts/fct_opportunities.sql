@@ -27,8 +27,7 @@ final as (
         close_date,
         close_month,
         first_touch_at,
-        days_to_close,
-        _load_id
+        days_to_close
     from opportunities
 )
 

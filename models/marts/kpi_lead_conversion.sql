@@ -6,6 +6,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='month',
+    valid_keys='int_months_reported',
     append_only=['crm.leads'],
 ) }}
 

@@ -5,6 +5,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='month',
+    valid_keys='int_months_reported',
 ) }}
 
 with
