@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.warehouse import META_SCHEMA
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -150,13 +152,15 @@ def _tables_read(sql: str) -> list[tuple[str, str]]:
 
 
 def undeclared_reads(reads: Iterable[tuple[str, str]], declared: Iterable[Any]) -> list[str]:
-    """Tables in `reads` that are not among the declared relations."""
+    """Tables in `reads` that are not among the declared relations (the
+    runner's own state in the `_kpi` schema, which `last_seen_load_id()`
+    reads, is not a dependency)."""
     known = {(r.schema.lower(), r.identifier.lower()) for r in declared}
     known_names = {name for _, name in known}
     undeclared = []
     for schema, name in reads:
         key = (schema.lower(), name.lower())
-        if schema and key in known:
+        if schema.lower() == META_SCHEMA or (schema and key in known):
             continue
         if not schema and name.lower() in known_names:
             continue

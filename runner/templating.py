@@ -15,6 +15,7 @@ functions (`ref`, `source`, `config`, `var`, ...) that the caller builds with
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 import jinja2
 import jinja2.nodes
 
+from runner.build_state import NODE_STATE
 from runner.errors import CompilationError
 from runner.nodes import Relation
 
@@ -374,7 +376,7 @@ class ModelContext:
         if self.this is None or not self.unique_id:
             return "0"
         return (
-            '(select coalesce(max(load_id), 0) from "_kpi"."node_state" '
+            f"(select coalesce(max(load_id), 0) from {NODE_STATE} "
             f"where unique_id = {sql_literal(self.unique_id)})"
         )
 
@@ -397,12 +399,14 @@ class _Exceptions:
 def sql_literal(value: Any) -> str:
     """A value as a SQL literal, for splicing vars safely: strings are quoted
     (`it's` -> `'it''s'`), numbers and booleans are written as such, None as
-    `null`.
+    `null`; a float that is not finite as a cast (`cast('nan' as double)`).
     """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"cast('{value}' as double)"
     if isinstance(value, int | float):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -134,15 +135,33 @@ def _connect_once(
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
-            raise LockError(
-                f"the warehouse is in use by {describe_holder(warehouse)}.",
-                path=warehouse,
-                hint="While a build writes the file, DuckDB lets no other process open it; "
-                "retry when it is done, or pass --wait SECONDS.",
-            ) from exc
+            raise _file_in_use(warehouse, text, read_only) from exc
         raise WarehouseError(f"cannot open the warehouse: {text}", path=warehouse) from exc
     except (duckdb.Error, OSError) as exc:
         raise WarehouseError(f"cannot open the warehouse: {exc}", path=warehouse) from exc
+
+
+def _file_in_use(warehouse: Path, duckdb_message: str, read_only: bool) -> LockError:
+    """The error for a warehouse file that another process has open.
+
+    DuckDB names the process that holds its file lock: a `kpi` writer (its
+    lock file then says which command) or a reader (a SQL client, a
+    notebook, `kpi show`).
+    """
+    found = re.search(r"lock is held in (.*?) ?\(PID (\d+)\)", duckdb_message)
+    writer = describe_holder(warehouse)
+    if found is None or writer.startswith(f"pid {found.group(2)} "):
+        who = writer
+    else:
+        program = f" ({found.group(1)})" if found.group(1) else ""
+        who = f"pid {found.group(2)}{program}, which has the DuckDB file open"
+    action = "read" if read_only else "write"
+    return LockError(
+        f"the warehouse is in use by {who}; DuckDB lets no other process {action} it meanwhile.",
+        path=warehouse,
+        hint="Close that connection or wait for that command to finish, or pass "
+        "--wait SECONDS to wait here.",
+    )
 
 
 def use_utc(con: duckdb.DuckDBPyConnection) -> None:

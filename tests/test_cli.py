@@ -218,6 +218,22 @@ def test_clean_removes_target_and_keeps_the_warehouse(cli, project) -> None:
     assert "Nothing to clean." in cli(project, "clean").stderr
 
 
+def test_clean_refuses_a_target_folder_holding_anything_else(cli, project, monkeypatch) -> None:
+    """Item 14: KPI_TARGET_PATH pointing at a data folder deletes nothing."""
+    data = project / "data"
+    (data / "export").mkdir(parents=True)
+    (data / "export" / "leads.csv").write_text("lead_id\n")
+    (data / "w.duckdb").write_bytes(b"not to be lost")
+    (data / "manifest.json").write_text("{}")
+    monkeypatch.setenv("KPI_TARGET_PATH", str(data))
+    result = cli(project, "clean")
+    assert result.exit_code == 2
+    assert "nothing was deleted" in result.stderr
+    assert "export" in result.stderr and "w.duckdb" in result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["export", "manifest.json", "w.duckdb"]
+    assert (data / "export" / "leads.csv").read_text() == "lead_id\n"
+
+
 def test_seed_run_and_test_commands(cli, make_project) -> None:
     root = make_project(
         {

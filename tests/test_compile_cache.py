@@ -76,3 +76,26 @@ def test_the_cache_lives_in_the_target_folder(make_project, load) -> None:
     project = load(root)
     project.compile()
     assert (Path(project.settings.target_path) / "compile_cache.pickle").exists()
+
+
+def test_an_env_var_read_only_in_the_incremental_branch_recompiles(
+    make_project, load, query, monkeypatch
+) -> None:
+    """Item 13: `env_var()` inside `{% if is_incremental() %}` is part of the key."""
+    root = make_project(
+        {
+            "models/inc.sql": "{{ config(materialized='incremental') }}\n"
+            "select 1 as id, '{% if is_incremental() %}"
+            "{{ env_var('KPI_TEST_BRANCH', 'unset') }}{% else %}first{% endif %}' as label"
+        }
+    )
+    monkeypatch.setenv("KPI_TEST_BRANCH", "one")
+    assert load(root).build().exit_code == 0
+    assert load(root).build().exit_code == 0
+    assert query(root, "select label from main.inc order by label") == [("first",), ("one",)]
+    # a new value changes the model's logic: rebuilt in full, then incremental
+    # runs render the new value (before: the cached SQL kept appending 'one')
+    monkeypatch.setenv("KPI_TEST_BRANCH", "two")
+    assert load(root).build().exit_code == 0
+    assert load(root).build().exit_code == 0
+    assert query(root, "select label from main.inc order by label") == [("first",), ("two",)]

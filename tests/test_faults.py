@@ -182,12 +182,22 @@ def test_a_full_disk_fails_cleanly_and_leaves_only_whole_tables(
     assert fingerprints(warehouse, TABLES) == new
 
 
+def wait_until_locked_by(proc: subprocess.Popen, warehouse: Path, seconds: float = 60) -> None:
+    """Wait until `proc` holds the warehouse lock (its pid is in the lock file)."""
+    lock = warehouse.with_name(warehouse.name + ".lock")
+    deadline = time.monotonic() + seconds
+    while f'"pid": {proc.pid},' not in (lock.read_text() if lock.exists() else ""):
+        assert proc.poll() is None, "the build ended before it took the lock"
+        assert time.monotonic() < deadline, "the build did not take the lock"
+        time.sleep(0.05)
+
+
 def test_a_second_build_names_the_running_one_and_can_wait(
     exports: dict[str, Path], tmp_path: Path
 ) -> None:
     warehouse = copy_warehouse(exports["previous"], tmp_path / "busy")
     first = kpi("build", "--full-refresh", "--raw-dir", str(exports["base"]), warehouse=warehouse)
-    time.sleep(1.0)
+    wait_until_locked_by(first, warehouse)
     code, err = run_kpi("build", "--raw-dir", str(exports["base"]), warehouse=warehouse)
     assert code == 2
     assert f"in use by pid {first.pid} (kpi build, started " in err
@@ -220,3 +230,40 @@ def test_a_warehouse_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> 
     assert code == 2
     assert "Traceback" not in err
     assert "/proc/kpi-cannot-write" in err
+
+
+READER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("ready", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_a_reader_holding_the_file_is_named_and_waited_for(
+    exports: dict[str, Path], tmp_path: Path
+) -> None:
+    """Item 18: an analyst's read-only connection holds the file. The build
+    names that process (not itself), and --wait waits for it to let go."""
+    warehouse = copy_warehouse(exports["previous"], tmp_path / "read")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(warehouse), "6"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "ready"
+        code, err = run_kpi("build", "--raw-dir", str(exports["base"]), warehouse=warehouse)
+        assert code == 2
+        assert f"pid {reader.pid}" in err
+        assert "has the DuckDB file open" in err
+        assert "Traceback" not in err
+        started = time.monotonic()
+        code, err = run_kpi(
+            "build", "--wait", "60", "--raw-dir", str(exports["base"]), warehouse=warehouse
+        )
+        assert code == 0, err
+        assert reader.poll() is not None  # it waited for the reader to close
+        assert time.monotonic() - started > 1.0
+    finally:
+        reader.kill()
+        reader.communicate()

@@ -132,10 +132,22 @@ def test_raise_compiler_error_names_the_line() -> None:
 
 @pytest.mark.parametrize(
     ("value", "literal"),
-    [("it's", "'it''s'"), (3, "3"), (2.5, "2.5"), (True, "true"), (None, "null")],
+    [
+        ("it's", "'it''s'"),
+        (3, "3"),
+        (2.5, "2.5"),
+        (True, "true"),
+        (None, "null"),
+        # item 19: `--vars '{x: .nan}'` is a number, not a column named nan
+        (float("nan"), "cast('nan' as double)"),
+        (float("-inf"), "cast('-inf' as double)"),
+    ],
 )
 def test_sql_literal(value: Any, literal: str) -> None:
     assert sql_literal(value) == literal
+    import duckdb
+
+    duckdb.sql(f"select {literal}").fetchall()  # valid SQL that DuckDB runs
 
 
 # -- macros ----------------------------------------------------------------------
