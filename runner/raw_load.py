@@ -280,7 +280,9 @@ class _Loader:
             described = self.cur.execute(f"describe select * from {reader}").fetchall()
         except duckdb.Error as exc:
             raise _file_error(
-                file, f"is not a readable Parquet file ({_error_line(exc)})", "Export it again."
+                file,
+                f"is not a readable Parquet file ({_file_error_line(file, exc)})",
+                "Export it again.",
             ) from exc
         header = [str(row[0]) for row in described]
         names = _check_columns(file, header, contract, self.report.warnings)
@@ -450,7 +452,7 @@ def _reader_reason(kinds: str, message: str) -> str:
 
 
 def _read_error(file: ExportFile, exc: BaseException) -> LoadError:
-    text = _error_line(exc)
+    text = _file_error_line(file, exc)
     return LoadError(
         f"cannot be read: {text}.",
         path=file.path,
@@ -460,6 +462,12 @@ def _read_error(file: ExportFile, exc: BaseException) -> LoadError:
 
 def _error_line(exc: BaseException) -> str:
     return str(exc).strip().split("\n")[0]
+
+
+def _file_error_line(file: ExportFile, exc: BaseException) -> str:
+    """DuckDB's message about `file`, naming it by its path, not by the
+    descriptor it was read through."""
+    return _error_line(exc).replace(str(file.read_path), str(file.path))
 
 
 def _locate_rejections(
