@@ -9,11 +9,13 @@ source loads nothing.
 
 An export folder holds `<table>.csv` or `<table>.parquet` per table, plus any
 appended parts `<table>.<part>.csv|parquet` (loaded after it, in name order).
-Files that have not changed since the last load are skipped; new parts of a
-table whose other files are unchanged are appended; anything else reloads the
-table. Every file is read by DuckDB (CSV with the contract's dialect, all
-columns as text, then parsed; Parquet as typed columns), never row by row in
-Python.
+Files whose content has not changed since the last load are skipped; new
+parts of a table whose other files are unchanged, and that sort after them,
+are appended; anything else reloads the table. Every file is opened once and
+read through that descriptor (see `raw_files`), by DuckDB (CSV with the
+contract's dialect, all columns as text, then parsed; Parquet as typed
+columns, held to the same rules), never row by row in Python. Header names
+match the contract's after trimming spaces and ignoring case.
 
 Rows that break a rule are rejected with file, line and reason. With
 `on_bad_rows="fail"` any rejection stops the load; with `"quarantine"` the
@@ -518,7 +520,6 @@ def load_export(
     force: bool = False,
 ) -> LoadReport:
     """Load `export_dir` into the raw tables of `contracts`, all or nothing."""
-
     if on_bad_rows not in ("fail", "quarantine"):
         raise ProjectError(f"--on-bad-rows must be fail or quarantine, not '{on_bad_rows}'.")
     started = time.perf_counter()

@@ -552,7 +552,8 @@ def test_item10_same_size_and_mtime_with_new_content_is_reloaded(shop) -> None:
 
 def test_item11_parquet_values_obey_the_csv_rules(shop) -> None:
     """item 11: a DOUBLE 2.6 in an integer column and money with 6 decimals are
-    rejected (with file, row and reason), never rounded."""
+    rejected (with file, row and reason), never rounded (and item 8: a Parquet
+    column name in another case is the contract's column)."""
     project, export, _ = shop(None)
     con = duckdb.connect()
     con.execute(
@@ -560,7 +561,7 @@ def test_item11_parquet_values_obey_the_csv_rules(shop) -> None:
                 ('a', 'Ann', 2.6::double, 1.5::decimal(18,6), 1.5::double),
                 ('b', 'Bo', 3.0::double, 1.123456::decimal(18,6), 2.0::double),
                 ('c', 'Cy', 4.0::double, 7.25::decimal(18,6), 'nan'::double))
-                as t(person_id, name, age, balance, not_in_contract))
+                as t(Person_ID, name, age, balance, not_in_contract))
             to '{export / "people.parquet"}' (format parquet)"""
     )
     report = project.load_raw(on_bad_rows="quarantine")

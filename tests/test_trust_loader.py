@@ -146,7 +146,7 @@ def test_item17_interrupt_during_a_load_exits_130_and_writes_nothing(tmp_path: P
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "Loading the raw export" in line, line
-    time.sleep(0.5)
+    time.sleep(0.2)  # into the load: hashing, then DuckDB's scans
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
