@@ -7,6 +7,7 @@ command line is wrong.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -14,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -131,21 +132,21 @@ def project_command(func: F) -> F:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo(
-                "Interrupted: running queries were cancelled; committed work is kept.", err=True
-            )
-            sys.exit(130)
+            _interrupted()
         except (click.ClickException, click.exceptions.Exit, SystemExit):
             raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence
+        except OSError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(
-                f"Internal error: {type(exc).__name__}: {exc}. Run again with --debug for the "
-                "traceback and report it.",
-                err=True,
-            )
-            sys.exit(1)
+            message, code = _os_error_message(exc)
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(code)
+        except RuntimeError as exc:
+            if _is_interrupt(exc):  # DuckDB's answer to Ctrl-C during a query
+                _interrupted()
+            raise _internal(exc, debug) from exc
+        except Exception as exc:  # the last line of defence
+            raise _internal(exc, debug) from exc
 
     return _apply(  # type: ignore[return-value]
         wrapper,  # type: ignore[arg-type]
@@ -182,6 +183,46 @@ def project_command(func: F) -> F:
             click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
         ],
     )
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _os_error_message(exc: OSError) -> tuple[str, int]:
+    """(message, exit code) for a file the runner could not write or read:
+    a full disk is exit 1, a path that cannot be used exit 2."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno in DISK_FULL:
+        return f"{where}the disk is full ({exc.strerror}). Free some space and run again.", 1
+    return (
+        f"{where}cannot be used ({exc.strerror or exc}). Check that the folder exists and is "
+        "writable, or point --target-path / --warehouse elsewhere.",
+        2,
+    )
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    return "interrupted" in str(exc).lower()
+
+
+def _interrupted() -> NoReturn:
+    click.echo(
+        "Interrupted: running queries were cancelled; committed work is kept, and a raw "
+        "load that was interrupted left nothing half-written.",
+        err=True,
+    )
+    sys.exit(130)
+
+
+def _internal(exc: BaseException, debug: bool) -> SystemExit:
+    if debug:
+        traceback.print_exc()
+    click.echo(
+        f"Internal error: {type(exc).__name__}: {exc}. Run again with --debug for the "
+        "traceback and report it.",
+        err=True,
+    )
+    return SystemExit(1)
 
 
 def select_options(func: F) -> F:

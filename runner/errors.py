@@ -77,6 +77,12 @@ class LockError(WarehouseError):
     """Another process holds the warehouse."""
 
 
+class ResourceError(KpiError):
+    """The machine ran out of something: memory, disk space (exit 1)."""
+
+    exit_code = 1
+
+
 class LoadError(KpiError):
     """A raw export does not follow its contract (exit 1)."""
 

@@ -104,6 +104,7 @@ class Project:
         self.loaded = loaded
         self.reporter = reporter or Reporter()
         self.raw_dir_override = raw_dir
+        self.load_warnings: list[str] = []  # repeated at the end of a load or build
         for warning in loaded.warnings:
             self.reporter.warning(warning)
 
@@ -282,7 +283,9 @@ class Project:
     ) -> LoadReport:
         """Load a raw export into the `raw` schema (only changed files)."""
         with self.writing("kpi load", wait_seconds) as con:
-            return self._load_raw(con, raw_dir, on_bad_rows, full_refresh)
+            report = self._load_raw(con, raw_dir, on_bad_rows, full_refresh)
+        self.reporter.repeat_warnings(self.load_warnings)
+        return report
 
     def _load_raw(
         self,
@@ -307,6 +310,7 @@ class Project:
         report = load_export(
             con, export_dir, contracts, on_bad_rows=on_bad_rows, force=full_refresh
         )
+        self.load_warnings = list(report.warnings)
         for warning in report.warnings:
             self.reporter.warning(warning)
         for line in describe_report(report):
@@ -366,6 +370,7 @@ class Project:
                 f"nothing to {command}: the selection holds no {command}-able nodes."
             )
         with self.writing(f"kpi {command}", options.wait_seconds) as con:
+            self.load_warnings = []
             if command == "build" and options.load:
                 # --full-refresh rebuilds models; reloading unchanged raw files
                 # is `kpi load --full-refresh`.
@@ -433,6 +438,7 @@ class Project:
                 "stale: " + ", ".join(stale)
             )
         summary = self.reporter.summary(elapsed)
+        self.reporter.repeat_warnings(self.load_warnings)
         order = {uid: i for i, uid in enumerate(n.unique_id for n in nodes)}
         results.sort(key=lambda r: order.get(r.unique_id, len(order)))
         artifacts.write_json(

@@ -5,7 +5,9 @@ export folder. Each column's `data_type` is a contract type (id, text,
 integer, number, money, bool, date, timestamp) with `meta.required`; a
 table's `meta.primary_key` and `meta.reject_when` rules say which rows are
 rejected. `parse_value_sql` turns a column as read from a file into its typed
-value and a test for values that do not parse.
+value and a test for values that do not parse; a typed Parquet value obeys
+the same rules as its text in a CSV file (an integer is whole, money has at
+most 4 decimals). `DATE_BOUNDS` is the range of dates and timestamps taken.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ _PATTERNS = {
         r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
     ),
 }
+# Dates and timestamps outside [low, high) are rejected: one absurd value
+# would otherwise stretch every month-by-month mart over centuries.
+DATE_BOUNDS = ("1900-01-01", "2100-01-01")
+_FLOATS = {"DOUBLE", "FLOAT"}
+_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+_INTEGERS |= {"U" + t for t in _INTEGERS}
 TYPE_WORDS = {
     "integer": "an integer",
     "number": "a number",
@@ -120,6 +128,8 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
     """
     target = column.sql_type
     kind = column.type
+    if source_type in _FLOATS and kind == "number":
+        return f"cast({value} as double)", f"(isnan({value}) or isinf({value}))"
     if source_type == target and kind not in ("date",):
         return value, "false"
     if source_type.startswith("TIMESTAMP") and kind == "timestamp":
@@ -128,18 +138,9 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
         return f"cast({value} as timestamp)", "false"
     if source_type == "DATE" and kind == "date":
         return value, "false"
-    numeric = source_type in {
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "DOUBLE",
-        "FLOAT",
-    }
-    if (numeric or source_type.startswith("DECIMAL")) and kind in ("integer", "number", "money"):
-        typed = f"try_cast({value} as {target})"
-        return typed, f"{typed} is null"
+    numeric = source_type in _INTEGERS | _FLOATS or source_type.startswith("DECIMAL")
+    if numeric and kind in ("integer", "number", "money"):
+        return _exact_number_sql(value, source_type, target)
     if source_type == "BOOLEAN" and kind == "bool":
         return value, "false"
     text = value if source_type == "VARCHAR" else f"cast({value} as varchar)"
@@ -149,7 +150,29 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
         return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
     if kind == "timestamp":
         typed = f"cast(try_cast({text} as timestamptz) as timestamp)"
+    elif kind == "integer":
+        typed = f"try_cast({text} as {target})"
     else:
         typed = f"try_cast({text} as {target})"
     pattern = quote_literal(_PATTERNS[kind])
     return typed, f"(not regexp_full_match({text}, {pattern}) or {typed} is null)"
+
+
+def _exact_number_sql(value: str, source_type: str, target: str) -> tuple[str, str]:
+    """A typed number in a column of another number type: taken only when the
+    target type holds it exactly (2.6 is no integer, 1.123456 no money)."""
+    typed = f"try_cast({value} as {target})"
+    invalid = f"{typed} is null"
+    if source_type in _FLOATS:
+        invalid = f"(isnan({value}) or isinf({value}) or {invalid})"
+    if target != "DOUBLE" and source_type not in _INTEGERS:
+        invalid = f"({invalid} or {typed} <> {value})"
+    return typed, invalid
+
+
+def bounds_sql(column: ColumnContract, typed: str) -> str | None:
+    """The condition under which a parsed date or timestamp is out of bounds."""
+    if column.type not in ("date", "timestamp"):
+        return None
+    low, high = (f"{column.sql_type.lower()} {quote_literal(b)}" for b in DATE_BOUNDS)
+    return f"({typed} < {low} or {typed} >= {high})"

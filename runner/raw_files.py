@@ -2,16 +2,22 @@
 
 A table is `<table>.csv` or `<table>.parquet`, plus appended parts
 `<table>.<part>.csv|parquet` loaded after it in name order. The state table
-`_kpi.load_state` remembers each loaded file's size, mtime and hash, so that
-unchanged files are skipped and new parts are appended.
+`_kpi.load_state` remembers each loaded file's size, mtime and SHA-256, so that
+files with the same content are skipped and new parts are appended.
+
+Each file is opened once, and every later read (its hash, DuckDB's scans,
+line numbers) goes through that open descriptor as `/proc/self/fd/N`: a path
+with no glob characters that always reads the same file, even when another
+process renames a new version over it during the load.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,14 +32,19 @@ if TYPE_CHECKING:
     import duckdb
 
 LOAD_STATE = Relation(META_SCHEMA, "load_state")
+FD_DIR = Path("/proc/self/fd")
+GLOB_CHARACTERS = frozenset("*?[]{}")
 
 
 @dataclass(frozen=True)
 class ExportFile:
+    """One file of an export, open for reading (`fd`) for the whole load."""
+
     table: str
     path: Path
     size: int
     mtime_ns: int
+    fd: int = -1
 
     @property
     def name(self) -> str:
@@ -43,20 +54,57 @@ class ExportFile:
     def is_parquet(self) -> bool:
         return self.path.suffix.lower() == ".parquet"
 
+    @property
+    def read_path(self) -> Path:
+        """The path to read the opened file by: its descriptor under
+        /proc/self/fd, else (no /proc) its own path, which must then hold no
+        character DuckDB would take for a glob."""
+        if self.fd >= 0 and FD_DIR.is_dir():
+            return FD_DIR / str(self.fd)
+        if GLOB_CHARACTERS & set(str(self.path)):
+            raise LoadError(
+                "has a name DuckDB would read as a pattern (one of * ? [ ] { }).",
+                path=self.path,
+                hint="Rename the file or its folder.",
+            )
+        return self.path
+
     @cached_property
     def sha256(self) -> str:
-        """The file's SHA-256, read once however often it is asked for."""
+        """The SHA-256 of the bytes of the opened file, read once."""
         digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
+        with self.read_path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
         return digest.hexdigest()
 
 
+def open_export_file(table: str, path: Path) -> ExportFile:
+    """Open `path` for the load; size and mtime are those of what was opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise LoadError(f"cannot be opened ({exc.strerror}).", path=path) from exc
+    stat = os.fstat(fd)
+    return ExportFile(table, path, stat.st_size, stat.st_mtime_ns, fd)
+
+
+def close_export_files(files: Mapping[str, Sequence[ExportFile]]) -> None:
+    for file in _every(files):
+        if file.fd >= 0:
+            os.close(file.fd)
+
+
+def _every(files: Mapping[str, Sequence[ExportFile]]) -> Iterator[ExportFile]:
+    for table_files in files.values():
+        yield from table_files
+
+
 def find_export_files(
     export_dir: Path, contracts: Sequence[TableContract]
 ) -> tuple[dict[str, list[ExportFile]], list[str], list[str]]:
-    """Files per table, problems (missing/ambiguous files) and warnings."""
+    """Files per table, each opened (close them with `close_export_files`),
+    problems (missing/ambiguous files) and warnings."""
     if not export_dir.is_dir():
         raise LoadError(
             "the raw export folder does not exist.",
@@ -67,17 +115,18 @@ def find_export_files(
     pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
     found: dict[str, list[ExportFile]] = {name: [] for name in names}
     warnings = []
-    for path in sorted(export_dir.iterdir()):
-        match = pattern.match(path.name)
-        if not match or not path.is_file():
-            continue
-        if match.group("table") not in names:
-            warnings.append(f"{path}: not a table of the contract; ignored.")
-            continue
-        stat = path.stat()
-        found[match.group("table")].append(
-            ExportFile(match.group("table"), path, stat.st_size, stat.st_mtime_ns)
-        )
+    try:
+        for path in sorted(export_dir.iterdir()):
+            match = pattern.match(path.name)
+            if not match or not path.is_file():
+                continue
+            if match.group("table") not in names:
+                warnings.append(f"{path}: not a table of the contract; ignored.")
+                continue
+            found[match.group("table")].append(open_export_file(match.group("table"), path))
+    except BaseException:
+        close_export_files(found)
+        raise
     problems = []
     for name in sorted(names):
         files = found[name]
@@ -134,7 +183,7 @@ def plan_tables(
         gone = set(loaded) - {f.name for f in table_files}
         changed_old = [f for f in table_files if f.name in loaded and f not in unchanged]
         new = [f for f in table_files if f.name not in loaded]
-        if gone or changed_old:
+        if gone or changed_old or not _new_files_come_last(table_files, loaded):
             plans.append(TablePlan(contract, table_files, "reload", table_files))
         elif new:
             plans.append(TablePlan(contract, table_files, "append", new))
@@ -144,12 +193,25 @@ def plan_tables(
 
 
 def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
+    """Same content as what was loaded: decided by the bytes, never by an
+    mtime, which `cp -p` or `rsync -t` keep for changed content."""
     if recorded is None:
         return False
-    size, mtime_ns, sha = recorded
-    if size != file.size:
-        return False
-    return mtime_ns == file.mtime_ns or file.sha256 == sha
+    size, _, sha = recorded
+    return size == file.size and file.sha256 == sha
+
+
+def _new_files_come_last(files: Sequence[ExportFile], loaded: Mapping[str, object]) -> bool:
+    """Whether appending keeps file order: the first row of a repeated key is
+    the first in files-by-name order in every build, so a new part that sorts
+    before a loaded one reloads the table instead."""
+    seen_new = False
+    for file in files:
+        if file.name not in loaded:
+            seen_new = True
+        elif seen_new:
+            return False
+    return True
 
 
 def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:
@@ -165,8 +227,9 @@ def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int
     return state
 
 
-def lines_at(path: Path, positions: Sequence[int]) -> list[int]:
-    """Physical line numbers (1-based) of the lines starting at byte offsets.
+def lines_at(path: Path, positions: Sequence[int], newline: bytes = b"\n") -> list[int]:
+    """Physical line numbers (1-based) of the lines starting at byte offsets,
+    in a file whose lines end with `newline` (`\n`, also for CRLF, or `\r`).
 
     DuckDB reports where a refused record's line starts: the offset of the
     line break before it (or of its first byte).
@@ -176,11 +239,11 @@ def lines_at(path: Path, positions: Sequence[int]) -> list[int]:
         line, offset = 1, 0
         for position in sorted(positions):
             chunk = fh.read(max(0, position - offset))
-            line += chunk.count(b"\n")
+            line += chunk.count(newline)
             offset = max(offset, position)
             head = fh.read(2)
             fh.seek(offset)
-            skip = 1 if head[:1] == b"\n" or head == b"\r\n" else 0
+            skip = 1 if head[:1] == newline or head == b"\r\n" else 0
             out.append(line + skip)
     return out
 

@@ -9,11 +9,13 @@ source loads nothing.
 
 An export folder holds `<table>.csv` or `<table>.parquet` per table, plus any
 appended parts `<table>.<part>.csv|parquet` (loaded after it, in name order).
-Files that have not changed since the last load are skipped; new parts of a
-table whose other files are unchanged are appended; anything else reloads the
-table. Every file is read by DuckDB (CSV with the contract's dialect, all
-columns as text, then parsed; Parquet as typed columns), never row by row in
-Python.
+Files whose content has not changed since the last load are skipped; new
+parts of a table whose other files are unchanged, and that sort after them,
+are appended; anything else reloads the table. Every file is opened once and
+read through that descriptor (see `raw_files`), by DuckDB (CSV with the
+contract's dialect, all columns as text, then parsed; Parquet as typed
+columns, held to the same rules), never row by row in Python. Header names
+match the contract's after trimming spaces and ignoring case.
 
 Rows that break a rule are rejected with file, line and reason. With
 `on_bad_rows="fail"` any rejection stops the load; with `"quarantine"` the
@@ -36,19 +38,26 @@ from typing import TYPE_CHECKING
 
 from runner import build_state
 from runner.build_state import TABLE_CHANGES
-from runner.errors import LoadError, ProjectError
+from runner.errors import KpiError, LoadError, ProjectError
 from runner.nodes import Relation, quote_identifier, quote_literal
-from runner.raw_contract import TYPE_WORDS, TableContract, parse_value_sql
+from runner.raw_contract import (
+    DATE_BOUNDS,
+    TYPE_WORDS,
+    TableContract,
+    bounds_sql,
+    parse_value_sql,
+)
 from runner.raw_files import (
     LOAD_STATE,
     ExportFile,
     TablePlan,
+    close_export_files,
     find_export_files,
     lines_at,
     plan_tables,
     record_lines,
 )
-from runner.warehouse import META_SCHEMA
+from runner.warehouse import META_SCHEMA, duckdb_failure
 
 if TYPE_CHECKING:
     import duckdb
@@ -57,6 +66,10 @@ LOAD_ID_COLUMN = "_load_id"
 REJECTED_ROWS_TABLE = "rejected_rows"
 SHOWN_PER_FILE = 10
 _SQL_QUOTE = "''''"  # the SQL literal of one single quote
+_OUT_OF_BOUNDS = (
+    f" is outside the supported range [{DATE_BOUNDS[0]}, {DATE_BOUNDS[1]}): dates and "
+    "timestamps must be on or after the first and before the second"
+)
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Rejection:
     reason: str
     unit: str = "line"
     record: int | None = None
+    raw: str | None = None  # the refused line as the reader saw it, as JSON
 
 
 @dataclass
@@ -114,9 +128,29 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _csv_header(file: ExportFile) -> list[str]:
-    with file.path.open("rb") as fh:
-        first = fh.readline()
+_NEW_LINE_OPTION = {b"\r": "new_line = '\\r', "}  # CR-only files; others detected
+
+
+def _first_line(file: ExportFile) -> tuple[bytes, bytes]:
+    """The file's first line and its line end: `\n` (LF or CRLF files) or
+    `\r` (old Mac files, CR only)."""
+    head = b""
+    with file.read_path.open("rb") as fh:
+        while True:
+            chunk = fh.read(1 << 16)
+            head += chunk
+            lf, cr = head.find(b"\n"), head.find(b"\r")
+            if cr >= 0 and (lf < 0 or cr < lf) and (cr + 1 < len(head) or not chunk):
+                if head[cr + 1 : cr + 2] != b"\n":
+                    return head[:cr], b"\r"
+                return head[:cr], b"\n"
+            if lf >= 0 or not chunk:
+                return head[: lf if lf >= 0 else len(head)], b"\n"
+
+
+def _csv_header(file: ExportFile) -> tuple[list[str], bytes]:
+    """The header's fields, and the file's line end."""
+    first, newline = _first_line(file)
     if not first.strip(b"\r\n\xef\xbb\xbf"):
         raise _file_error(
             file,
@@ -130,30 +164,40 @@ def _csv_header(file: ExportFile) -> list[str]:
         raise _file_error(
             file, "has a header that is not UTF-8", "Save the file as UTF-8.", line=1
         ) from exc
-    return next(csv.reader([text.rstrip("\r\n")]))
+    return next(csv.reader([text])), newline
 
 
 def _file_error(file: ExportFile, problem: str, hint: str, line: int | None = None) -> LoadError:
     return LoadError(f"{problem}.", path=file.path, line=line, hint=hint)
 
 
+def _fold(name: str) -> str:
+    return name.strip().lower()
+
+
 def _check_columns(
     file: ExportFile, header: Sequence[str], contract: TableContract, warnings: list[str]
-) -> None:
-    """A missing required column is an error; extra columns are a warning."""
-    if len(set(header)) != len(header):
-        dupes = sorted({h for h in header if header.count(h) > 1})
+) -> list[str]:
+    """The header's names as the contract spells them (matched after trimming
+    spaces and ignoring case; others as written). Two names that fold to one
+    and a missing required column are errors; extra columns and missing
+    optional ones are warnings."""
+    folded = [_fold(h) for h in header]
+    if len(set(folded)) != len(folded):
+        dupes = sorted({h for h in header if folded.count(_fold(h)) > 1})
         raise _file_error(
-            file, f"has duplicate column(s) {', '.join(dupes)}", "Rename or drop one.", line=1
+            file,
+            f"has duplicate column(s) {', '.join(repr(d) for d in dupes)} (names match "
+            "ignoring case and surrounding spaces)",
+            "Rename or drop one.",
+            line=1,
         )
+    spelled = {c.name.lower(): c.name for c in contract.columns}
+    names = [spelled.get(f, h) for f, h in zip(folded, header, strict=True)]
     wanted = contract.column_names
-    missing = [c.name for c in contract.columns if c.required and c.name not in header]
+    missing = [c.name for c in contract.columns if c.required and c.name not in names]
     if missing:
         hints = []
-        lowered = {h.strip().lower(): h for h in header}
-        for name in missing:
-            if name.lower() in lowered:
-                hints.append(f"'{lowered[name.lower()]}' looks like '{name}' (names are exact)")
         if len(header) == 1 and any(d in header[0] for d in ";\t|"):
             hints.append("the header has one field: the file seems not to be comma-separated")
         raise _file_error(
@@ -163,9 +207,15 @@ def _check_columns(
             + f"The contract's columns are: {', '.join(wanted)}.",
             line=1,
         )
-    extra = [h for h in header if h not in wanted]
+    extra = [h for h in names if h not in wanted]
     if extra:
         warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
+    absent = [c.name for c in contract.columns if c.name not in names]
+    if absent:
+        warnings.append(
+            f"{file.path}: optional column(s) {', '.join(absent)} absent, loaded as NULL."
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -187,6 +237,7 @@ class _Source:
     columns: dict[str, str]  # name -> DuckDB type, only contract columns present
     unit: str  # "line" or "row"
     rejects_table: str | None = None
+    newline: bytes = b"\n"
 
 
 class _Loader:
@@ -208,34 +259,45 @@ class _Loader:
     def open_source(self, file: ExportFile, contract: TableContract) -> _Source:
         if file.is_parquet:
             return self._open_parquet(file, contract)
-        header = _csv_header(file)
-        _check_columns(file, header, contract, self.report.warnings)
+        header, newline = _csv_header(file)
+        names = _check_columns(file, header, contract, self.report.warnings)
         rejects = self._name("rejects")
         scan = self._name("scan")
-        columns = ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in header)
+        columns = ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in names)
         reader = (
-            f"read_csv({quote_literal(str(file.path))}, auto_detect = false, header = true, "
-            f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
+            f"read_csv({quote_literal(str(file.read_path))}, auto_detect = false, "
+            f"header = true, columns = {{{columns}}}, delim = ',', quote = '\"', "
+            f"escape = '\"', {_NEW_LINE_OPTION.get(newline, '')}"
             f"store_rejects = true, rejects_table = {quote_literal(rejects)}, "
             f"rejects_scan = {quote_literal(scan)}, max_line_size = 10000000)"
         )
-        present = {h: "VARCHAR" for h in header if h in contract.column_names}
-        return _Source(reader, present, "line", rejects)
+        present = {h: "VARCHAR" for h in names if h in contract.column_names}
+        return _Source(reader, present, "line", rejects, newline)
 
     def _open_parquet(self, file: ExportFile, contract: TableContract) -> _Source:
         import duckdb
 
-        reader = f"read_parquet({quote_literal(str(file.path))})"
+        reader = f"read_parquet({quote_literal(str(file.read_path))})"
         try:
             described = self.cur.execute(f"describe select * from {reader}").fetchall()
         except duckdb.Error as exc:
             raise _file_error(
-                file, f"is not a readable Parquet file ({_first_line(exc)})", "Export it again."
+                file,
+                f"is not a readable Parquet file ({_file_error_line(file, exc)})",
+                "Export it again.",
             ) from exc
-        header = [row[0] for row in described]
-        _check_columns(file, header, contract, self.report.warnings)
-        present = {row[0]: str(row[1]) for row in described if row[0] in contract.column_names}
-        return _Source(reader, present, "row")
+        header = [str(row[0]) for row in described]
+        names = _check_columns(file, header, contract, self.report.warnings)
+        wanted = set(contract.column_names)
+        present = {
+            name: str(row[1]) for name, row in zip(names, described, strict=True) if name in wanted
+        }
+        renamed = ", ".join(
+            f"{quote_identifier(h)} as {quote_identifier(name)}"
+            for name, h in zip(names, header, strict=True)
+            if name in wanted
+        )
+        return _Source(f"(select {renamed or '1 as __kpi_none'} from {reader})", present, "row")
 
     def row_sql(self, source: _Source, contract: TableContract) -> _RowSql:
         """The SQL that types one file's rows and says why a row is rejected."""
@@ -254,12 +316,18 @@ class _Loader:
             if column.required:
                 missing = quote_literal(f"missing required value in column {column.name}")
                 reasons.append(f"when {raw} is null then {missing}")
+            shown = f"{_SQL_QUOTE} || left(cast({raw} as varchar), 60) || {_SQL_QUOTE}"
             if invalid != "false":
-                shown = f"{_SQL_QUOTE} || left(cast({raw} as varchar), 60) || {_SQL_QUOTE}"
                 reasons.append(
                     f"when {raw} is not null and ({invalid}) then "
                     f"{quote_literal(f'column {column.name}: ')} || {shown} || "
                     f"{quote_literal(' is not ' + TYPE_WORDS.get(column.type, column.type))}"
+                )
+            out_of_bounds = bounds_sql(column, typed)
+            if out_of_bounds:
+                reasons.append(
+                    f"when {out_of_bounds} then {quote_literal(f'column {column.name}: ')} || "
+                    f"{shown} || {quote_literal(_OUT_OF_BOUNDS)}"
                 )
         raw_json = (
             "to_json(struct_pack("
@@ -297,7 +365,7 @@ class _Loader:
         try:
             row = self.cur.execute(sql).fetchone()
         except Exception as exc:
-            raise _read_error(file, exc) from exc
+            raise self.read_error(file, exc) from exc
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def typed_rows(self, source: _Source, contract: TableContract) -> str:
@@ -340,8 +408,16 @@ class _Loader:
         try:
             self.cur.execute(sql)
         except Exception as exc:
-            raise _read_error(file, exc) from exc
+            raise self.read_error(file, exc) from exc
         return staged
+
+    def read_error(self, file: ExportFile, exc: BaseException) -> KpiError:
+        """What to tell about a failed scan of `file`: the machine's or the
+        warehouse's fault when it is one, else the file's. A scan cancelled by
+        Ctrl-C (DuckDB's "Query interrupted") is raised as the interrupt."""
+        if isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from exc
+        return duckdb_failure(self.cur, exc) or _read_error(file, exc)
 
     def reader_rejections(self, file: ExportFile, source: _Source) -> list[Rejection]:
         """Rows DuckDB's CSV reader itself refused (field counts, quotes, encoding)."""
@@ -349,16 +425,17 @@ class _Loader:
             return []
         rows = self.cur.execute(
             f"select min(line_byte_position), line, string_agg(distinct error_type, ', '), "
-            f"any_value(error_message) from {quote_identifier(source.rejects_table)} "
-            "group by line order by line"
+            "any_value(error_message), to_json(struct_pack(csv_line := any_value(csv_line))) "
+            f"from {quote_identifier(source.rejects_table)} group by line order by line"
         ).fetchall()
         if not rows:
             return []
         positions = [int(r[0]) for r in rows]
-        lines = lines_at(file.path, positions)
+        lines = lines_at(file.read_path, positions, source.newline)
         out = []
-        for (_, record, kinds, message), line in zip(rows, lines, strict=True):
-            out.append(Rejection(file.name, line, _reader_reason(kinds, message), record=record))
+        for (_, record, kinds, message, raw), line in zip(rows, lines, strict=True):
+            reason = _reader_reason(kinds, message)
+            out.append(Rejection(file.name, line, reason, record=record, raw=raw))
         self.cur.execute(f"drop table if exists {quote_identifier(source.rejects_table)}")
         return out
 
@@ -377,7 +454,7 @@ def _reader_reason(kinds: str, message: str) -> str:
 
 
 def _read_error(file: ExportFile, exc: BaseException) -> LoadError:
-    text = _first_line(exc)
+    text = _file_error_line(file, exc)
     return LoadError(
         f"cannot be read: {text}.",
         path=file.path,
@@ -385,8 +462,14 @@ def _read_error(file: ExportFile, exc: BaseException) -> LoadError:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def _error_line(exc: BaseException) -> str:
     return str(exc).strip().split("\n")[0]
+
+
+def _file_error_line(file: ExportFile, exc: BaseException) -> str:
+    """DuckDB's message about `file`, naming it by its path, not by the
+    descriptor it was read through."""
+    return _error_line(exc).replace(str(file.read_path), str(file.path))
 
 
 def _locate_rejections(
@@ -418,7 +501,7 @@ def _locate_rejections(
                 break
             record += 1
         records.append(record)
-    lines = record_lines(file.path, records)
+    lines = record_lines(file.read_path, records)
     return [
         (Rejection(file.name, lines.get(rec), reason, record=rec), raw)
         for rec, (_, reason, raw) in zip(records, rows, strict=True)
@@ -437,8 +520,6 @@ def load_export(
     force: bool = False,
 ) -> LoadReport:
     """Load `export_dir` into the raw tables of `contracts`, all or nothing."""
-    import duckdb
-
     if on_bad_rows not in ("fail", "quarantine"):
         raise ProjectError(f"--on-bad-rows must be fail or quarantine, not '{on_bad_rows}'.")
     started = time.perf_counter()
@@ -447,21 +528,43 @@ def load_export(
         return report
     files, problems, warnings = find_export_files(export_dir, contracts)
     report.warnings += warnings
-    if problems:
-        raise LoadError(
-            "the export does not follow the contract; nothing was loaded:\n  "
-            + "\n  ".join(problems),
-            path=export_dir,
-        )
+    try:
+        if problems:
+            raise LoadError(
+                "the export does not follow the contract; nothing was loaded:\n  "
+                + "\n  ".join(problems),
+                path=export_dir,
+            )
+        _load_files(con, contracts, files, report, on_bad_rows, force)
+    finally:
+        close_export_files(files)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load_files(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Sequence[TableContract],
+    files: dict[str, list[ExportFile]],
+    report: LoadReport,
+    on_bad_rows: str,
+    force: bool,
+) -> None:
+    """Load the opened files of an export, in one transaction."""
+    import duckdb
+
+    export_dir = report.export_dir
     _ensure_state_tables(con)
     plans = plan_tables(con, contracts, files, force)
     for plan in plans:
         report.actions[plan.contract.name] = plan.action
     if all(p.action == "skip" for p in plans):
-        report.seconds = time.perf_counter() - started
-        return report
+        return
     cur = con.cursor()
     try:
+        # a descriptor number may name another file in the next load
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("set enable_external_file_cache = false")
         cur.execute("begin transaction")
         load_id = _next_load_id(cur)
         report.load_id = load_id
@@ -489,8 +592,8 @@ def load_export(
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             cur.execute("rollback")
-        raise LoadError(
-            f"loading failed, nothing was loaded: {_first_line(exc)}", path=export_dir
+        raise duckdb_failure(cur, exc) or LoadError(
+            f"loading failed, nothing was loaded: {_error_line(exc)}", path=export_dir
         ) from exc
     except BaseException:
         with contextlib.suppress(duckdb.Error):
@@ -498,8 +601,6 @@ def load_export(
         raise
     finally:
         cur.close()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -721,6 +822,7 @@ def _load_table_staged(
     union = " union all ".join(f"select * from {t}" for t in staged_tables)
     all_rows = loader._name("all")
     key = [quote_identifier(k) for k in contract.primary_key]
+    names = ", ".join(quote_identifier(c.name) for c in contract.columns)
     if key:
         existing = ""
         if plan.action == "append":
@@ -733,9 +835,15 @@ def _load_table_staged(
         duplicate = quote_literal(
             f"duplicate key ({', '.join(contract.primary_key)}): an earlier row has the same value"
         )
+        raw = f"to_json(struct_pack({names}))"
         cur.execute(
             f"""
             create temp table {all_rows} as
+            select * replace (
+                coalesce(__kpi_raw, case when __kpi_reason is not null then {raw} end)
+                    as __kpi_raw
+            )
+            from (
             select * replace (
                 case
                     when __kpi_reason is not null then __kpi_reason
@@ -748,6 +856,7 @@ def _load_table_staged(
                 end as __kpi_reason
             )
             from ({union}) as new_rows
+            )
             """
         )
     else:
@@ -797,7 +906,7 @@ def _quarantine(
     """Keep every rejected row of one file in raw.rejected_rows, with its line."""
     relation = Relation(contract.relation.schema, REJECTED_ROWS_TABLE)
     values = [(contract.name, file.name, r.line, r.reason, raw, load_id) for r, raw in located]
-    values += [(contract.name, file.name, r.line, r.reason, None, load_id) for r in reader_rejects]
+    values += [(contract.name, file.name, r.line, r.reason, r.raw, load_id) for r in reader_rejects]
     if values:
         cur.executemany(
             f"insert into {relation} values (?, ?, ?, ?, ?, ?, now()::timestamp)", values

@@ -69,6 +69,15 @@ class Reporter:
             print(f"\n{line}", file=self._out(), flush=True)
         return line
 
+    def repeat_warnings(self, warnings: Sequence[str]) -> None:
+        """Repeat, at the end, the warnings a long output may have scrolled away
+        (the raw load's: absent optional columns, extra columns)."""
+        if warnings:
+            self.warning(
+                f"{len(warnings)} warning(s) from the raw load:\n"
+                + "\n".join(f"  {w}" for w in warnings)
+            )
+
 
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 40) -> str:
     """A small aligned text table, for test failures and `kpi show`."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runner.errors import LockError, WarehouseError
+from runner.errors import KpiError, LockError, ResourceError, WarehouseError
 from runner.nodes import quote_identifier
 
 if TYPE_CHECKING:
@@ -136,6 +136,8 @@ def _connect_once(
         text = str(exc)
         if "lock" in text.lower():
             raise _file_in_use(warehouse, text, read_only) from exc
+        if "could not read" in text.lower() or "not a valid duckdb" in text.lower():
+            raise damaged_warehouse(warehouse, text.split("\n")[0]) from exc
         raise WarehouseError(f"cannot open the warehouse: {text}", path=warehouse) from exc
     except (duckdb.Error, OSError) as exc:
         raise WarehouseError(f"cannot open the warehouse: {exc}", path=warehouse) from exc
@@ -165,14 +167,81 @@ def _file_in_use(warehouse: Path, duckdb_message: str, read_only: bool) -> LockE
 
 
 def use_utc(con: duckdb.DuckDBPyConnection) -> None:
-    """Make TIMESTAMPTZ arithmetic UTC when the ICU extension is loaded.
+    """Make TIMESTAMPTZ arithmetic UTC, whatever the machine's time zone.
 
-    Without ICU (the default wheel), DuckDB's time zone is always UTC.
+    The setting is global: a cursor (`con.cursor()`, one per thread) starts
+    from the global settings, not from its parent's session, so a session
+    `SET TimeZone` would leave every cursor in the machine's zone. Without
+    ICU, DuckDB's time zone is always UTC.
     """
     import duckdb
 
     with contextlib.suppress(duckdb.Error):
+        con.execute("set global TimeZone = 'UTC'")
         con.execute("set TimeZone = 'UTC'")
+
+
+MEMORY_HINT = (
+    "Raise DuckDB's limit: KPI_DUCKDB_MEMORY_LIMIT=8GB in the environment, or "
+    'memory_limit = "8GB" under [tool.kpi.duckdb] in pyproject.toml; fewer threads '
+    "(KPI_DUCKDB_THREADS) also need less memory."
+)
+DISK_FULL_WORDS = ("no space left", "file too large", "disk quota")
+
+
+def duckdb_failure(con: duckdb.DuckDBPyConnection, exc: BaseException) -> KpiError | None:
+    """A DuckDB error that is the machine's or the warehouse's fault, not the
+    data's: out of memory, a full disk, a damaged warehouse file. None for
+    any other error."""
+    import duckdb
+
+    text = str(exc).strip().split("\n")[0]
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        limit = _setting(con, "memory_limit")
+        return ResourceError(
+            f"DuckDB ran out of memory (memory_limit is {limit}): {text}.", hint=MEMORY_HINT
+        )
+    warehouse = _database_path(con)
+    if any(word in text.lower() for word in DISK_FULL_WORDS):
+        return ResourceError(
+            f"the disk is full (writing the warehouse failed: {text}); nothing of this "
+            "step was kept.",
+            path=warehouse,
+            hint="Free some space and run the command again.",
+        )
+    about_warehouse = warehouse is not None and (
+        warehouse in str(exc) or "database file" in str(exc).lower()
+    )
+    if about_warehouse and isinstance(exc, duckdb.IOException | duckdb.InternalException):
+        return damaged_warehouse(Path(str(warehouse)), text)
+    return None
+
+
+def damaged_warehouse(warehouse: Path, detail: str) -> WarehouseError:
+    return WarehouseError(
+        f"the warehouse file is damaged (truncated or corrupt): {detail}.",
+        path=warehouse,
+        hint="Restore it from a backup, or delete it and run `kpi build` to rebuild it "
+        "from the export.",
+    )
+
+
+def _setting(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    try:
+        row = con.execute("select current_setting(?)", [name]).fetchone()
+    except Exception:  # noqa: BLE001 - a connection that failed may refuse even this
+        return "unknown"
+    return str(row[0]) if row else "unknown"
+
+
+def _database_path(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = con.execute(
+            "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchone()
+    except Exception:  # noqa: BLE001 - a connection that failed may refuse even this
+        return None
+    return str(row[0]) if row and row[0] else None
 
 
 def existing_relations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
