@@ -413,6 +413,8 @@ class Project:
             if passed:
                 build_state.ensure_tables(con)
                 build_state.record_passes(con, passed, plan.load_id)
+            if command == "build" and self.settings.publish and not _failed(results):
+                self._publish(con, self.settings.publish)
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
@@ -466,6 +468,17 @@ class Project:
             incremental_tests.builtin_tests(self.loaded.macro_sources),
         )
         return IncrementalPlan(build_state.current_load_id(con), logic, rebuilds, tests)
+
+    def _publish(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Write the marts to a new file and rename it over `path`."""
+        from runner.publish import publish_marts
+
+        published = publish_marts(con, path)
+        rows = sum(published.tables.values())
+        self.reporter.info(
+            f"Published {len(published.tables)} mart table(s), {rows:,} row(s), to {path} "
+            f"in {published.seconds:.2f}s."
+        )
 
     def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
         """Note which tables the warehouse holds, as of its file's current
@@ -551,6 +564,10 @@ def clean_target(settings: Settings) -> Path | None:
         return None
     shutil.rmtree(target)
     return target
+
+
+def _failed(results: Sequence[NodeResult]) -> bool:
+    return any(r.status in FAILED_STATUSES for r in results)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:

@@ -68,6 +68,7 @@ class Settings:
     duckdb_settings: Mapping[str, Any] = field(default_factory=dict)
     raw_dir: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    publish: Path | None = None
 
     def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
         """The merged folder defaults for a file of `resource` in a folder.
@@ -175,6 +176,7 @@ def _settings_from_table(
             path=project_dir / "pyproject.toml",
         )
     raw_dir = table.get("raw_dir")
+    publish = os.environ.get("KPI_PUBLISH") or table.get("publish")
     return Settings(
         project_dir=project_dir,
         name=name,
@@ -190,4 +192,5 @@ def _settings_from_table(
         duckdb_settings={**table.get("duckdb", {}), **_duckdb_env()},
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
+        publish=(project_dir / publish) if publish else None,
     )
