@@ -285,17 +285,29 @@ def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
 @run_options
 @raw_options
 @click.option("--skip-load", is_flag=True, help="Do not load the raw export first.")
-def build_command(args: ProjectArgs, **options: Any) -> None:
+@click.option(
+    "--report", is_flag=True, help="Write the KPI report (kpi report) after a successful build."
+)
+def build_command(args: ProjectArgs, report: bool, **options: Any) -> None:
     """Load the raw export, then seed, run and test in dependency order.
 
     A model's tests run before it is published: an error-severity failure
-    keeps the previous version and skips what depends on it.
+    keeps the previous version and skips what depends on it. With
+    `[tool.kpi] publish`, a successful build then writes the marts to that file.
 
     \b
     Example:
       kpi build --warehouse /tmp/ci.duckdb --fail-fast
+      kpi build --report   # then open target/report/index.html
     """
-    _run("build", args, options)
+    project = args.load(options.pop("raw_dir", None))
+    options["select"] = list(options["select"])
+    options["exclude"] = list(options["exclude"])
+    options["load"] = not options.pop("skip_load")
+    result = project.build(**options)
+    if report and result.exit_code == 0:
+        project.report()
+    sys.exit(result.exit_code)
 
 
 @main.command("run", cls=SelectingCommand)
@@ -555,6 +567,29 @@ def show_command(
         writer.writerows(rows)
     else:
         click.echo(format_rows(columns, rows))
+
+
+@main.command("report")
+@project_command
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The HTML file to write [default: target/report/index.html].",
+)
+@click.option(
+    "--currency", default="USD", show_default=True, help="ISO code of the export's currency."
+)
+@wait_option
+def report_command(args: ProjectArgs, out: str | None, currency: str, wait_seconds: float) -> None:
+    """Write the ten KPIs as one self-contained HTML page (charts, team and
+    month pickers, sortable rep tables) from the current marts, read-only.
+
+    \b
+    Example:
+      kpi report --out /tmp/kpis.html && xdg-open /tmp/kpis.html
+    """
+    args.load().report(out, currency=currency, wait_seconds=wait_seconds)
 
 
 @main.command("clean")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from runner.execution import NodeResult
     from runner.loaded import LoadedProject
     from runner.raw_load import LoadReport
+    from runner.report import ReportInfo
 
 # Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
 # that use them, so that `kpi ls` starts fast.
@@ -555,6 +556,30 @@ class Project:
             return columns, result.fetchall()
         finally:
             con.close()
+
+    def report(
+        self, out: str | Path | None = None, currency: str = "USD", wait_seconds: float = 0.0
+    ) -> ReportInfo:
+        """Write the KPI report page (default `target/report/index.html`) from
+        the current marts: the published file when there is one, else the
+        warehouse (read-only)."""
+        from runner.report import write_report
+
+        path = Path(out) if out else self.settings.target_path / "report" / "index.html"
+        published = self.settings.publish
+        if published is not None and published.exists():
+            source, schema = published, "main"
+        else:
+            source, schema = self.settings.warehouse, "marts"
+        con = connect(source, read_only=True, wait_seconds=wait_seconds)
+        try:
+            info = write_report(con, path, schema, currency)
+        finally:
+            con.close()
+        self.reporter.info(
+            f"Wrote the report ({info.bytes / 1024:,.0f} KB, {info.months} months) to {path}."
+        )
+        return info
 
 
 def clean_target(settings: Settings) -> Path | None:
