@@ -592,6 +592,58 @@ def report_command(args: ProjectArgs, out: str | None, currency: str, wait_secon
     args.load().report(out, currency=currency, wait_seconds=wait_seconds)
 
 
+@main.group("docs")
+def docs_group() -> None:
+    """Write or serve the project's docs site (models, tests, column lineage).
+
+    \b
+    Example:
+      kpi docs generate && kpi docs serve --port 8080
+    """
+
+
+@docs_group.command("generate")
+@project_command
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The folder to write index.html into [default: target/docs].",
+)
+def docs_generate_command(args: ProjectArgs, out: str | None) -> None:
+    """Write a self-contained static site (index.html) documenting every
+    source, model, seed and test, with lineage down to the raw columns.
+
+    \b
+    Example:
+      kpi docs generate && xdg-open target/docs/index.html
+    """
+    args.load().docs_generate(out)
+
+
+@docs_group.command("serve")
+@project_command
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def docs_serve_command(args: ProjectArgs, port: int) -> None:
+    """Serve the docs site on http://127.0.0.1:PORT (generating it first if absent).
+
+    \b
+    Example:
+      kpi docs serve --port 8080
+    """
+    from runner.docs_site import serve
+
+    project = args.load()
+    folder = project.settings.target_path / "docs"
+    if not (folder / "index.html").exists():
+        project.docs_generate()
+    click.echo(f"Serving {folder} on http://127.0.0.1:{port}/ (Ctrl-C to stop).", err=True)
+    try:
+        serve(folder, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}.") from exc
+
+
 @main.command("clean")
 @project_command
 def clean_command(args: ProjectArgs) -> None:

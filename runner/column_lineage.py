@@ -222,6 +222,7 @@ class ProjectLineage:
 
     edges: dict[str, dict[str, list[ColumnRef]]]
     errors: dict[str, str]
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 def project_lineage(
@@ -234,8 +235,8 @@ def project_lineage(
     """Lineage of every query in `queries` (node id -> compiled SQL).
 
     `relations` maps `schema.table` (lower case) to the node or source id
-    that builds it. `cache` (key -> lineage) skips queries seen before with
-    the same SQL and schema; it is updated in place.
+    that builds it. `cache` (key -> lineage, from an earlier answer's
+    `cache`) skips queries seen before with the same SQL and schema.
     """
     import hashlib
     import json
@@ -243,23 +244,23 @@ def project_lineage(
     schema_key = hashlib.sha256(json.dumps(_plain(schema), sort_keys=True).encode()).hexdigest()
     edges: dict[str, dict[str, list[ColumnRef]]] = {}
     errors: dict[str, str] = {}
+    used: dict[str, Any] = {}
     for uid, sql in sorted(queries.items()):
         key = hashlib.sha256(f"{schema_key}\n{dialect}\n{sql}".encode()).hexdigest()
         if cache is not None and key in cache:
-            lineage = {c: {tuple(r) for r in refs} for c, refs in cache[key].items()}
+            lineage = {c: {(r[0], r[1]) for r in refs} for c, refs in cache[key].items()}
         else:
             try:
                 lineage = query_lineage(sql, schema, dialect)
             except LineageError as exc:
                 errors[uid] = str(exc)
                 continue
-            if cache is not None:
-                cache[key] = {c: sorted(refs) for c, refs in lineage.items()}
+        used[key] = {c: sorted(refs) for c, refs in lineage.items()}
         edges[uid] = {
-            column: sorted((relations.get(t, t), c) for t, c in refs)  # type: ignore[misc]
+            column: sorted((relations.get(t, t), c) for t, c in refs)
             for column, refs in lineage.items()
         }
-    return ProjectLineage(edges, errors)
+    return ProjectLineage(edges, errors, used)
 
 
 def trace(

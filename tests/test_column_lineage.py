@@ -158,8 +158,7 @@ def test_project_lineage_follows_models_down_to_the_sources() -> None:
         "main.stg_deals": "model.stg_deals",
         "main.int_won": "model.int_won",
     }
-    cache: dict = {}
-    lineage = project_lineage(queries, relations, schema, cache=cache)
+    lineage = project_lineage(queries, relations, schema)
     assert lineage.errors == {}
     assert lineage.edges["model.kpi_won"]["avg_deal"] == [
         ("model.int_won", "won_amount"),
@@ -170,10 +169,13 @@ def test_project_lineage_follows_models_down_to_the_sources() -> None:
         "model.stg_deals": ["amount", "is_won"],
         "source.crm.deals": ["amount", "is_won"],
     }
-    # the second time, every query's answer comes from the cache
-    assert len(cache) == 3
-    again = project_lineage(queries, relations, schema, cache=cache)
-    assert again.edges == lineage.edges
+    # with the answers of the first time as cache, nothing is parsed again
+    assert len(lineage.cache) == 3
+    broken = {uid: "select from from" for uid in queries}
+    keys = set(lineage.cache)
+    again = project_lineage(queries, relations, schema, cache=lineage.cache)
+    assert again.edges == lineage.edges and set(again.cache) == keys
+    assert project_lineage(broken, relations, schema, cache=lineage.cache).errors
 
 
 def test_a_model_that_cannot_be_walked_is_reported_not_fatal() -> None:

@@ -1,0 +1,186 @@
+"""`kpi docs generate`: the project as a static site, one self-contained
+`index.html` (opens from `file://`, fetches nothing).
+
+Every source, model, seed and data test with its description, columns (type
+from the warehouse where it exists, else from the yml), tests and their last
+status (`run_results.json`), compiled SQL, materialization, upstream and
+downstream nodes; the project's lineage graph; and the column-level lineage
+of every model (`runner.column_lineage`), traced in the page down to the raw
+columns.
+
+    data = docs_data(loaded, sql_by_node, statuses, warehouse_columns, lineage)
+    write_site(Path("target/docs"), data)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner import html_assets
+from runner.column_lineage import ProjectLineage
+from runner.graph import Graph
+from runner.loaded import LoadedProject
+
+WarehouseColumns = Mapping[str, Mapping[str, Mapping[str, str]]]  # schema -> table -> col -> type
+
+
+def depths(parents: Mapping[str, list[str]]) -> dict[str, int]:
+    """Each node's layer in the graph: 0 for nodes without parents, else one
+    more than its deepest parent.
+
+    >>> depths({"a": [], "b": ["a"], "c": ["a", "b"]})
+    {'a': 0, 'b': 1, 'c': 2}
+    """
+    out: dict[str, int] = {}
+
+    def depth(uid: str, trail: frozenset[str]) -> int:
+        if uid not in out:
+            ps = [p for p in parents.get(uid, []) if p not in trail]
+            out[uid] = 1 + max((depth(p, trail | {uid}) for p in ps), default=-1)
+        return out[uid]
+
+    for uid in sorted(parents):
+        depth(uid, frozenset())
+    return out
+
+
+def docs_data(
+    loaded: LoadedProject,
+    sql: Mapping[str, str],
+    statuses: Mapping[str, Mapping[str, Any]],
+    warehouse_columns: WarehouseColumns,
+    lineage: ProjectLineage,
+) -> dict[str, Any]:
+    """The JSON the page reads: nodes, their graph, the column lineage edges."""
+    graph = Graph(
+        {
+            **{uid: n.depends_on for uid, n in loaded.nodes.items()},
+            **{uid: () for uid in loaded.sources},
+        }
+    )
+    tests_of: dict[str, list[str]] = {}
+    for uid, node in loaded.nodes.items():
+        if node.is_test:
+            attached = (node.test_metadata or {}).get("attached_node")
+            for target in [attached] if attached else node.depends_on:
+                tests_of.setdefault(target, []).append(uid)
+    not_tests = {uid for uid, n in loaded.nodes.items() if not n.is_test} | set(loaded.sources)
+    layer = depths({uid: [p for p in graph.parents[uid] if p in not_tests] for uid in not_tests})
+    nodes: list[dict[str, Any]] = []
+    for uid, source in sorted(loaded.sources.items()):
+        relation = source.relation
+        nodes.append(
+            {
+                "id": uid,
+                "name": source.name,
+                "label": f"{source.source_name}.{source.name}",
+                "type": "source",
+                "path": source.path,
+                "description": source.description,
+                "relation": relation.display,
+                "materialized": "source table",
+                "columns": _columns(
+                    source.columns, warehouse_columns, relation.schema, relation.identifier
+                ),
+            }
+        )
+    for uid, node in sorted(loaded.nodes.items()):
+        entry: dict[str, Any] = {
+            "id": uid,
+            "name": node.name,
+            "label": node.name,
+            "type": node.resource_type,
+            "path": node.path,
+            "description": node.description,
+            "materialized": node.config.materialized,
+            "tags": list(node.config.tags),
+            "sql": sql.get(uid, ""),
+        }
+        if node.is_test:
+            metadata = node.test_metadata or {}
+            entry["attached"] = metadata.get("attached_node") or next(iter(node.depends_on), None)
+            entry["column"] = node.column_name
+            entry["severity"] = node.config.severity
+            entry["test_name"] = metadata.get("name", "singular")
+        else:
+            relation = node.relation
+            entry["relation"] = relation.display
+            entry["columns"] = _columns(
+                node.columns, warehouse_columns, relation.schema, relation.identifier
+            )
+        nodes.append(entry)
+    for entry in nodes:
+        uid = entry["id"]
+        entry["upstream"] = sorted(graph.parents.get(uid, ()))
+        entry["downstream"] = sorted(c for c in graph.children.get(uid, ()))
+        entry["tests"] = sorted(tests_of.get(uid, []))
+        entry["depth"] = layer.get(uid)
+        result = statuses.get(uid)
+        if result:
+            entry["status"] = result.get("status")
+            entry["message"] = result.get("message")
+            entry["failures"] = result.get("failures")
+    return {
+        "project": loaded.settings.name,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nodes": nodes,
+        "lineage": lineage.edges,
+        "lineage_errors": lineage.errors,
+    }
+
+
+def _columns(
+    documented: Mapping[str, Any], warehouse: WarehouseColumns, schema: str, table: str
+) -> list[dict[str, Any]]:
+    """Documented columns in yml order, then any the warehouse has beyond them;
+    the type the warehouse reports wins over the yml's."""
+    actual = {k.lower(): v for k, v in warehouse.get(schema, {}).get(table, {}).items()}
+    out = []
+    for name, column in documented.items():
+        out.append(
+            {
+                "name": name,
+                "type": actual.get(name.lower()) or column.data_type or "",
+                "description": column.description,
+            }
+        )
+    known = {c["name"].lower() for c in out}
+    out += [
+        {"name": name, "type": kind, "description": ""}
+        for name, kind in actual.items()
+        if name not in known
+    ]
+    return out
+
+
+def render_site(data: Mapping[str, Any]) -> str:
+    payload = json.dumps(data, separators=(",", ":"), default=str).replace("</", "<\\/")
+    return html_assets.page(
+        title=f"{data['project']} docs",
+        css=html_assets.read("docs.css"),
+        body='<div id="app"></div>',
+        data_id="docs-data",
+        data=payload,
+        js=html_assets.read("docs.js"),
+    )
+
+
+def write_site(out_dir: Path, data: Mapping[str, Any]) -> Path:
+    """Write `index.html` into `out_dir`; returns its path."""
+    index = out_dir / "index.html"
+    html_assets.write_text(index, render_site(data))
+    return index
+
+
+def serve(directory: Path, port: int) -> None:  # pragma: no cover - blocks until interrupted
+    """Serve `directory` on http://127.0.0.1:PORT until interrupted."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        server.serve_forever()
