@@ -30,23 +30,22 @@
     currency: DATA.currency,
   };
 
+  const compact = new Intl.NumberFormat("en-US", {
+    style: "currency",
+    currency: DATA.currency,
+    notation: "compact",
+    maximumFractionDigits: 1,
+  });
+
   function fmt(kpi, value, short) {
     if (value === null || value === undefined || Number.isNaN(value)) return "–";
-    if (kpi.unit === "currency") {
-      if (short && Math.abs(value) >= 1e6) return currency.format(value / 1e6).replace(/(\.\d)?$/, "") + "M";
-      if (short && Math.abs(value) >= 1e4) return currency.format(value / 1e3) + "k";
-      return currency.format(value);
-    }
+    if (kpi.unit === "currency") return short && Math.abs(value) >= 1e4 ? compact.format(value) : currency.format(value);
     const digits = kpi.unit === "count" ? 0 : Math.abs(value) >= 100 ? 0 : 1;
     return value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) + UNIT_SUFFIX[kpi.unit];
   }
 
   function tickFmt(kpi, value) {
-    if (kpi.unit === "currency") {
-      if (Math.abs(value) >= 1e6) return currency.format(0).replace("0", "") + trim(value / 1e6) + "M";
-      if (Math.abs(value) >= 1e3) return currency.format(0).replace("0", "") + trim(value / 1e3) + "k";
-      return currency.format(value);
-    }
+    if (kpi.unit === "currency") return Math.abs(value) >= 1e3 ? compact.format(value) : currency.format(value);
     return trim(value) + (kpi.unit === "pct" ? "%" : "");
   }
 
@@ -181,7 +180,7 @@
         root.append(svg("text", { x: x(i), y: h - m.bottom + 16, class: "tick", "text-anchor": "middle" }, monthLabel(p.month)));
       }
     });
-    root.append(svg("text", { x: m.left + iw / 2, y: h - 6, class: "axis-title", "text-anchor": "middle" }, "Month (" + kpi.x_label + ")"));
+    root.append(svg("text", { x: m.left + iw / 2, y: h - 6, class: "axis-title", "text-anchor": "middle" }, kpi.x_label === "month" ? "Month" : "Month (" + kpi.x_label + ")"));
     root.append(svg("text", { x: 12, y: m.top + ih / 2, class: "axis-title", "text-anchor": "middle", transform: `rotate(-90 12 ${m.top + ih / 2})` }, kpi.title + " (" + UNIT_NAME[kpi.unit] + ")"));
     let path = "";
     let pen = false;
@@ -211,30 +210,36 @@
   }
 
   function teamChart(kpi, teams, width) {
+    // wide: names left of the bars; narrow: names above them, bars full width
     const narrow = width < 520;
-    const label = narrow ? 96 : 140;
+    const label = narrow ? 8 : 140;
+    const nameH = narrow ? 16 : 0;
     const barH = 22, gap = 8, top = 6, bottom = 34;
+    const row = nameH + barH + gap;
     const w = Math.max(width, 260);
-    const h = top + teams.length * (barH + gap) + bottom;
+    const h = top + teams.length * row + bottom;
     const root = svg("svg", { class: "chart teams", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": kpi.title + " by team" });
     const vals = teams.map((t) => t.value).filter((v) => v !== null);
     const hi = vals.length ? Math.max(...vals, 0) : 1;
     const lo = Math.min(0, ...vals);
     const ticks = niceTicks(lo, hi, narrow ? 3 : 4);
     const v0 = ticks[0], v1 = ticks[ticks.length - 1];
-    const valueRoom = narrow ? 58 : 76;
+    const valueRoom = narrow ? 64 : 76;
     const iw = w - label - valueRoom - 8;
     const x = (v) => label + ((v - v0) / (v1 - v0 || 1)) * iw;
-    const base = top + teams.length * (barH + gap);
+    const base = top + teams.length * row;
     for (const t of ticks) {
       root.append(svg("line", { x1: x(t), x2: x(t), y1: top, y2: base, class: t === 0 ? "axis" : "grid" }));
       root.append(svg("text", { x: x(t), y: base + 14, class: "tick", "text-anchor": "middle" }, tickFmt(kpi, t)));
     }
     root.append(svg("text", { x: label + iw / 2, y: h - 4, class: "axis-title", "text-anchor": "middle" }, kpi.title + " (" + UNIT_NAME[kpi.unit] + "), chosen months"));
     teams.forEach((t, i) => {
-      const yy = top + i * (barH + gap);
-      const name = t.name.length > (narrow ? 13 : 20) ? t.name.slice(0, narrow ? 12 : 19) + "…" : t.name;
-      root.append(svg("text", { x: label - 6, y: yy + barH / 2 + 4, class: "bar-label", "text-anchor": "end" }, name));
+      const yy = top + i * row + nameH;
+      if (narrow) root.append(svg("text", { x: label, y: yy - 4, class: "bar-label" }, t.name));
+      else {
+        const name = t.name.length > 20 ? t.name.slice(0, 19) + "…" : t.name;
+        root.append(svg("text", { x: label - 6, y: yy + barH / 2 + 4, class: "bar-label", "text-anchor": "end" }, name));
+      }
       if (t.value === null) {
         root.append(svg("text", { x: x(0) + 4, y: yy + barH / 2 + 4, class: "tick" }, "no data"));
         return;
@@ -252,11 +257,11 @@
   function repTable(kpi, reps) {
     const cols = [
       { key: "rep", label: "Rep", text: true },
-      { key: "team", label: "Team", text: true },
-      { key: "n", label: kpi.numerator_label },
+      { key: "team", label: "Team", text: true, opt: true },
+      { key: "n", label: kpi.numerator_label, opt: kpi.denominator !== null },
     ];
     if (kpi.denominator !== null) {
-      cols.push({ key: "d", label: kpi.denominator_label });
+      cols.push({ key: "d", label: kpi.denominator_label, opt: true });
       cols.push({ key: "value", label: kpi.title });
     }
     const sort = state.sort[kpi.mart] || { key: kpi.denominator === null ? "n" : "value", desc: kpi.better === "up" };
@@ -270,7 +275,7 @@
     });
     const head = el("tr", {}, ...cols.map((c) => el("th", {
       scope: "col",
-      class: (c.text ? "" : "num ") + (sort.key === c.key ? (sort.desc ? "sorted desc" : "sorted asc") : ""),
+      class: (c.text ? "" : "num ") + (c.opt ? "opt " : "") + (sort.key === c.key ? (sort.desc ? "sorted desc" : "sorted asc") : ""),
       "aria-sort": sort.key === c.key ? (sort.desc ? "descending" : "ascending") : "none",
       onclick: () => {
         state.sort[kpi.mart] = { key: c.key, desc: sort.key === c.key ? !sort.desc : !c.text };
@@ -283,7 +288,7 @@
       if (c.key === "value") text = fmt(kpi, r.value);
       else if (c.key === "n") text = kpi.unit === "currency" ? currency.format(r.n) : fmtCount(kpi, r.n);
       else if (c.key === "d") text = fmtCount(kpi, r.d);
-      return el("td", { class: c.text ? "" : "num", text: String(text) });
+      return el("td", { class: (c.text ? "" : "num") + (c.opt ? " opt" : ""), text: String(text) });
     })));
     const table = el("table", { class: "reps", "data-kpi": kpi.mart }, el("thead", {}, head), el("tbody", {}, ...body));
     return el("div", { class: "table-wrap" }, table);
