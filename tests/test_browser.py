@@ -159,6 +159,7 @@ def test_the_report_loads_quietly_and_draws_every_chart(browser: Browser, site) 
     assert page.locator("svg.trend text.axis-title").count() == 2 * len(KPIS)
     assert "Win rate (%)" in page.locator("section[data-kpi='kpi_win_rate']").inner_text()
     shoot(page, "report-1280.png")
+    shoot(page, "report-1280-top.png", full_page=False)
     watched.check_quiet()
     page.close()
 

@@ -96,7 +96,7 @@
 
   // nodes: [{key, label, depth, kind, href, title}], edges: [[fromKey, toKey]]
   function layeredGraph(nodes, edges, opts) {
-    const boxW = opts.boxW || 200, boxH = 24, gapY = 8, gapX = opts.gapX || 70, pad = 12;
+    const boxW = opts.boxW || 200, boxH = opts.boxH || 24, gapY = 8, gapX = opts.gapX || 70, pad = 12;
     const layers = [];
     for (const n of nodes) (layers[n.depth] = layers[n.depth] || []).push(n);
     const parents = {};
@@ -136,8 +136,14 @@
       const a = svg("a", { href: n.href, class: "gnode " + n.kind + (n.current ? " current" : ""), "data-key": n.key });
       a.append(svg("title", {}, n.title || n.label));
       a.append(svg("rect", { x, y, width: boxW, height: boxH, rx: 5 }));
-      const text = n.label.length > opts.chars ? n.label.slice(0, opts.chars - 1) + "…" : n.label;
-      a.append(svg("text", { x: x + 8, y: y + boxH / 2 + 4 }, text));
+      const cut = (t) => (t.length > opts.chars ? t.slice(0, opts.chars - 1) + "…" : t);
+      if (n.sub) {
+        // two lines: the node, then the column
+        a.append(svg("text", { x: x + 8, y: y + 14, class: "owner" }, cut(n.label)));
+        a.append(svg("text", { x: x + 8, y: y + 29, class: "colname" }, cut(n.sub)));
+      } else {
+        a.append(svg("text", { x: x + 8, y: y + boxH / 2 + 4 }, cut(n.label)));
+      }
       a.addEventListener("mouseenter", () => highlight(root, n.key, true));
       a.addEventListener("mouseleave", () => highlight(root, n.key, false));
       root.append(a);
@@ -180,7 +186,7 @@
     }));
     const edges = [];
     for (const n of chosen) for (const p of n.upstream) if (keep.has(p)) edges.push([p, n.id]);
-    return layeredGraph(nodes, edges, { boxW: 196, chars: 27, label: "project lineage" });
+    return layeredGraph(nodes, edges, { boxW: 172, gapX: 30, chars: 25, cls: "fit", label: "project lineage" });
   }
 
   // -- column lineage --------------------------------------------------------
@@ -251,12 +257,12 @@
       const nodes = [[id, column], ...found].map(([pid, pcol]) => {
         const key = pid + "\u0000" + pcol;
         const node = BY_ID[pid];
-        return { key, pid, label: colName(pid, pcol), depth: node ? node.depth : 0, kind: node ? kindOf(node) : "model", href: "#column/" + encodeURIComponent(pid) + "/" + encodeURIComponent(pcol), current: pid === id && pcol === column };
+        return { key, pid, label: node ? node.label : pid, sub: pcol, title: colName(pid, pcol), depth: node ? node.depth : 0, kind: node ? kindOf(node) : "model", href: "#column/" + encodeURIComponent(pid) + "/" + encodeURIComponent(pcol), current: pid === id && pcol === column };
       });
       const used = [...new Set(nodes.map((x) => x.depth))].sort((a, b) => a - b);
       for (const x of nodes) x.depth = used.indexOf(x.depth);
       const unique = [...new Map(edges.map((e) => [e[0] + ">" + e[1], e])).values()];
-      view.append(el("section", {}, el("h2", { text: "Column lineage graph" }), el("div", { class: "graph-wrap" }, layeredGraph(nodes, unique, { boxW: 250, chars: 36, gapX: 50, cls: "columns", label: "column lineage" }))));
+      view.append(el("section", {}, el("h2", { text: "Column lineage graph" }), el("div", { class: "graph-wrap" }, layeredGraph(nodes, unique, { boxW: 196, boxH: 38, chars: 31, gapX: 34, cls: "columns fit", label: "column lineage" }))));
     }
     return view;
   }
