@@ -14,6 +14,8 @@ columns.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -176,11 +178,13 @@ def write_site(out_dir: Path, data: Mapping[str, Any]) -> Path:
     return index
 
 
+def make_server(directory: Path, port: int) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for `directory` on 127.0.0.1 only (port 0: any free port)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
 def serve(directory: Path, port: int) -> None:  # pragma: no cover - blocks until interrupted
     """Serve `directory` on http://127.0.0.1:PORT until interrupted."""
-    import functools
-    import http.server
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    with make_server(directory, port) as server:
         server.serve_forever()

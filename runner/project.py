@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, incremental_tests, parse_cache
-from runner.errors import CompilationError, ProjectError
+from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.graph import Graph
 from runner.nodes import Node
 from runner.reporting import Reporter
@@ -414,8 +414,12 @@ class Project:
             if passed:
                 build_state.ensure_tables(con)
                 build_state.record_passes(con, passed, plan.load_id)
+            publish_error: WarehouseError | None = None
             if command == "build" and self.settings.publish and not _failed(results):
-                self._publish(con, self.settings.publish)
+                try:
+                    self._publish(con, self.settings.publish)
+                except WarehouseError as exc:
+                    publish_error = exc  # raised once the run's artifacts are written
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
@@ -437,6 +441,8 @@ class Project:
             ),
         )
         self.write_manifest(paths)
+        if publish_error is not None:
+            raise publish_error
         return RunResult(command, results, elapsed, summary, stale)
 
     def _plan_incremental(

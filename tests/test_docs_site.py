@@ -82,3 +82,23 @@ def test_docs_of_the_demo_build_are_quick_and_carry_statuses(demo_build) -> None
     assert len(data["lineage"]) == len(models)
     tests = [n for n in data["nodes"] if n["type"] == "test"]
     assert {t.get("status") for t in tests} <= {"pass", "warn"}
+
+
+def test_the_server_listens_on_localhost_only(tmp_path: Path) -> None:
+    import threading
+    import urllib.request
+
+    from runner.docs_site import make_server
+
+    (tmp_path / "index.html").write_text("<p>docs</p>", encoding="utf-8")
+    server = make_server(tmp_path, 0)
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+            assert response.read() == b"<p>docs</p>"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -177,3 +177,40 @@ def test_a_build_killed_while_publishing_leaves_the_previous_file(
     assert proc.returncode == 0, err
     assert whole_version(published)[0] > before[0]
     assert not list(tmp_path.glob(".marts.duckdb.*"))  # the leftover is gone
+
+
+SMALL = {
+    "pyproject.toml": "[tool.kpi]\nthreads = 1\npublish = 'out/marts.duckdb'\n",
+    "models/kpi_x.sql": "{{ config(materialized='table', schema='marts') }}select 1 as id",
+    "models/kpi_bad.sql": "{{ config(materialized='table', schema='marts') }}"
+    "select {{ var('value', 1) }} as id",
+}
+
+
+def test_publish_setting_is_relative_to_the_project(make_project, load) -> None:
+    root = make_project(SMALL)
+    project = load(root)
+    assert project.build().exit_code == 0
+    _, counts = whole_version(root / "out" / "marts.duckdb")
+    assert counts == {"kpi_bad": 1, "kpi_x": 1}
+
+
+def test_a_failed_build_publishes_nothing(make_project, load) -> None:
+    root = make_project(SMALL)
+    assert load(root).build().exit_code == 0
+    before = whole_version(root / "out" / "marts.duckdb")
+    failing = load(root, vars={"value": "'x'::int"})
+    assert failing.build().exit_code == 1
+    assert whole_version(root / "out" / "marts.duckdb") == before
+
+
+def test_a_publish_that_cannot_write_is_an_error_after_the_run_is_recorded(
+    make_project, load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.errors import WarehouseError
+
+    root = make_project(SMALL)
+    monkeypatch.setenv("KPI_PUBLISH", "/proc/kpi-cannot-write/marts.duckdb")
+    with pytest.raises(WarehouseError, match="cannot publish the marts"):
+        load(root).build()
+    assert (root / "target" / "run_results.json").exists()
