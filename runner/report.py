@@ -41,6 +41,8 @@ class Kpi:
     formula: str
     x_label: str
     company_only: bool = False
+    reference: str | None = None  # drawn as a dashed line: the quota of sales
+    reference_label: str = ""
 
 
 KPIS: tuple[Kpi, ...] = (
@@ -132,8 +134,10 @@ KPIS: tuple[Kpi, ...] = (
         "currency",
         1.0,
         "up",
-        "sum of the amounts of won deals",
+        "sum of the amounts of won deals, against the sum of the reps' quotas",
         "month of close",
+        reference="quota_amount",
+        reference_label="Quota",
     ),
     Kpi(
         "kpi_churn",
@@ -263,13 +267,15 @@ def _kpi_rows(con: duckdb.DuckDBPyConnection, schema: str, kpi: Kpi) -> dict[str
     """The mart's rows summed to month, level, team and rep (the stage mart
     has one row per stage too), numerator and denominator only."""
     denominator = f"sum({kpi.denominator})" if kpi.denominator else "null"
+    reference = f"sum({kpi.reference})" if kpi.reference else "null"
     rows = con.execute(
-        f"select month, level, team_id, rep_id, sum({kpi.numerator}), {denominator} "
-        f"from {schema}.{kpi.mart} group by all order by month, level, team_id, rep_id"
+        f"select month, level, team_id, rep_id, sum({kpi.numerator}), {denominator}, "
+        f"{reference} from {schema}.{kpi.mart} group by all "
+        "order by month, level, team_id, rep_id"
     ).fetchall()
     return {
         **asdict(kpi),
-        "rows": [[str(r[0]), r[1], r[2], r[3], _num(r[4]), _num(r[5])] for r in rows],
+        "rows": [[str(r[0]), r[1], r[2], r[3], _num(r[4]), _num(r[5]), _num(r[6])] for r in rows],
     }
 
 

@@ -139,6 +139,7 @@ DRAWN = """() => Object.fromEntries([...document.querySelectorAll("section.kpi")
         teamCharts: s.querySelectorAll("svg.teams").length,
         reps: s.querySelectorAll("table.reps tbody tr").length,
         axisTitles: s.querySelectorAll("svg.trend text.axis-title").length,
+        referenceLines: s.querySelectorAll("svg.trend path.ref-line").length,
     },
 ]))"""
 
@@ -155,6 +156,7 @@ def test_the_report_loads_quietly_and_draws_every_chart(browser: Browser, site) 
         assert len(chart["points"]) == len(expected), kpi.mart
         assert dict(chart["points"]) == pytest.approx(expected), kpi.mart
         assert chart["axisTitles"] == 2, kpi.mart  # x and y, with the unit
+        assert chart["referenceLines"] == (1 if kpi.reference else 0), kpi.mart
         if kpi.company_only:
             assert chart["teamCharts"] == 0
             continue

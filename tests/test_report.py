@@ -53,6 +53,10 @@ def test_the_page_embeds_sums_that_add_up_to_the_marts(demo_build, tmp_path: Pat
     finally:
         con.close()
     assert (sum(r[4] for r in company), sum(r[5] for r in company)) == (won, closed)
+    # monthly sales carry the quota, drawn as a dashed line against the won amount
+    sales = next(k for k in data["kpis"] if k["mart"] == "kpi_monthly_sales")
+    assert sales["reference"] == "quota_amount"
+    assert all(r[6] is not None for r in sales["rows"])
 
 
 def test_report_data_reads_the_published_file_schema(demo_build, tmp_path: Path) -> None:

@@ -69,15 +69,16 @@
     return m >= state.from && m <= state.to;
   }
 
-  // rows: [month, level, team_id, rep_id, numerator, denominator]
+  // rows: [month, level, team_id, rep_id, numerator, denominator, reference]
   function sums(kpi, keep, keyOf) {
     const out = new Map();
     for (const r of kpi.rows) {
       if (!keep(r)) continue;
       const key = keyOf(r);
-      const acc = out.get(key) || { n: 0, d: 0 };
+      const acc = out.get(key) || { n: 0, d: 0, ref: 0 };
       acc.n += r[4] || 0;
       acc.d += r[5] || 0;
+      acc.ref += r[6] || 0;
       out.set(key, acc);
     }
     return out;
@@ -94,7 +95,7 @@
     const by = sums(kpi, (r) => keep(r) && inRange(r[0]), (r) => r[0]);
     return MONTHS.filter(inRange).map((m) => {
       const s = by.get(m);
-      return { month: m, value: s ? value(kpi, s.n, s.d) : kpi.denominator === null ? 0 : null, n: s ? s.n : 0, d: s ? s.d : 0 };
+      return { month: m, value: s ? value(kpi, s.n, s.d) : kpi.denominator === null ? 0 : null, n: s ? s.n : 0, d: s ? s.d : 0, ref: s ? s.ref : 0 };
     });
   }
 
@@ -157,11 +158,12 @@
 
   function trendChart(kpi, points, width) {
     const narrow = width < 520;
-    const m = { top: 16, right: 26, bottom: 46, left: narrow ? 58 : 70 };
+    const m = { top: kpi.reference ? 28 : 16, right: 26, bottom: 46, left: narrow ? 58 : 70 };
     const h = narrow ? 220 : 250;
     const w = Math.max(width, 260);
     const root = svg("svg", { class: "chart trend", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": kpi.title + " by month" });
     const vals = points.map((p) => p.value).filter((v) => v !== null);
+    if (kpi.reference) vals.push(...points.map((p) => p.ref));
     const lo = Math.min(0, ...vals);
     const hi = vals.length ? Math.max(...vals) : 1;
     const ticks = niceTicks(lo, hi, narrow ? 4 : 5);
@@ -189,11 +191,22 @@
       path += (pen ? "L" : "M") + x(i).toFixed(1) + "," + y(p.value).toFixed(1);
       pen = true;
     });
+    if (kpi.reference && points.length) {
+      const ref = points.map((p, i) => (i ? "L" : "M") + x(i).toFixed(1) + "," + y(p.ref).toFixed(1)).join("");
+      root.append(svg("path", { d: ref, class: "ref-line" }));
+      // a legend, top right
+      const lx = w - m.right - 160;
+      root.append(svg("line", { x1: lx, x2: lx + 18, y1: 8, y2: 8, class: "line" }));
+      root.append(svg("text", { x: lx + 22, y: 12, class: "tick" }, kpi.numerator_label));
+      root.append(svg("line", { x1: lx + 100, x2: lx + 118, y1: 8, y2: 8, class: "ref-line" }));
+      root.append(svg("text", { x: lx + 122, y: 12, class: "tick" }, kpi.reference_label));
+    }
     root.append(svg("path", { d: path, class: "line" }));
     points.forEach((p, i) => {
       if (p.value === null) return;
       const c = svg("circle", { cx: x(i), cy: y(p.value), r: narrow ? 3.5 : 4, class: "point", "data-month": p.month, "data-value": p.value });
-      c.append(svg("title", {}, monthLabel(p.month, true) + ": " + fmt(kpi, p.value) + detail(kpi, p)));
+      const against = kpi.reference ? `, ${kpi.reference_label.toLowerCase()} ${fmt(kpi, p.ref)}` : "";
+      c.append(svg("title", {}, monthLabel(p.month, true) + ": " + fmt(kpi, p.value) + detail(kpi, p) + against));
       root.append(c);
     });
     return root;
@@ -322,7 +335,8 @@
       grid.append(el("a", { class: "card", href: "#" + kpi.mart, "data-kpi": kpi.mart, "data-value": v === null ? "" : String(v) },
         el("span", { class: "card-title", text: kpi.title + (state.team && kpi.company_only ? " (company)" : "") }),
         el("span", { class: "card-value", text: fmt(kpi, v) }),
-        el("span", { class: "card-change " + tone, text: change || "no comparison" })));
+        el("span", { class: "card-change " + tone, text: change || "no comparison" }),
+        kpi.reference && cur && cur.ref ? el("span", { class: "card-note", text: Math.round((100 * cur.n) / cur.ref) + "% of " + kpi.reference_label.toLowerCase() }) : null));
     }
     box.append(grid);
     return box;
