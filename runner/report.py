@@ -43,6 +43,8 @@ class Kpi:
     company_only: bool = False
     reference: str | None = None  # drawn as a dashed line: the quota of sales
     reference_label: str = ""
+    breakdown: str | None = None  # a third chart, by this column (the stage)
+    breakdown_order: str | None = None
 
 
 KPIS: tuple[Kpi, ...] = (
@@ -121,8 +123,10 @@ KPIS: tuple[Kpi, ...] = (
         "days",
         1.0,
         "down",
-        "days spent in open stages ÷ stage exits (all stages)",
+        "days spent in open stages ÷ stage exits (all stages, and by stage)",
         "month the deal left the stage",
+        breakdown="stage_name",
+        breakdown_order="stage_order",
     ),
     Kpi(
         "kpi_monthly_sales",
@@ -268,14 +272,25 @@ def _kpi_rows(con: duckdb.DuckDBPyConnection, schema: str, kpi: Kpi) -> dict[str
     has one row per stage too), numerator and denominator only."""
     denominator = f"sum({kpi.denominator})" if kpi.denominator else "null"
     reference = f"sum({kpi.reference})" if kpi.reference else "null"
+    breakdown = kpi.breakdown or "null"
     rows = con.execute(
         f"select month, level, team_id, rep_id, sum({kpi.numerator}), {denominator}, "
-        f"{reference} from {schema}.{kpi.mart} group by all "
+        f"{reference}, {breakdown} from {schema}.{kpi.mart} group by all "
         "order by month, level, team_id, rep_id"
     ).fetchall()
+    order: list[str] = []
+    if kpi.breakdown:
+        order = [
+            r[0]
+            for r in con.execute(
+                f"select {kpi.breakdown} from {schema}.{kpi.mart} group by all "
+                f"order by min({kpi.breakdown_order or kpi.breakdown}), 1"
+            ).fetchall()
+        ]
     return {
+        "breakdown_values": order,
         **asdict(kpi),
-        "rows": [[str(r[0]), r[1], r[2], r[3], _num(r[4]), _num(r[5]), _num(r[6])] for r in rows],
+        "rows": [[str(r[0]), *r[1:4], *map(_num, r[4:7]), r[7]] for r in rows],
     }
 
 

@@ -140,6 +140,7 @@ DRAWN = """() => Object.fromEntries([...document.querySelectorAll("section.kpi")
         reps: s.querySelectorAll("table.reps tbody tr").length,
         axisTitles: s.querySelectorAll("svg.trend text.axis-title").length,
         referenceLines: s.querySelectorAll("svg.trend path.ref-line").length,
+        stageBars: s.querySelectorAll("svg.stages rect.bar").length,
     },
 ]))"""
 
@@ -157,6 +158,13 @@ def test_the_report_loads_quietly_and_draws_every_chart(browser: Browser, site) 
         assert dict(chart["points"]) == pytest.approx(expected), kpi.mart
         assert chart["axisTitles"] == 2, kpi.mart  # x and y, with the unit
         assert chart["referenceLines"] == (1 if kpi.reference else 0), kpi.mart
+        if kpi.breakdown:
+            (stages,) = mart_rows(
+                site["warehouse"],
+                f"select count(distinct {kpi.breakdown}) from marts.{kpi.mart} "
+                "where level = 'company' and exits > 0",
+            )[0]
+            assert chart["stageBars"] == stages > 0
         if kpi.company_only:
             assert chart["teamCharts"] == 0
             continue

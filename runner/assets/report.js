@@ -69,7 +69,7 @@
     return m >= state.from && m <= state.to;
   }
 
-  // rows: [month, level, team_id, rep_id, numerator, denominator, reference]
+  // rows: [month, level, team_id, rep_id, numerator, denominator, reference, breakdown]
   function sums(kpi, keep, keyOf) {
     const out = new Map();
     for (const r of kpi.rows) {
@@ -102,8 +102,17 @@
   function byTeam(kpi) {
     const by = sums(kpi, (r) => r[1] === "team" && inRange(r[0]), (r) => r[2]);
     return [...by.entries()]
-      .map(([team, s]) => ({ team, name: team === null ? "No team" : TEAM_NAMES[team] || team, value: value(kpi, s.n, s.d), n: s.n, d: s.d }))
-      .sort((a, b) => String(a.team).localeCompare(String(b.team)));
+      .map(([team, s]) => ({ key: team, name: team === null ? "No team" : TEAM_NAMES[team] || team, value: value(kpi, s.n, s.d), n: s.n, d: s.d }))
+      .sort((a, b) => String(a.key).localeCompare(String(b.key)));
+  }
+
+  function byBreakdown(kpi) {
+    const keep = scopeRow(kpi);
+    const by = sums(kpi, (r) => keep(r) && inRange(r[0]), (r) => r[7]);
+    return kpi.breakdown_values.filter((b) => by.has(b)).map((b) => {
+      const s = by.get(b);
+      return { key: b, name: b, value: value(kpi, s.n, s.d), n: s.n, d: s.d };
+    });
   }
 
   function byRep(kpi) {
@@ -222,7 +231,8 @@
     return Math.round(v).toLocaleString("en-US");
   }
 
-  function teamChart(kpi, teams, width) {
+  // one bar per item ({key, name, value}); cls names the chart, attr the item
+  function barChart(kpi, teams, width, cls, attr, selectedKey) {
     // wide: names left of the bars; narrow: names above them, bars full width
     const narrow = width < 520;
     const label = narrow ? 8 : 140;
@@ -231,7 +241,7 @@
     const row = nameH + barH + gap;
     const w = Math.max(width, 260);
     const h = top + teams.length * row + bottom;
-    const root = svg("svg", { class: "chart teams", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": kpi.title + " by team" });
+    const root = svg("svg", { class: "chart " + cls, width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": kpi.title + " by " + attr });
     const vals = teams.map((t) => t.value).filter((v) => v !== null);
     const hi = vals.length ? Math.max(...vals, 0) : 1;
     const lo = Math.min(0, ...vals);
@@ -258,8 +268,8 @@
         return;
       }
       const x0 = x(Math.min(0, t.value)), x1 = x(Math.max(0, t.value));
-      const selected = state.team && t.team === state.team;
-      const bar = svg("rect", { x: x0, y: yy, width: Math.max(1, x1 - x0), height: barH, rx: 3, class: "bar" + (selected ? " selected" : ""), "data-team": t.team === null ? "" : t.team, "data-value": t.value });
+      const selected = selectedKey && t.key === selectedKey;
+      const bar = svg("rect", { x: x0, y: yy, width: Math.max(1, x1 - x0), height: barH, rx: 3, class: "bar" + (selected ? " selected" : ""), ["data-" + attr]: t.key === null ? "" : t.key, "data-value": t.value });
       bar.append(svg("title", {}, t.name + ": " + fmt(kpi, t.value) + detail(kpi, t)));
       root.append(bar);
       root.append(svg("text", { x: x1 + 4, y: yy + barH / 2 + 4, class: "bar-value" }, fmt(kpi, t.value, true)));
@@ -384,8 +394,14 @@
     trend.append(trendChart(kpi, points, half - 2));
     const teamsFig = el("figure", { class: "panel" }, el("figcaption", { text: "Teams compared" }));
     if (kpi.company_only) teamsFig.append(el("p", { class: "empty", text: "This KPI exists for the company only: customers belong to no team." }));
-    else teamsFig.append(teamChart(kpi, byTeam(kpi), half - 2));
-    sec.append(el("div", { class: "panels" }, trend, teamsFig));
+    else teamsFig.append(barChart(kpi, byTeam(kpi), half - 2, "teams", "team", state.team));
+    const panels = el("div", { class: "panels" }, trend, teamsFig);
+    if (kpi.breakdown) {
+      const stages = el("figure", { class: "panel" }, el("figcaption", { text: scope + ", by stage" }));
+      stages.append(barChart(kpi, byBreakdown(kpi), half - 2, "stages", "stage", null));
+      panels.append(stages);
+    }
+    sec.append(panels);
     if (!kpi.company_only) {
       const details = el("details", { class: "rep-details", open: "" }, el("summary", { text: "Reps" + (state.team ? " of " + TEAM_NAMES[state.team] : "") + " (click a column to sort)" }));
       details.append(repTable(kpi, byRep(kpi)));
