@@ -19,8 +19,9 @@ SMALL = {
     "models/staging/sources.yml": "sources:\n  - name: shop\n    schema: raw\n    tables:\n"
     "      - name: orders\n        columns:\n          - name: id\n          - name: amount\n"
     "          - name: status\n",
+    "macros/money.sql": "{% macro to_cents(column) %}round({{ column }} * 100){% endmacro %}",
     "models/marts/paid.sql": "with o as (select * from {{ ref('stg_orders') }})\n"
-    "select id, amount * 100 as cents from o where status = 'paid'",
+    "select id, {{ to_cents('amount') }} as cents from o where status = 'paid'",
     "models/marts/paid.yml": "models:\n  - name: paid\n    description: Paid orders.\n"
     "    columns:\n      - name: id\n        data_type: integer\n        data_tests: [unique]\n"
     "      - name: cents\n        description: The amount in cents.\n",
@@ -58,7 +59,7 @@ def test_docs_of_a_project_never_built(make_project, runner_env) -> None:
     assert paid["upstream"] == [nodes["stg_orders"]["id"]]
     assert paid["tests"] == [nodes["unique_paid_id"]["id"]]
     assert "status" not in paid  # never run
-    assert "amount * 100" in paid["sql"]
+    assert "round(amount * 100)" in paid["sql"]  # the macro, rendered
     assert data["lineage"][paid["id"]]["cents"] == [[nodes["stg_orders"]["id"], "amount"]]
     assert data["lineage"][nodes["stg_orders"]["id"]]["amount"] == [
         ["source.shop.orders", "amount"]
