@@ -8,12 +8,16 @@ downstream nodes; the project's lineage graph; and the column-level lineage
 of every model (`runner.column_lineage`), traced in the page down to the raw
 columns.
 
-    data = docs_data(loaded, sql_by_node, statuses, warehouse_columns, lineage)
+    sql = compiled_sql(loaded)
+    columns = warehouse_columns(loaded.settings.warehouse)
+    lineage = models_lineage(loaded, sql, columns)
+    data = docs_data(loaded, sql, last_statuses(target), columns, lineage)
     write_site(Path("target/docs"), data)
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -24,10 +28,106 @@ from typing import Any
 
 from runner import html_assets
 from runner.column_lineage import ProjectLineage
+from runner.errors import KpiError
 from runner.graph import Graph
 from runner.loaded import LoadedProject
 
 WarehouseColumns = Mapping[str, Mapping[str, Mapping[str, str]]]  # schema -> table -> col -> type
+
+LINEAGE_CACHE = "column_lineage_cache.json"
+
+
+def compiled_sql(loaded: LoadedProject) -> dict[str, str]:
+    """Each node's SQL as the last command compiled it: the files that
+    `target/manifest.json` names (nodes without one are left out)."""
+    target = loaded.settings.target_path
+    root = loaded.settings.project_dir
+    paths: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        manifest = json.loads((target / "manifest.json").read_text("utf-8"))
+        paths = {
+            uid: entry["compiled_path"]
+            for uid, entry in manifest.get("nodes", {}).items()
+            if entry.get("compiled_path")
+        }
+    sql: dict[str, str] = {}
+    for uid, node in loaded.nodes.items():
+        if node.is_seed or uid not in paths:
+            continue
+        path = Path(paths[uid])
+        with contextlib.suppress(OSError):
+            sql[uid] = (path if path.is_absolute() else root / path).read_text("utf-8")
+    return sql
+
+
+def warehouse_columns(warehouse: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """Every column of the warehouse with its type, read-only (empty when the
+    file is missing or a build holds it: the yml then says what it can)."""
+    from runner.warehouse import connect
+
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    if not warehouse.exists():
+        return out
+    try:
+        con = connect(warehouse, read_only=True)
+    except KpiError:
+        return out
+    try:
+        rows = con.execute(
+            "select table_schema, table_name, column_name, data_type "
+            "from information_schema.columns where table_catalog = current_database() "
+            "order by table_schema, table_name, ordinal_position"
+        ).fetchall()
+    finally:
+        con.close()
+    for schema, table, column, kind in rows:
+        out.setdefault(schema, {}).setdefault(table, {})[column] = kind
+    return out
+
+
+def lineage_schema(
+    loaded: LoadedProject, columns: WarehouseColumns
+) -> dict[str, dict[str, dict[str, str]]]:
+    """The columns of every relation the models read: the warehouse's, else
+    the yml's (before any build)."""
+    schema = {s: {t: dict(cols) for t, cols in ts.items()} for s, ts in columns.items()}
+    documented = [(n.relation, n.columns) for n in loaded.nodes.values() if not n.is_test]
+    documented += [(s.relation, s.columns) for s in loaded.sources.values()]
+    for relation, cols in documented:
+        tables = schema.setdefault(relation.schema, {})
+        if relation.identifier not in tables and cols:
+            tables[relation.identifier] = {n: c.data_type or "varchar" for n, c in cols.items()}
+    return schema
+
+
+def models_lineage(
+    loaded: LoadedProject, sql: Mapping[str, str], columns: WarehouseColumns
+) -> ProjectLineage:
+    """The column lineage of every model, with answers cached in
+    `target/column_lineage_cache.json` (by SQL and schema)."""
+    from runner import artifacts
+    from runner.column_lineage import project_lineage
+
+    relations = {n.relation.display.lower(): uid for uid, n in loaded.nodes.items()}
+    relations.update({s.relation.display.lower(): uid for uid, s in loaded.sources.items()})
+    models = {uid: sql[uid] for uid, n in loaded.nodes.items() if n.is_model and uid in sql}
+    cache_path = loaded.settings.target_path / LINEAGE_CACHE
+    cache: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        cache = json.loads(cache_path.read_text("utf-8"))
+    found = project_lineage(models, relations, lineage_schema(loaded, columns), cache=cache)
+    if set(found.cache) != set(cache):
+        with contextlib.suppress(OSError):
+            artifacts.write_json(cache_path, found.cache)
+    return found
+
+
+def last_statuses(target_path: Path) -> dict[str, dict[str, Any]]:
+    """The last result of every node, from `run_results.json` (empty before any run)."""
+    with contextlib.suppress(OSError, ValueError):
+        document = json.loads((target_path / "run_results.json").read_text("utf-8"))
+        return {r["unique_id"]: r for r in document.get("results", []) if "unique_id" in r}
+    return {}
 
 
 def depths(parents: Mapping[str, list[str]]) -> dict[str, int]:

@@ -593,33 +593,19 @@ class Project:
         """Write the docs site (default `target/docs/index.html`): every node,
         its compiled SQL (from `target/compiled/`, compiled first where it is
         missing), its last status, and the column lineage of every model."""
-        import json
-
-        from runner import column_lineage, docs_site
+        from runner import docs_site
 
         started = time.perf_counter()
         out = Path(out_dir) if out_dir else self.settings.target_path / "docs"
-        sql = self._compiled_sql()
-        columns = self._warehouse_columns()
-        schema = self._lineage_schema(columns)
-        relations = {n.relation.display.lower(): uid for uid, n in self.nodes.items()}
-        relations.update(
-            {s.relation.display.lower(): uid for uid, s in self.loaded.sources.items()}
-        )
-        models = {uid: sql[uid] for uid, n in self.nodes.items() if n.is_model and uid in sql}
-        cache_path = self.settings.target_path / "column_lineage_cache.json"
-        cache: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            cache = json.loads(cache_path.read_text("utf-8"))
-        lineage = column_lineage.project_lineage(models, relations, schema, cache=cache)
-        if set(lineage.cache) != set(cache):
-            from runner import artifacts
-
-            with contextlib.suppress(OSError):
-                artifacts.write_json(cache_path, lineage.cache)
+        sql = docs_site.compiled_sql(self.loaded)
+        if len(sql) < sum(1 for n in self.nodes.values() if not n.is_seed):
+            compiled = self.compile()
+            sql.update({uid: c.sql for uid, c in compiled.items() if not c.node.is_seed})
+        columns = docs_site.warehouse_columns(self.settings.warehouse)
+        lineage = docs_site.models_lineage(self.loaded, sql, columns)
         for uid, error in sorted(lineage.errors.items()):
             self.reporter.warning(f"{self.nodes[uid].path}: no column lineage ({error}).")
-        statuses = self._last_statuses()
+        statuses = docs_site.last_statuses(self.settings.target_path)
         data = docs_site.docs_data(self.loaded, sql, statuses, columns, lineage)
         index = docs_site.write_site(out, data)
         seconds = time.perf_counter() - started
@@ -627,83 +613,6 @@ class Project:
             f"Wrote the docs of {len(data['nodes'])} node(s) to {index} in {seconds:.2f}s."
         )
         return DocsInfo(index, len(data["nodes"]), seconds)
-
-    def _compiled_sql(self) -> dict[str, str]:
-        """Each node's SQL as the last command compiled it; nodes without a
-        compiled file are compiled (and written) first."""
-        import json
-
-        target = self.settings.target_path
-        root = self.settings.project_dir
-        wanted = [uid for uid, n in self.nodes.items() if not n.is_seed]
-        paths: dict[str, str] = {}
-        with contextlib.suppress(OSError, ValueError):
-            manifest = json.loads((target / "manifest.json").read_text("utf-8"))
-            paths = {
-                uid: entry["compiled_path"]
-                for uid, entry in manifest.get("nodes", {}).items()
-                if entry.get("compiled_path")
-            }
-        sql: dict[str, str] = {}
-        for uid in wanted:
-            with contextlib.suppress(OSError, KeyError):
-                path = Path(paths[uid])
-                sql[uid] = (path if path.is_absolute() else root / path).read_text("utf-8")
-        if len(sql) < len(wanted):
-            compiled = self.compile()
-            sql.update({uid: c.sql for uid, c in compiled.items() if not c.node.is_seed})
-        return sql
-
-    def _warehouse_columns(self) -> dict[str, dict[str, dict[str, str]]]:
-        """Every column of the warehouse and its type (empty when the file is
-        missing or a build holds it)."""
-        out: dict[str, dict[str, dict[str, str]]] = {}
-        if not self.settings.warehouse.exists():
-            return out
-        try:
-            con = connect(self.settings.warehouse, read_only=True)
-        except ProjectError:
-            return out
-        except Exception:  # noqa: BLE001 - the yml types will do
-            return out
-        try:
-            rows = con.execute(
-                "select table_schema, table_name, column_name, data_type "
-                "from information_schema.columns where table_catalog = current_database() "
-                "order by table_schema, table_name, ordinal_position"
-            ).fetchall()
-        finally:
-            con.close()
-        for schema, table, column, kind in rows:
-            out.setdefault(schema, {}).setdefault(table, {})[column] = kind
-        return out
-
-    def _lineage_schema(
-        self, columns: Mapping[str, Mapping[str, Mapping[str, str]]]
-    ) -> dict[str, dict[str, dict[str, str]]]:
-        """Columns of every relation the models read: the warehouse's, else the yml's."""
-        schema: dict[str, dict[str, dict[str, str]]] = {
-            s: {t: dict(cols) for t, cols in tables.items()} for s, tables in columns.items()
-        }
-        documented = [(n.relation, n.columns) for n in self.nodes.values() if not n.is_test]
-        documented += [(s.relation, s.columns) for s in self.loaded.sources.values()]
-        for relation, cols in documented:
-            tables = schema.setdefault(relation.schema, {})
-            if relation.identifier not in tables and cols:
-                tables[relation.identifier] = {
-                    name: c.data_type or "varchar" for name, c in cols.items()
-                }
-        return schema
-
-    def _last_statuses(self) -> dict[str, dict[str, Any]]:
-        import json
-
-        with contextlib.suppress(OSError, ValueError):
-            document = json.loads(
-                (self.settings.target_path / "run_results.json").read_text("utf-8")
-            )
-            return {r["unique_id"]: r for r in document.get("results", []) if "unique_id" in r}
-        return {}
 
 
 @dataclass(frozen=True)
