@@ -414,6 +414,10 @@
     const app = document.getElementById("app");
     const scrollY = window.scrollY;
     app.replaceChildren();
+    if (!MONTHS.length) {
+      app.append(el("h1", { text: "Sales KPIs" }), el("p", { text: "The marts hold no month yet: load an export and run kpi build." }));
+      return;
+    }
     const header = el("header", {},
       el("h1", { text: "Sales KPIs" }),
       el("p", { class: "meta", text: `Generated ${DATA.generated_at} · ${monthLabel(MONTHS[0], true)} to ${monthLabel(MONTHS[MONTHS.length - 1], true)} · rates are recomputed from their numerators and denominators over the chosen months and team` }),
