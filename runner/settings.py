@@ -177,6 +177,12 @@ def _settings_from_table(
         )
     raw_dir = table.get("raw_dir")
     publish = os.environ.get("KPI_PUBLISH") or table.get("publish")
+    if publish and (project_dir / publish).resolve() == warehouse_path.resolve():
+        raise ProjectError(
+            f"[tool.kpi] publish names the warehouse itself ({warehouse_path}).",
+            path=project_dir / "pyproject.toml",
+            hint="Publish to another file, e.g. publish = 'marts.duckdb'.",
+        )
     return Settings(
         project_dir=project_dir,
         name=name,

@@ -214,3 +214,11 @@ def test_a_publish_that_cannot_write_is_an_error_after_the_run_is_recorded(
     with pytest.raises(WarehouseError, match="cannot publish the marts"):
         load(root).build()
     assert (root / "target" / "run_results.json").exists()
+
+
+def test_publishing_over_the_warehouse_is_refused(make_project, load) -> None:
+    from runner.errors import ProjectError
+
+    root = make_project({**SMALL, "pyproject.toml": "[tool.kpi]\npublish = 'w.duckdb'\n"})
+    with pytest.raises(ProjectError, match="publish names the warehouse itself"):
+        load(root)
