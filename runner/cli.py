@@ -326,17 +326,29 @@ def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
 @run_options
 @raw_options
 @click.option("--skip-load", is_flag=True, help="Do not load the raw export first.")
-def build_command(args: ProjectArgs, **options: Any) -> None:
+@click.option(
+    "--report", is_flag=True, help="Write the KPI report (kpi report) after a successful build."
+)
+def build_command(args: ProjectArgs, report: bool, **options: Any) -> None:
     """Load the raw export, then seed, run and test in dependency order.
 
     A model's tests run before it is published: an error-severity failure
-    keeps the previous version and skips what depends on it.
+    keeps the previous version and skips what depends on it. With
+    `[tool.kpi] publish`, a successful build then writes the marts to that file.
 
     \b
     Example:
       kpi build --warehouse /tmp/ci.duckdb --fail-fast
+      kpi build --report   # then open target/report/index.html
     """
-    _run("build", args, options)
+    project = args.load(options.pop("raw_dir", None))
+    options["select"] = list(options["select"])
+    options["exclude"] = list(options["exclude"])
+    options["load"] = not options.pop("skip_load")
+    result = project.build(**options)
+    if report and result.exit_code == 0:
+        project.report()
+    sys.exit(result.exit_code)
 
 
 @main.command("run", cls=SelectingCommand)
@@ -596,6 +608,81 @@ def show_command(
         writer.writerows(rows)
     else:
         click.echo(format_rows(columns, rows))
+
+
+@main.command("report")
+@project_command
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The HTML file to write [default: target/report/index.html].",
+)
+@click.option(
+    "--currency", default="USD", show_default=True, help="ISO code of the export's currency."
+)
+@wait_option
+def report_command(args: ProjectArgs, out: str | None, currency: str, wait_seconds: float) -> None:
+    """Write the ten KPIs as one self-contained HTML page (charts, team and
+    month pickers, sortable rep tables) from the current marts, read-only.
+
+    \b
+    Example:
+      kpi report --out /tmp/kpis.html && xdg-open /tmp/kpis.html
+    """
+    args.load().report(out, currency=currency, wait_seconds=wait_seconds)
+
+
+@main.group("docs")
+def docs_group() -> None:
+    """Write or serve the project's docs site (models, tests, column lineage).
+
+    \b
+    Example:
+      kpi docs generate && kpi docs serve --port 8080
+    """
+
+
+@docs_group.command("generate")
+@project_command
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The folder to write index.html into [default: target/docs].",
+)
+def docs_generate_command(args: ProjectArgs, out: str | None) -> None:
+    """Write a self-contained static site (index.html) documenting every
+    source, model, seed and test, with lineage down to the raw columns.
+
+    \b
+    Example:
+      kpi docs generate && xdg-open target/docs/index.html
+    """
+    args.load().docs_generate(out)
+
+
+@docs_group.command("serve")
+@project_command
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def docs_serve_command(args: ProjectArgs, port: int) -> None:
+    """Serve the docs site on http://127.0.0.1:PORT (generating it first if absent).
+
+    \b
+    Example:
+      kpi docs serve --port 8080
+    """
+    from runner.docs_site import serve
+
+    project = args.load()
+    folder = project.settings.target_path / "docs"
+    if not (folder / "index.html").exists():
+        project.docs_generate()
+    click.echo(f"Serving {folder} on http://127.0.0.1:{port}/ (Ctrl-C to stop).", err=True)
+    try:
+        serve(folder, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}.") from exc
 
 
 @main.command("clean")

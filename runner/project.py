@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, incremental_tests, parse_cache
-from runner.errors import CompilationError, ProjectError
+from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.graph import Graph
 from runner.nodes import Node
 from runner.reporting import Reporter
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from runner.execution import NodeResult
     from runner.loaded import LoadedProject
     from runner.raw_load import LoadReport
+    from runner.report import ReportInfo
 
 # Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
 # that use them, so that `kpi ls` starts fast.
@@ -426,6 +427,12 @@ class Project:
             if passed:
                 build_state.ensure_tables(con)
                 build_state.record_passes(con, passed, plan.seen)
+            publish_error: WarehouseError | None = None
+            if command == "build" and self.settings.publish and not _failed(results):
+                try:
+                    self._publish(con, self.settings.publish)
+                except WarehouseError as exc:
+                    publish_error = exc  # raised once the run's artifacts are written
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
@@ -448,6 +455,8 @@ class Project:
             ),
         )
         self.write_manifest(paths)
+        if publish_error is not None:
+            raise publish_error
         return RunResult(command, results, elapsed, summary, stale)
 
     def _plan_incremental(
@@ -490,6 +499,17 @@ class Project:
             load_id,
         )
         return IncrementalPlan(load_id, seen, logic, rebuilds, tests)
+
+    def _publish(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Write the marts to a new file and rename it over `path`."""
+        from runner.publish import publish_marts
+
+        published = publish_marts(con, path)
+        rows = sum(published.tables.values())
+        self.reporter.info(
+            f"Published {len(published.tables)} mart table(s), {rows:,} row(s), to {path} "
+            f"in {published.seconds:.2f}s."
+        )
 
     def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
         """Note which tables the warehouse holds, as of its file's current
@@ -567,6 +587,66 @@ class Project:
         finally:
             con.close()
 
+    def report(
+        self, out: str | Path | None = None, currency: str = "USD", wait_seconds: float = 0.0
+    ) -> ReportInfo:
+        """Write the KPI report page (default `target/report/index.html`) from
+        the current marts: the published file when there is one, else the
+        warehouse (read-only)."""
+        from runner.report import write_report
+
+        path = Path(out) if out else self.settings.target_path / "report" / "index.html"
+        published = self.settings.publish
+        if published is not None and published.exists():
+            source, schema = published, "main"
+        else:
+            source, schema = self.settings.warehouse, "marts"
+        con = connect(source, read_only=True, wait_seconds=wait_seconds)
+        try:
+            info = write_report(con, path, schema, currency)
+        finally:
+            con.close()
+        self.reporter.info(
+            f"Wrote the report ({info.bytes / 1024:,.0f} KB, {info.months} months) to {path}."
+        )
+        return info
+
+    # -- docs -------------------------------------------------------------------
+
+    def docs_generate(self, out_dir: str | Path | None = None) -> DocsInfo:
+        """Write the docs site (default `target/docs/index.html`): every node,
+        its compiled SQL (from `target/compiled/`, compiled first where it is
+        missing), its last status, and the column lineage of every model."""
+        from runner import docs_site
+
+        started = time.perf_counter()
+        out = Path(out_dir) if out_dir else self.settings.target_path / "docs"
+        sql = docs_site.compiled_sql(self.loaded)
+        if len(sql) < sum(1 for n in self.nodes.values() if not n.is_seed):
+            compiled = self.compile()
+            sql.update({uid: c.sql for uid, c in compiled.items() if not c.node.is_seed})
+        columns = docs_site.warehouse_columns(self.settings.warehouse)
+        lineage = docs_site.models_lineage(self.loaded, sql, columns)
+        for uid, error in sorted(lineage.errors.items()):
+            self.reporter.warning(f"{self.nodes[uid].path}: no column lineage ({error}).")
+        statuses = docs_site.last_statuses(self.settings.target_path)
+        data = docs_site.docs_data(self.loaded, sql, statuses, columns, lineage)
+        index = docs_site.write_site(out, data)
+        seconds = time.perf_counter() - started
+        self.reporter.info(
+            f"Wrote the docs of {len(data['nodes'])} node(s) to {index} in {seconds:.2f}s."
+        )
+        return DocsInfo(index, len(data["nodes"]), seconds)
+
+
+@dataclass(frozen=True)
+class DocsInfo:
+    """What `docs_generate` wrote."""
+
+    index: Path
+    nodes: int
+    seconds: float
+
 
 # Everything the runner writes into the target folder, and nothing else.
 TARGET_ENTRIES = frozenset(
@@ -581,7 +661,9 @@ TARGET_ENTRIES = frozenset(
         "parse_cache.pickle",
         "compile_cache.pickle",
         "sql_cache.json",
+        "column_lineage_cache.json",  # docs_site.LINEAGE_CACHE
         TABLES_FILE,
+        "screenshots",  # the browser tests' pictures of the docs site and the report
     }
 )
 
@@ -623,6 +705,10 @@ def _written_by_runner(name: str) -> bool:
         or ("." in entry and (name.startswith(entry) or name == Path(entry).stem + ".tmp"))
         for entry in TARGET_ENTRIES
     )
+
+
+def _failed(results: Sequence[NodeResult]) -> bool:
+    return any(r.status in FAILED_STATUSES for r in results)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:

@@ -69,6 +69,7 @@ class Settings:
     duckdb_settings: Mapping[str, Any] = field(default_factory=dict)
     raw_dir: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    publish: Path | None = None
 
     def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
         """The merged folder defaults for a file of `resource` in a folder.
@@ -176,6 +177,13 @@ def _settings_from_table(
             path=project_dir / "pyproject.toml",
         )
     raw_dir = table.get("raw_dir")
+    publish = os.environ.get("KPI_PUBLISH") or table.get("publish")
+    if publish and (project_dir / publish).resolve() == warehouse_path.resolve():
+        raise ProjectError(
+            f"[tool.kpi] publish names the warehouse itself ({warehouse_path}).",
+            path=project_dir / "pyproject.toml",
+            hint="Publish to another file, e.g. publish = 'marts.duckdb'.",
+        )
     return Settings(
         project_dir=project_dir,
         name=name,
@@ -191,4 +199,5 @@ def _settings_from_table(
         duckdb_settings={**table.get("duckdb", {}), **_duckdb_env()},
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
+        publish=(project_dir / publish) if publish else None,
     )

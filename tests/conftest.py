@@ -48,7 +48,7 @@ def warehouse_of(root: Path) -> Path:
     return root / "w.duckdb"
 
 
-RUNNER_ENV = ("KPI_WAREHOUSE", "KPI_RAW_DIR", "KPI_TARGET_PATH")
+RUNNER_ENV = ("KPI_WAREHOUSE", "KPI_RAW_DIR", "KPI_TARGET_PATH", "KPI_PUBLISH")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -278,9 +279,19 @@ def test_full_refresh_and_select_options(cli, project) -> None:
 # -- documentation ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+def all_commands() -> dict[str, click.Command]:
+    """Every command by its full name, sub-commands of groups included."""
+    found: dict[str, click.Command] = {}
+    for name, command in main.commands.items():
+        found[name] = command
+        if isinstance(command, click.Group):
+            found.update({f"{name} {sub}": c for sub, c in command.commands.items()})
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(all_commands()))
 def test_every_command_has_a_docstring_with_an_example(name: str) -> None:
-    command = main.commands[name]
+    command = all_commands()[name]
     assert command.help and len(command.help.splitlines()[0]) > 10
     assert "Example:" in command.help
     assert f"kpi {name}" in command.help
