@@ -12,7 +12,9 @@ runner's output, and a read-only look into the warehouse a test built.
 from __future__ import annotations
 
 import io
+import os
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,14 @@ from runner.project import Project
 from runner.reporting import Reporter
 
 DEFAULT_PYPROJECT = "[tool.kpi]\nthreads = 1\n"
+
+# The whole suite runs in a machine time zone that is not UTC, with a
+# daylight-saving change inside the data's range, so that any number that
+# depended on the machine's zone would differ from the hand-computed one
+# (`test_trust_loader.py` also compares builds under two zones). Subprocesses
+# inherit it. KPI_TEST_TZ=UTC runs the suite in UTC instead.
+os.environ["TZ"] = os.environ.get("KPI_TEST_TZ", "America/New_York")
+time.tzset()
 
 MakeProject = Callable[..., Path]
 Load = Callable[..., Project]
