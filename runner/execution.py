@@ -322,6 +322,11 @@ class Executor:
             message = (
                 f"not published: a blocking test failed ({names}); the previous version is kept"
             )
+            if node.config.materialized == "incremental" and compiled.is_incremental:
+                message += (
+                    f". If rows built by earlier runs are wrong, `kpi build --full-refresh "
+                    f"-s {node.name}` rebuilds it from scratch"
+                )
             self._record(node, "error", message, seconds, wall, rows)
             lines.append(
                 (

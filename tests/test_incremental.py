@@ -169,3 +169,20 @@ def test_a_changed_test_lineage_runs_the_test_in_full(shop, load, make_project) 
     project = load(root, raw_dir=export)
     assert project.build().exit_code == 0
     assert "_load_id >" not in compiled_test(project, "unique_stg_events_n")
+
+
+def test_a_test_failing_on_an_incremental_run_points_to_full_refresh(shop, load) -> None:
+    """A blocking test that fails after an incremental run says how to rebuild
+    the model from scratch, instead of leaving it stale build after build."""
+    root, export = shop
+    (root / "models" / "seen.yml").write_text(
+        "models:\n  - name: seen\n    columns:\n      - name: n\n"
+        "        data_tests:\n          - accepted_values: {values: [1, 2, 3]}\n"
+    )
+    assert load(root, raw_dir=export).build().exit_code == 0
+    (export / "events.part-2.csv").write_text("event_id,n\ne3,30\n")
+    result = load(root, raw_dir=export).build()
+    assert result.exit_code == 1
+    message = result.by_name()["seen"].message
+    assert "not published" in message
+    assert "`kpi build --full-refresh -s seen`" in message
