@@ -1,8 +1,9 @@
 """What the warehouse remembers between builds, for incremental work.
 
-`_kpi.node_state` holds, per table, incremental model and passed test, the
-newest raw load whose rows it holds ("seen"; `last_seen_load_id()` in a model
-reads it), a digest of its logic, and when it was last rebuilt in full. The
+`_kpi.node_state` holds, per relation the runner built and per passed test,
+the newest raw load whose rows it holds ("seen"; `last_seen_load_id()` in a
+model reads it), a digest of the definitions it was built from ("logic"), and
+when it was last rebuilt in full. The
 loader's `_kpi.table_changes` says, per raw table and load, how many rows
 were inserted, updated and deleted. An incremental model can only add and
 replace rows, so when a raw table upstream of it lost rows since its last
@@ -14,10 +15,20 @@ incremental model holds what it had seen when it was last built. So a
 partial build (`-s kpi_sales_effort` while `int_activities_aggregated` is not
 rebuilt) records the older load of the stale input, and the next build folds
 in the rows it missed.
+
+The same holds for definitions: what matters is what the warehouse holds,
+not what the project says now. A view is its own SQL over whatever its
+inputs hold; a table, an incremental model or a seed holds rows made from
+its own definition and the definitions upstream as they were when it was
+built. `versions_after_run` follows that through the graph, so an
+incremental model is rebuilt in full as soon as anything it was built from
+was built from other definitions, even when a partial build left a stale
+view in between for a while.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +47,8 @@ TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
 
 # Materializations whose relation holds rows as of its last build.
 BUILT_AS_OF_LAST_BUILD = frozenset({"table", "incremental"})
+# Materializations the runner creates a relation for (and records in node_state).
+RELATIONS = frozenset({"view", "table", "incremental", "seed"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class NodeState:
     """What `_kpi.node_state` remembers of one node."""
 
     load_id: int  # the newest raw load whose rows it holds (a test: checked)
-    logic: str  # digest of its definition and its lineage's
+    logic: str  # a view: its own definition; else what its rows were built from
     full_load_id: int  # the load it was last rebuilt in full at
     built_at: datetime | None  # when it was last built (a test: last passed)
     full_built_at: datetime | None  # when it was last rebuilt in full
@@ -124,6 +137,53 @@ def seen_after_run(
     return seen
 
 
+def versions_after_run(
+    nodes: Mapping[str, Node],
+    sources: Mapping[str, SourceTable],
+    building: Collection[str],
+    state: Mapping[str, NodeState],
+    definition: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(version, logic to record) of every relation, once this run built
+    `building`.
+
+    `definition` is each model's and seed's own definition digest now. A
+    node's version is a digest of the definitions its rows come from, as the
+    warehouse will hold them: a view (or an ephemeral model, inlined where it
+    is used) is its definition over its parents' versions; a table,
+    incremental model or seed built now is its definition over its parents'
+    versions, one not built now keeps the version it was built with. What is
+    recorded for a view is its own definition (its rows are always live).
+    """
+    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
+    versions: dict[str, str] = {}
+    record: dict[str, str] = {}
+    for uid in graph.topological_order():
+        node = nodes.get(uid)
+        if node is None:
+            versions[uid] = "source"
+            continue
+        if node.is_test:
+            continue
+        parents = [(p, versions.get(p, "")) for p in sorted(node.depends_on)]
+        built_now = uid in building or node.config.materialized == "ephemeral"
+        remembered = state.get(uid)
+        if node.config.materialized == "view" or node.config.materialized == "ephemeral":
+            own = definition[uid] if built_now else (remembered.logic if remembered else "?")
+            versions[uid] = _digest(own, parents)
+            if uid in building:
+                record[uid] = definition[uid]
+        elif built_now:
+            versions[uid] = record[uid] = _digest(definition[uid], parents)
+        else:
+            versions[uid] = remembered.logic if remembered else "?"
+    return versions, record
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
 def full_rebuilds(
     con: duckdb.DuckDBPyConnection,
     nodes: Mapping[str, Node],
@@ -132,10 +192,10 @@ def full_rebuilds(
 ) -> dict[str, str]:
     """Incremental models that must rebuild in full this run, with the reason.
 
-    `logic` maps each incremental model to a digest of its code, config, vars
-    and macros. A model rebuilds in full when that changed since its last
-    build, when a raw table upstream lost rows after the load it last saw,
-    when one of its `append_only` sources had rows updated, or when an
+    `logic` maps each incremental model to its version after this run (see
+    `versions_after_run`). A model rebuilds in full when that differs from
+    the version it was last built with, when a raw table upstream lost rows
+    after the load it last saw, when one of its `append_only` sources had rows updated, or when an
     incremental model upstream is, or was since, rebuilt in full (a full
     rebuild may change rows without giving them a newer `_load_id`).
     """

@@ -88,29 +88,6 @@ class CompileCache:
             deps,
         )
 
-    def lineage_key(self, node: Node) -> str:
-        """`key` of a node and of every model and seed upstream of it.
-
-        An incremental model's rows depend on the logic of everything it is
-        built from, not only on its own: a staging view that now upper-cases a
-        status, or a seed with other rows, changes rows without giving them a
-        newer `_load_id`. The model is rebuilt in full when this key changes.
-        """
-        nodes = self.project.nodes
-        upstream: set[str] = set()
-        stack = list(node.depends_on)
-        while stack:
-            uid = stack.pop()
-            if uid in upstream or uid not in nodes:
-                continue
-            upstream.add(uid)
-            stack.extend(nodes[uid].depends_on)
-        parts = [
-            (uid, nodes[uid].checksum if nodes[uid].is_seed else self.key(nodes[uid], False))
-            for uid in sorted(upstream)
-        ]
-        return _digest(self.key(node, False), parts)
-
     def get(self, node: Node, incremental: bool) -> Any:
         key = self.key(node, incremental)
         self.used.add(key)

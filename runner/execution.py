@@ -268,7 +268,7 @@ class Executor:
         try:
             cur.execute("begin transaction")
             verb, rows = self._materialize(cur, compiled)
-            if node.config.materialized in build_state.BUILT_AS_OF_LAST_BUILD:
+            if node.config.materialized in build_state.RELATIONS or node.is_seed:
                 build_state.record_build(
                     cur,
                     node.unique_id,

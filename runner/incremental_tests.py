@@ -76,12 +76,15 @@ def plan_tests(
     sources: Mapping[str, SourceTable],
     tests: list[Node],
     logic: Callable[[Node], str],
+    versions: Mapping[str, str],
     rebuilt_in_full: frozenset[str],
     builtin_tests: frozenset[str],
 ) -> TestPlan:
     """Decide, for each test of this run, whether it may check new rows only.
 
-    `logic(node)` is a digest of a node's definition; `rebuilt_in_full` are
+    `logic(node)` is a digest of a test's definition; `versions` says which
+    definitions each relation's rows come from after this run (see
+    `build_state.versions_after_run`); `rebuilt_in_full` are
     the incremental models that rebuild in full this run; `builtin_tests` the
     generic tests whose SQL is the runner's own.
     """
@@ -105,7 +108,7 @@ def plan_tests(
         lineage = _lineage(tested, nodes, graph)
         if lineage is None:
             continue  # a plain table (or a seed) upstream: no promise about _load_id
-        digest = _digest([logic(test), *(logic(nodes[uid]) for uid in lineage)])
+        digest = _digest([logic(test), versions.get(tested, "source")])
         digests[test.unique_id] = digest
         relation = sources[tested].relation if tested in sources else nodes[tested].relation
         if relation.display.lower() not in with_load_id:

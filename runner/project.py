@@ -67,7 +67,8 @@ class RunResult:
 @dataclass(frozen=True)
 class IncrementalPlan:
     """What a run does incrementally: the newest raw load, the load each node
-    will have seen after the run, each incremental model's logic digest, the
+    will have seen after the run, the logic digest to record for each relation
+    built (see `build_state.versions_after_run`), the
     models rebuilt in full (with the reason), and the tests that check only
     new rows."""
 
@@ -471,11 +472,19 @@ class Project:
         incremental = [
             u.node for u in units.values() if u.node.config.materialized == "incremental"
         ]
-        if any(
-            u.node.config.materialized in build_state.BUILT_AS_OF_LAST_BUILD for u in units.values()
-        ):
+        building = {u.node.unique_id for u in units.values()}
+        if any(u.node.config.materialized in build_state.RELATIONS for u in units.values()):
             build_state.ensure_tables(con)
-        logic = {node.unique_id: compile_cache.lineage_key(node) for node in incremental}
+        state = build_state.read_state(con)
+        definitions = {
+            uid: node.checksum if node.is_seed else compile_cache.key(node, False)
+            for uid, node in self.nodes.items()
+            if not node.is_test
+        }
+        versions, record = build_state.versions_after_run(
+            self.nodes, self.loaded.sources, building, state, definitions
+        )
+        logic = {node.unique_id: versions[node.unique_id] for node in incremental}
         rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
         for uid, reason in sorted(rebuilds.items()):
             self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
@@ -487,18 +496,13 @@ class Project:
             self.loaded.sources,
             [n for u in units.values() for n in [u.node, *u.tests] if n.is_test],
             lambda node: compile_cache.key(node, False),
+            versions,
             frozenset(rebuilds),
             incremental_tests.builtin_tests(self.loaded.macro_sources),
         )
         load_id = build_state.current_load_id(con)
-        seen = build_state.seen_after_run(
-            self.nodes,
-            self.loaded.sources,
-            {u.node.unique_id for u in units.values()},
-            build_state.read_state(con),
-            load_id,
-        )
-        return IncrementalPlan(load_id, seen, logic, rebuilds, tests)
+        seen = build_state.seen_after_run(self.nodes, self.loaded.sources, building, state, load_id)
+        return IncrementalPlan(load_id, seen, record, rebuilds, tests)
 
     def _publish(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         """Write the marts to a new file and rename it over `path`."""

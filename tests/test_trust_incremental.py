@@ -190,3 +190,26 @@ def test_item19_entity_marts_carry_no_bookkeeping_columns(workspace: Path) -> No
         "where table_schema = 'marts' and column_name like '\\_%' escape '\\'",
     )
     assert columns == []
+
+
+def test_item3_a_stale_view_left_by_a_partial_build_still_rebuilds_below(
+    workspace: Path,
+) -> None:
+    """A macro edit, then partial builds that rebuild an incremental model
+    from a view still holding the old SQL: once the view is rebuilt, so is the
+    model, in full (it records what it was built from, not what the project
+    says now)."""
+    build(workspace)
+    macro = workspace / "project" / "macros" / "activity_types.sql"
+    macro.write_text(
+        macro.read_text().replace("when 'demo' then 'demo'", "when 'demo' then 'meeting'")
+    )
+    build(workspace, select=["kpi_sales_effort"])
+    # the aggregate rebuilds in full, but from stg_crm__activities as the
+    # warehouse holds it: the view still maps demos to demos
+    build(workspace, select=["int_activities_aggregated"])
+    build(workspace)
+    assert mart(workspace, "select sum(demos) from intermediate.int_activities_aggregated") == [
+        (0,)
+    ]
+    assert_equals_clean_build(workspace)
