@@ -33,7 +33,7 @@ from runner.nodes import (
     SourceTable,
     TestSpec,
 )
-from runner.settings import CONFIG_KEYS, Settings
+from runner.settings import CONFIG_KEYS, Settings, check_reporting_settings
 from runner.templating import ModelContext, Templates
 from runner.yml_files import line_of, read_yml
 
@@ -68,6 +68,7 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         cache_dir=settings.target_path / "jinja_cache",
     )
     project_vars = {**settings.vars, **(cli_vars or {})}
+    check_reporting_settings(project_vars)
     env_reads: dict[str, str | None] = {}
     warnings: list[str] = []
     nodes: dict[str, Node] = {}

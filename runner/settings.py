@@ -184,6 +184,7 @@ def _settings_from_table(
             path=project_dir / "pyproject.toml",
             hint="Publish to another file, e.g. publish = 'marts.duckdb'.",
         )
+    project_vars = _with_reporting_settings(table, project_dir / "pyproject.toml")
     return Settings(
         project_dir=project_dir,
         name=name,
@@ -194,10 +195,46 @@ def _settings_from_table(
         seed_paths=tuple(table.get("seed_paths", ("seeds",))),
         macro_paths=tuple(table.get("macro_paths", ("macros",))),
         test_paths=tuple(table.get("test_paths", ("tests/data",))),
-        vars=dict(table.get("vars", {})),
+        vars=project_vars,
         folder_configs={key: table.get(key, {}) for key in ("models", "seeds", "data_tests")},
         duckdb_settings={**table.get("duckdb", {}), **_duckdb_env()},
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
         publish=(project_dir / publish) if publish else None,
     )
+
+
+# KPI_SPEC section 5: reporting settings, written in `[tool.kpi]` (or passed
+# as `--vars`), and read by the models as vars.
+REPORTING_SETTINGS = ("timezone", "reporting_currency", "fiscal_year_start_month")
+
+
+def _with_reporting_settings(table: Mapping[str, Any], pyproject: Path) -> dict[str, Any]:
+    """`[tool.kpi.vars]` plus the reporting settings of `[tool.kpi]`, which the
+    models read as vars of the same name."""
+    project_vars = dict(table.get("vars", {}))
+    for key in REPORTING_SETTINGS:
+        if key not in table:
+            continue
+        if key in project_vars and project_vars[key] != table[key]:
+            raise ProjectError(
+                f"{key} is set twice, to {table[key]!r} in [tool.kpi] and to "
+                f"{project_vars[key]!r} in [tool.kpi.vars].",
+                path=pyproject,
+                hint="Keep the one in [tool.kpi].",
+            )
+        project_vars[key] = table[key]
+    return project_vars
+
+
+def check_reporting_settings(project_vars: Mapping[str, Any]) -> None:
+    """Refuse a reporting setting the models cannot use, naming it and saying
+    what it takes (the setting comes from `[tool.kpi]` or `--vars`)."""
+    month = project_vars.get("fiscal_year_start_month", 1)
+    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+        raise ProjectError(
+            f"fiscal_year_start_month must be a whole number from 1 to 12, not {month!r}.",
+            path="pyproject.toml",
+            hint="Set it in [tool.kpi] (2 = the fiscal year starts on February 1st) "
+            "or pass --vars '{fiscal_year_start_month: 2}'.",
+        )
