@@ -12,7 +12,7 @@ import functools
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -594,9 +594,78 @@ def show_command(
       kpi show kpi_win_rate --limit 10
       kpi show --inline "select * from {{ ref('kpi_churn') }} where level = 'company'"
     """
+    columns, rows = args.load().show(model, inline, limit, wait_seconds)
+    _print_rows(columns, list(rows), output)
+
+
+@main.command("metrics")
+@project_command
+@click.argument("names", nargs=-1, required=True, metavar="METRIC...")
+@click.option(
+    "--by",
+    type=click.Choice(["company", "team", "rep"]),
+    default="company",
+    show_default=True,
+    help="One row per period for the company, or per team, or per rep.",
+)
+@click.option(
+    "--grain",
+    type=click.Choice(["month", "quarter", "fiscal_quarter", "year", "fiscal_year"]),
+    default="month",
+    show_default=True,
+    help="The period of a row (fiscal ones follow [tool.kpi] fiscal_year_start_month).",
+)
+@click.option("--from", "start", metavar="YYYY-MM", help="First month [default: the range's].")
+@click.option("--to", "end", metavar="YYYY-MM", help="Last month [default: the range's].")
+@click.option(
+    "--output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("--sql", "print_sql", is_flag=True, help="Print the query instead of running it.")
+@wait_option
+def metrics_command(
+    args: ProjectArgs,
+    names: tuple[str, ...],
+    by: str,
+    grain: str,
+    start: str | None,
+    end: str | None,
+    output: str,
+    print_sql: bool,
+    wait_seconds: float,
+) -> None:
+    """Print KPI metrics by company, team or rep over any grain, from the marts.
+
+    Rates are recomputed from summed numerators and denominators, never
+    averaged; medians exist at month grain only. The metrics and their
+    formulas are declared under `metrics:` in the marts' yml.
+
+    \b
+    Example:
+      kpi metrics win_rate avg_deal_size --by team --grain fiscal_quarter --from 2025-01
+      kpi metrics conversion_rate_pct --grain year --output csv
+    """
+    result = args.load().metrics(
+        list(names),
+        by=by,
+        grain=grain,
+        start=start,
+        end=end,
+        run=not print_sql,
+        wait_seconds=wait_seconds,
+    )
+    if print_sql:
+        click.echo(result.sql, nl=False)
+    else:
+        _print_rows(list(result.columns), list(result.rows), output, result.formats or {})
+
+
+def _print_rows(
+    columns: list[str], rows: list[Any], output: str, formats: Mapping[str, str] | None = None
+) -> None:
+    """Rows on stdout as an aligned table, CSV or JSON records; a table rounds
+    metrics to their format's decimals."""
     from runner.reporting import format_rows
 
-    columns, rows = args.load().show(model, inline, limit, wait_seconds)
     if output == "json":
         records = [dict(zip(columns, r, strict=True)) for r in rows]
         click.echo(json.dumps(records, default=str, indent=1))
@@ -607,6 +676,10 @@ def show_command(
         writer.writerow(columns)
         writer.writerows(rows)
     else:
+        if formats:
+            from runner.metrics import round_for_table
+
+            rows = round_for_table(rows, columns, formats)
         click.echo(format_rows(columns, rows))
 
 

@@ -17,6 +17,7 @@ from runner.nodes import Node, SourceTable
 from runner.settings import Settings
 
 if TYPE_CHECKING:
+    from runner.metrics import Metric
     from runner.templating import Target, Templates
 
 
@@ -33,6 +34,7 @@ class LoadedProject:
     warnings: tuple[str, ...] = ()
     env_reads: Mapping[str, str | None] = field(default_factory=dict)
     digest: str = ""
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
 
     @cached_property
     def templates(self) -> Templates:

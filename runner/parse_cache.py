@@ -24,7 +24,7 @@ from runner.loaded import LoadedProject
 from runner.settings import Settings
 
 CACHE_FILE = "parse_cache.pickle"
-FORMAT = 1
+FORMAT = 2
 
 
 def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:

@@ -22,6 +22,7 @@ from runner import graph
 from runner.data_tests import THRESHOLD
 from runner.errors import CompilationError, DependencyError, ProjectError
 from runner.loaded import LoadedProject
+from runner.metrics import Metric, parse_metric
 from runner.nodes import (
     INCREMENTAL_STRATEGIES,
     MATERIALIZATIONS,
@@ -56,6 +57,7 @@ class _Properties:
     model_files: dict[str, str] = field(default_factory=dict)
     seeds: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     sources: dict[str, SourceTable] = field(default_factory=dict)
+    metrics: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # (yml, entry)
 
 
 def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) -> LoadedProject:
@@ -117,6 +119,7 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         macro_sources=files.macros,
         warnings=tuple(warnings),
         env_reads=env_reads,
+        metrics=MappingProxyType(_metrics(props, by_name)),
     )
     loaded.__dict__["templates"] = templates
     return loaded
@@ -155,6 +158,25 @@ def _resolve_valid_keys(nodes: dict[str, Node], by_name: Mapping[str, Node]) -> 
         config = replace(node.config, valid_keys=str(target.relation))
         nodes[uid] = replace(node, config=config)
     return nodes
+
+
+def _metrics(props: _Properties, by_name: Mapping[str, Node]) -> dict[str, Metric]:
+    """The `metrics:` of every yml file, checked against the marts they name."""
+    metrics: dict[str, Metric] = {}
+    for path, entry in props.metrics:
+        mart = by_name.get(str(entry.get("mart") or ""))
+        columns = mart.columns if mart is not None and mart.is_model else {}
+        metric = parse_metric(entry, path, columns)
+        if metric.name in metrics:
+            raise ProjectError(
+                f"metric '{metric.name}' is declared twice: in {metrics[metric.name].path} "
+                "and here.",
+                path=path,
+                line=line_of(entry),
+                hint="Declare every metric once, next to its mart.",
+            )
+        metrics[metric.name] = metric
+    return metrics
 
 
 def _label(nodes: Mapping[str, Node]) -> Any:
@@ -220,6 +242,7 @@ def _read_properties(settings: Settings, files: _Files) -> _Properties:
                     )
                 target[name] = entry
                 props.model_files[name] = path
+        props.metrics += [(path, entry) for entry in _entries(document, "metrics", path)]
         for entry in _entries(document, "sources", path):
             for table in _source_tables(entry, path):
                 if table.unique_id in props.sources:

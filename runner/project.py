@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from runner.compiling import CompiledNode, Compiler
     from runner.execution import NodeResult
     from runner.loaded import LoadedProject
+    from runner.metrics import MetricsResult
     from runner.raw_load import LoadReport
     from runner.report import ReportInfo
 
@@ -641,6 +642,57 @@ class Project:
             f"Wrote the docs of {len(data['nodes'])} node(s) to {index} in {seconds:.2f}s."
         )
         return DocsInfo(index, len(data["nodes"]), seconds)
+
+    def metrics(
+        self,
+        names: Sequence[str],
+        *,
+        by: str = "company",
+        grain: str = "month",
+        start: str | None = None,
+        end: str | None = None,
+        run: bool = True,
+        wait_seconds: float = 0.0,
+    ) -> MetricsResult:
+        """Metrics by company, team or rep over a grain, from the marts
+        (KPI_SPEC section 5): the SQL, and with `run` its rows (read-only).
+
+            project.metrics(["win_rate"], by="team", grain="fiscal_quarter",
+                            start="2025-01", end="2025-12")
+        """
+        from runner.metrics import MetricsQuery, MetricsResult, metrics_sql
+
+        query = MetricsQuery(tuple(names), by, grain, start, end)
+        marts = {m.mart for m in self.loaded.metrics.values()} | {"dim_months"}
+        relations = {
+            name: str(self.loaded.node_by_name(name, ("model",)).relation) for name in marts
+        }
+        sql, formats = metrics_sql(query, self.loaded.metrics, relations)
+        if not run:
+            return MetricsResult(sql, formats=formats)
+        con = connect(
+            self.settings.warehouse,
+            read_only=True,
+            settings=self.settings.duckdb_settings,
+            wait_seconds=wait_seconds,
+        )
+        try:
+            import duckdb
+
+            try:
+                result = con.execute(sql)
+            except duckdb.CatalogException as exc:
+                raise ProjectError(
+                    f"the warehouse {self.settings.warehouse} lacks a mart the metrics "
+                    f"read ({str(exc).strip()}).",
+                    hint="Run `kpi build` first.",
+                ) from exc
+            except duckdb.Error as exc:
+                raise ProjectError(f"the metrics query failed: {str(exc).strip()}") from exc
+            columns = tuple(d[0] for d in result.description or ())
+            return MetricsResult(sql, columns, tuple(result.fetchall()), formats)
+        finally:
+            con.close()
 
 
 @dataclass(frozen=True)
