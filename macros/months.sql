@@ -1,5 +1,6 @@
 {% macro month_of(expression) -%}
-    {#- The first day (DATE) of the calendar month of a DATE or UTC TIMESTAMP. -#}
+    {#- The first day (DATE) of the calendar month of a DATE (a timestamp is
+        bucketed in the reporting time zone by `to_reporting_month`). -#}
     cast(date_trunc('month', {{ expression }}) as date)
 {%- endmacro %}
 
@@ -50,4 +51,34 @@ months as (
     select month from {{ all_months }}
 )
 {%- endif %}
+{%- endmacro %}
+
+
+{% macro to_reporting_month(timestamp) -%}
+    {#- The first day (DATE) of the month, in the reporting time zone (var
+        `timezone`, default UTC; KPI_SPEC section 5), of a UTC TIMESTAMP. Every
+        model that buckets a timestamp by month calls this macro. -#}
+    cast(date_trunc('month', {{ to_reporting_time(timestamp) }}) as date)
+{%- endmacro %}
+
+
+{% macro to_reporting_date(timestamp) -%}
+    {#- The calendar date (DATE), in the reporting time zone, of a UTC TIMESTAMP. -#}
+    cast({{ to_reporting_time(timestamp) }} as date)
+{%- endmacro %}
+
+
+{% macro to_reporting_time(timestamp) -%}
+    {#- A UTC TIMESTAMP as the wall-clock TIMESTAMP of the reporting time zone:
+        read as an instant in UTC, then shown in the zone, so that neither the
+        machine's TZ nor DuckDB's TimeZone setting matters. In UTC it is the
+        timestamp itself. Only for bucketing: durations stay differences of the
+        UTC timestamps (instants), so a daylight-saving change never adds or
+        removes an hour. -#}
+    {%- set zone = var('timezone', 'UTC') -%}
+    {%- if zone == 'UTC' -%}
+        {{ timestamp }}
+    {%- else -%}
+        timezone({{ sql_literal(zone) }}, timezone('UTC', {{ timestamp }}))
+    {%- endif -%}
 {%- endmacro %}

@@ -230,6 +230,14 @@ def _with_reporting_settings(table: Mapping[str, Any], pyproject: Path) -> dict[
 def check_reporting_settings(project_vars: Mapping[str, Any]) -> None:
     """Refuse a reporting setting the models cannot use, naming it and saying
     what it takes (the setting comes from `[tool.kpi]` or `--vars`)."""
+    zone = project_vars.get("timezone", "UTC")
+    if not isinstance(zone, str) or not _is_time_zone(zone):
+        raise ProjectError(
+            f"timezone must be an IANA time zone name such as 'America/Los_Angeles' or "
+            f"'Europe/Paris', not {zone!r}.",
+            path="pyproject.toml",
+            hint="Fix timezone in [tool.kpi] (or --vars); the names are case-sensitive.",
+        )
     month = project_vars.get("fiscal_year_start_month", 1)
     if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
         raise ProjectError(
@@ -238,3 +246,16 @@ def check_reporting_settings(project_vars: Mapping[str, Any]) -> None:
             hint="Set it in [tool.kpi] (2 = the fiscal year starts on February 1st) "
             "or pass --vars '{fiscal_year_start_month: 2}'.",
         )
+
+
+def _is_time_zone(name: str) -> bool:
+    """`name` is a time zone of the IANA database (as Python knows it)."""
+    if name == "UTC":
+        return True
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

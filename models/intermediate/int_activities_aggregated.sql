@@ -28,7 +28,7 @@ activities as (
 
 new_counts as (
     select
-        {{ month_of('occurred_at') }} as activity_month,
+        {{ to_reporting_month('occurred_at') }} as activity_month,
         owner_id,
         {{ count_where("activity_type = 'call'") }} as calls,
         {{ count_where("activity_type = 'email'") }} as emails,

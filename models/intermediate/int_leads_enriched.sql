@@ -105,7 +105,7 @@ final as (
         lead_source,
         lead_status,
         created_at,
-        {{ month_of('created_at') }} as created_month,
+        {{ to_reporting_month('created_at') }} as created_month,
         mql_at,
         sql_at,
         converted_at,

@@ -26,15 +26,15 @@ quotas as (
 
 data_bounds as (
     select
-        {{ month_of('min(created_at)') }} as first_month,
-        {{ month_of('max(created_at)') }} as last_month
+        {{ to_reporting_month('min(created_at)') }} as first_month,
+        {{ to_reporting_month('max(created_at)') }} as last_month
     from leads
 
     union all
 
     select
-        {{ month_of('min(created_at)') }} as first_month,
-        {{ month_of('max(created_at)') }} as last_month
+        {{ to_reporting_month('min(created_at)') }} as first_month,
+        {{ to_reporting_month('max(created_at)') }} as last_month
     from opportunities
 
     union all

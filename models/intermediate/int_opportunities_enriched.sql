@@ -162,13 +162,14 @@ final as (
         is_won,
         is_lost,
         created_at,
-        {{ month_of('created_at') }} as created_month,
+        {{ to_reporting_month('created_at') }} as created_month,
         close_date,
         {{ month_of('close_date') }} as close_month,
         first_touch_at,
-        cast(first_touch_at as date) as first_touch_date,
+        {{ to_reporting_date('first_touch_at') }} as first_touch_date,
         case
-            when is_won then date_diff('day', cast(first_touch_at as date), close_date)
+            when is_won
+                then date_diff('day', {{ to_reporting_date('first_touch_at') }}, close_date)
         end as days_to_close,
         _load_id
     from joined

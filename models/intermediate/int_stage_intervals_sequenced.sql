@@ -128,8 +128,8 @@ final as (
         is_closed_stage,
         entered_at,
         left_at,
-        {{ month_of('entered_at') }} as entered_month,
-        {{ month_of('left_at') }} as left_month,
+        {{ to_reporting_month('entered_at') }} as entered_month,
+        {{ to_reporting_month('left_at') }} as left_month,
         {# an exit: an interval that has ended, in a stage that is not closed #}
         left_at is not null and not is_closed_stage as is_exit,
         case
