@@ -2,7 +2,7 @@
 
 A source whose `meta` has `load_from_export: true` names the tables of an
 export folder. Each column's `data_type` is a contract type (id, text,
-integer, number, money, bool, date, timestamp) with `meta.required`; a
+integer, number, money, decimal, bool, date, timestamp) with `meta.required`; a
 table's `meta.primary_key` and `meta.reject_when` rules say which rows are
 rejected. `parse_value_sql` turns a column as read from a file into its typed
 value and a test for values that do not parse; a typed Parquet value obeys
@@ -24,6 +24,7 @@ SQL_TYPES = {
     "integer": "BIGINT",
     "number": "DOUBLE",
     "money": "DECIMAL(18,4)",
+    "decimal": "DECIMAL(28,10)",
     "bool": "BOOLEAN",
     "date": "DATE",
     "timestamp": "TIMESTAMP",
@@ -34,6 +35,7 @@ _PATTERNS = {
     "integer": r"[+-]?[0-9]+",
     "number": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
     "money": r"[+-]?([0-9]{1,14}(\.[0-9]{0,4})?|\.[0-9]{1,4})",
+    "decimal": r"[+-]?([0-9]{1,18}(\.[0-9]{0,10})?|\.[0-9]{1,10})",
     "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
     "timestamp": (
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -51,6 +53,7 @@ TYPE_WORDS = {
     "integer": "an integer",
     "number": "a number",
     "money": "money (a decimal number with at most 4 decimals and 14 digits before the point)",
+    "decimal": "a decimal number with at most 10 decimals and 18 digits before the point",
     "bool": "a boolean (true/false, 1/0, t/f, yes/no)",
     "date": "a date (YYYY-MM-DD)",
     "timestamp": "an ISO 8601 timestamp",
@@ -78,6 +81,7 @@ class TableContract:
     primary_key: tuple[str, ...] = ()
     reject_when: tuple[tuple[str, str], ...] = ()
     yml_path: str = ""
+    optional: bool = False  # the export may leave the file out (an empty table)
 
     @property
     def column_names(self) -> list[str]:
@@ -116,7 +120,15 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                 path=table.path,
             )
         contracts.append(
-            TableContract(table.name, table.relation, tuple(columns), key, tuple(rules), table.path)
+            TableContract(
+                table.name,
+                table.relation,
+                tuple(columns),
+                key,
+                tuple(rules),
+                table.path,
+                optional=bool(table.meta.get("optional")),
+            )
         )
     return contracts
 
@@ -139,7 +151,7 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
     if source_type == "DATE" and kind == "date":
         return value, "false"
     numeric = source_type in _INTEGERS | _FLOATS or source_type.startswith("DECIMAL")
-    if numeric and kind in ("integer", "number", "money"):
+    if numeric and kind in ("integer", "number", "money", "decimal"):
         return _exact_number_sql(value, source_type, target)
     if source_type == "BOOLEAN" and kind == "bool":
         return value, "false"

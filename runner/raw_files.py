@@ -128,9 +128,12 @@ def find_export_files(
         close_export_files(found)
         raise
     problems = []
+    optional = {c.name for c in contracts if c.optional}
     for name in sorted(names):
         files = found[name]
         base = [f for f in files if f.path.stem.lower() == name.lower()]
+        if not base and name in optional and not files:
+            continue  # an optional table left out of the export: loaded empty
         if not base:
             problems.append(
                 f"{export_dir / (name + '.csv')}: missing. Every table of the contract needs a "
@@ -153,6 +156,7 @@ class TablePlan:
     files: list[ExportFile]
     action: str  # "skip", "append", "reload"
     new_files: list[ExportFile] = field(default_factory=list)
+    new_columns: bool = False  # the loaded table has other columns than the contract
 
 
 def plan_tables(
@@ -168,14 +172,22 @@ def plan_tables(
             "select table_schema, table_name from information_schema.tables"
         ).fetchall()
     }
+    columns = _columns_of(con)
     plans = []
     for contract in contracts:
         table_files = files[contract.name]
         loaded = state.get(contract.name, {})
-        exists = (
-            contract.relation.schema.lower(),
-            contract.relation.identifier.lower(),
-        ) in existing
+        relation = (contract.relation.schema.lower(), contract.relation.identifier.lower())
+        exists = relation in existing
+        if exists and columns.get(relation) != [c.name.lower() for c in contract.columns]:
+            # the contract gained or lost a column since the table was loaded
+            plans.append(TablePlan(contract, table_files, "reload", table_files, True))
+            continue
+        if not table_files:
+            # an optional table left out: an empty table, written once
+            action = "skip" if exists and not loaded and not force else "reload"
+            plans.append(TablePlan(contract, [], action))
+            continue
         if force or not exists or not loaded:
             plans.append(TablePlan(contract, table_files, "reload", table_files))
             continue
@@ -190,6 +202,18 @@ def plan_tables(
         else:
             plans.append(TablePlan(contract, table_files, "skip"))
     return plans
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[str]]:
+    """The contract columns of every table (the loader's own `_load_id` left out)."""
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "order by table_schema, table_name, ordinal_position"
+    ).fetchall():
+        if column != "_load_id":
+            columns.setdefault((schema.lower(), table.lower()), []).append(column.lower())
+    return columns
 
 
 def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:

@@ -641,6 +641,14 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     schema_rejects = Relation(contract.relation.schema, REJECTED_ROWS_TABLE)
     if plan.action == "reload":
         cur.execute(f"delete from {schema_rejects} where table_name = ?", [contract.name])
+    if not plan.files:
+        # an optional table left out of the export: an empty table of its columns
+        empty = ", ".join(
+            f"cast(null as {c.sql_type}) as {quote_identifier(c.name)}" for c in contract.columns
+        )
+        _write_rows(loader, plan, f"select {empty} where false")
+        _record_state(loader, plan)
+        return
     opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
     counts = []
     rows_per_file = []
@@ -702,7 +710,7 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         _record_changes(loader, plan, inserted=int(row[0]) if row else 0, how="append")
         return
     old_rows = _row_count(cur, relation)
-    if old_rows is None or not contract.primary_key:
+    if old_rows is None or not contract.primary_key or plan.new_columns:
         cur.execute(
             f"create or replace table {relation} as "
             f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
@@ -924,6 +932,9 @@ def describe_report(report: LoadReport) -> list[str]:
             lines.append(f"  {table}: unchanged, skipped")
             continue
         results = by_table.get(table, [])
+        if not results and action == "reload":
+            lines.append(f"  {table}: no file (an optional table), empty")
+            continue
         rejected = sum(r.rejected for r in results)
         files = ", ".join(r.file.name for r in results)
         tail = f", {rejected:,} rejected" if rejected else ""

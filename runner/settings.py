@@ -238,6 +238,21 @@ def check_reporting_settings(project_vars: Mapping[str, Any]) -> None:
             path="pyproject.toml",
             hint="Fix timezone in [tool.kpi] (or --vars); the names are case-sensitive.",
         )
+    currency = project_vars.get("reporting_currency")
+    if currency is not None and not (
+        isinstance(currency, str)
+        and len(currency) == 3
+        and currency.isascii()
+        and currency.isalpha()
+        and currency.isupper()
+    ):
+        raise ProjectError(
+            f"reporting_currency must be a three-letter ISO 4217 code such as 'USD' or "
+            f"'EUR', not {currency!r}.",
+            path="pyproject.toml",
+            hint="Fix reporting_currency in [tool.kpi] (or --vars), or leave it out for an "
+            "export in one currency.",
+        )
     month = project_vars.get("fiscal_year_start_month", 1)
     if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
         raise ProjectError(

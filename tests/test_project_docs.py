@@ -39,7 +39,12 @@ def test_every_column_is_documented_in_order_with_its_type(built) -> None:
             "where table_schema = ? and table_name = ? order by ordinal_position",
             [model.relation.schema, model.relation.identifier],
         ).fetchall()
-        documented = [(c.name, (c.data_type or "").upper()) for c in model.columns.values()]
+        # the demo has no reporting currency: the money marts leave currency_code out
+        documented = [
+            (c.name, (c.data_type or "").upper())
+            for c in model.columns.values()
+            if not c.meta.get("reporting_currency_only")
+        ]
         if [name for name, _ in actual] != [name for name, _ in documented]:
             problems.append(f"{model.name}: columns {actual} but yml {documented}")
             continue

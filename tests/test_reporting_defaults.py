@@ -16,7 +16,7 @@ from runner.project import Project
 from runner.reporting import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = {"timezone": "UTC", "fiscal_year_start_month": 1}
+DEFAULTS = {"timezone": "UTC", "fiscal_year_start_month": 1, "reporting_currency": None}
 
 
 def tables(warehouse: Path) -> dict[str, tuple[list[Any], list[tuple[Any, ...]]]]:

@@ -2,9 +2,15 @@
     month and, for won deals, the days from first touch to close (KPI_SPEC
     section 3).
 
+    The amount is in the reporting currency (KPI_SPEC section 5): a won or lost
+    deal in another currency is divided by the rate in effect on its
+    close_date, an open deal by its currency's latest rate.
+
     Incremental, by deal: a build recomputes the deals touched since the last
-    one (the deal, its lead, its first activities, its owner's team, or any
-    stage changed) and replaces their rows. -#}
+    one (the deal, its lead, its first activities, its owner's team, any
+    stage, or, for deals in another currency, any rate changed) and replaces
+    their rows. -#}
+{%- set currency = reporting_currency() -%}
 
 {{ config(
     materialized='incremental',
@@ -61,6 +67,23 @@ opportunity_activities as not materialized (
     from {{ ref('int_opportunity_activities_aggregated') }}
 ),
 
+{# nothing is converted before every currency is known to convert #}
+checked_currencies as (
+    select currency_code from {{ ref('int_currencies_checked') }}
+),
+
+{% if currency %}
+exchange_rates as not materialized (
+    select
+        currency_code,
+        effective_from,
+        effective_to,
+        rate,
+        _load_id
+    from {{ ref('int_exchange_rates_ranged') }}
+),
+{% endif %}
+
 {% if is_incremental() %}
 touched_deals as (
     select opportunity_id from opportunities
@@ -91,6 +114,15 @@ touched_deals as (
     where exists (
         select 1 from pipeline_stages where _load_id > {{ last_seen_load_id() }}
     )
+    {% if currency %}
+    union
+    select opportunity_id from opportunities
+    where
+        currency_code is not null
+        and exists (
+            select 1 from exchange_rates where _load_id > {{ last_seen_load_id() }}
+        )
+    {% endif %}
 ),
 {% endif %}
 
@@ -105,7 +137,13 @@ joined as (
         users.team_id as owner_team_id,
         opportunities.stage_name,
         pipeline_stages.stage_order,
+        {% if currency %}
+        {{ money_in_reporting_currency(
+            'opportunities.amount', 'opportunities.currency_code', 'exchange_rates.rate'
+        ) }} as amount,
+        {% else %}
         opportunities.amount,
+        {% endif %}
         opportunities.is_closed,
         opportunities.is_won,
         opportunities.is_lost,
@@ -126,7 +164,10 @@ joined as (
             pipeline_stages._load_id,
             leads._load_id,
             lead_activities._load_id,
-            opportunity_activities._load_id
+            opportunity_activities._load_id{{ ',' if currency }}
+            {% if currency %}
+            exchange_rates._load_id
+            {% endif %}
         ) as _load_id
     from opportunities
     left join users
@@ -139,6 +180,15 @@ joined as (
         on opportunities.lead_id = lead_activities.lead_id
     left join opportunity_activities
         on opportunities.opportunity_id = opportunity_activities.opportunity_id
+    {% if currency %}
+    {# open deals (no close_date) take the latest rate #}
+    left join exchange_rates
+        on {{ rate_in_effect(
+            'exchange_rates',
+            'opportunities.currency_code',
+            "coalesce(opportunities.close_date, date '9999-12-30')",
+        ) }}
+    {% endif %}
     {% if is_incremental() %}
     where opportunities.opportunity_id in (
         select touched_deals.opportunity_id from touched_deals

@@ -19,6 +19,7 @@ final as (
         stage_name,
         stage_order,
         amount,
+        {{ currency_code_column() }}
         is_closed,
         is_won,
         is_lost,

@@ -61,6 +61,7 @@ final as (
         rep_id,
         won_deals,
         won_amount,
+        {{ currency_code_column() }}
         avg_deal_size,
         prev_avg_deal_size,
         {{ percent_change('avg_deal_size', 'prev_avg_deal_size') }} as mom_change_pct

@@ -31,7 +31,7 @@ quotas as (
         quota_month,
         user_id,
         quota_amount
-    from {{ ref('stg_crm__quotas') }}
+    from {{ ref('int_quotas_converted') }}
     {# a quota of 0 or less is no quota #}
     where quota_amount > 0
 ),
@@ -98,6 +98,7 @@ final as (
         won_deals,
         won_amount,
         quota_amount,
+        {{ currency_code_column() }}
         attainment,
         prev_won_amount,
         {{ percent_change('won_amount', 'prev_won_amount') }} as mom_growth_pct

@@ -32,7 +32,7 @@ quotas as (
         quota_month,
         user_id,
         quota_amount
-    from {{ ref('stg_crm__quotas') }}
+    from {{ ref('int_quotas_converted') }}
     {# a quota of 0 or less is no quota #}
     where quota_amount > 0
 ),
@@ -112,6 +112,7 @@ final as (
         rep_id,
         quota_amount,
         won_amount,
+        {{ currency_code_column() }}
         {{ safe_divide('won_amount', 'quota_amount') }} as attainment,
         reps_with_quota,
         reps_meeting_quota,

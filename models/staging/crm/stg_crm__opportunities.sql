@@ -21,6 +21,7 @@ renamed as (
         created_at,
         {# kept-but-suspicious input: the close_date of an open deal is ignored #}
         case when is_closed then close_date end as close_date,
+        currency_code,
         _load_id
     from source
 )

@@ -9,6 +9,7 @@ renamed as (
         user_id,
         month as quota_month,
         quota_amount,
+        currency_code,
         _load_id
     from source
 )

@@ -11,6 +11,7 @@ renamed as (
         started_at as start_date,
         ended_at as end_date,
         mrr,
+        currency_code,
         _load_id
     from source
 )

@@ -1,0 +1,16 @@
+with
+
+source as (
+    select * from {{ source('crm', 'exchange_rates') }}
+),
+
+renamed as (
+    select
+        currency_code,
+        valid_from,
+        rate,
+        _load_id
+    from source
+)
+
+select * from renamed
