@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,9 @@ from runner.reporting import Reporter, format_rows
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 EXAMPLE = re.compile(r"```sql\n(?P<sql>.*?)```\n\n```text\n(?P<output>.*?)```", re.DOTALL)
+COMMAND = re.compile(
+    r"```bash\n(?P<command>kpi metrics [^\n]*)\n```\n\n```text\n(?P<output>.*?)```", re.DOTALL
+)
 
 
 def build_demo(work: Path) -> Path:
@@ -55,6 +59,32 @@ def test_the_readme_shows_ten_examples() -> None:
 def test_each_example_output_is_what_the_query_returns(demo_warehouse: Path, index: int) -> None:
     match = list(EXAMPLE.finditer(README.read_text(encoding="utf-8")))[index]
     assert render(demo_warehouse, match.group("sql")) == match.group("output")
+
+
+def run_command(project: Project, command: str) -> str:
+    """A `kpi metrics` command of the README, run on the demo warehouse: its stdout."""
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    args = shlex.split(command)[1:]
+    args += ["--warehouse", str(project.settings.warehouse)]
+    args += ["--target-path", str(project.settings.target_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_the_readme_shows_a_kpi_metrics_example() -> None:
+    assert len(COMMAND.findall(README.read_text(encoding="utf-8"))) == 1
+
+
+def test_the_kpi_metrics_example_output_is_what_the_command_prints(
+    demo_build: tuple[Project, Path],
+) -> None:
+    match = COMMAND.search(README.read_text(encoding="utf-8"))
+    assert match is not None
+    assert run_command(demo_build[0], match.group("command")) == match.group("output")
 
 
 def write_outputs() -> None:
