@@ -29,10 +29,12 @@ from test_invariants import write_export
 
 from runner import Project
 from runner.errors import ProjectError
+from runner.project import RunResult
 from runner.reporting import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
 DEC, FEB, MAR = date(2025, 12, 1), date(2026, 2, 1), date(2026, 3, 1)
+LOGS: dict[Path, str] = {}
 
 
 def deal(opportunity_id: str, amount: str, code: str, close_date: str) -> dict[str, str]:
@@ -99,7 +101,9 @@ EXPORT: dict[str, list[dict[str, str]]] = {
 }
 
 
-def build(work: Path, export: dict[str, list[dict[str, str]]], **settings: Any) -> Project:
+def build(work: Path, export: dict[str, list[dict[str, str]]], **settings: Any) -> RunResult:
+    """Write `export`, load it and run the models (no data tests) into `work`;
+    what the runner printed is kept in `LOGS[work]`."""
     write_export(work / "export", export)
     project = Project.load(
         ROOT,
@@ -110,8 +114,9 @@ def build(work: Path, export: dict[str, list[dict[str, str]]], **settings: Any) 
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
-    project.run()
-    return project
+    result = project.run()
+    LOGS[work] = project.reporter.stream.getvalue()  # type: ignore[attr-defined]
+    return result
 
 
 def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -122,18 +127,22 @@ def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def errors(project: Project) -> list[str]:
-    return [
-        r.message or ""
-        for r in project.build().results  # nothing changed: the same failure again
-        if r.status == "error"
-    ]
+def errors(result: RunResult) -> list[str]:
+    return [r.message or "" for r in result.results if r.status == "error"]
 
 
 @pytest.fixture(scope="module")
 def usd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("usd")
-    project = build(work, EXPORT, reporting_currency="USD")
+    write_export(work / "export", EXPORT)
+    project = Project.load(
+        ROOT,
+        warehouse=work / "w.duckdb",
+        raw_dir=work / "export",
+        target_path=work / "target",
+        vars={"reporting_currency": "USD"},
+        reporter=Reporter(stream=io.StringIO()),
+    )
     result = project.build()  # the data tests too
     assert result.exit_code == 0, result.summary
     return work / "w.duckdb"
@@ -197,21 +206,20 @@ def test_a_currency_without_a_rate_fails_naming_it_and_its_first_row(tmp_path, u
     ]
     shutil.copy(usd, tmp_path / "w.duckdb")  # the previous, good build
     before = query(tmp_path / "w.duckdb", "select * from marts.kpi_monthly_sales order by all")
-    project = build(tmp_path, export, reporting_currency="USD")
-    assert errors(project) == [
+    result = build(tmp_path, export, reporting_currency="USD")
+    assert result.exit_code == 1
+    assert errors(result) == [
         "Invalid Input Error: JPY has no rate in exchange_rates to convert it to the reporting "
         "currency USD (first row: opportunities opportunity_id o8). Add its rates to the "
         "exchange_rates file (rate = units of JPY per 1 USD)."
     ]
-    assert project.build().exit_code == 1
     # the marts keep their previous tables
     after = query(tmp_path / "w.duckdb", "select * from marts.kpi_monthly_sales order by all")
     assert after == before
 
 
 def test_currency_codes_without_a_reporting_currency_fail_saying_so(tmp_path) -> None:
-    project = build(tmp_path, EXPORT)
-    assert errors(project) == [
+    assert errors(build(tmp_path, EXPORT)) == [
         "Invalid Input Error: the export has money in currency EUR (first row: opportunities "
         "opportunity_id o1) but no reporting currency is set, so nothing can be summed in "
         "one currency. Set reporting_currency in [tool.kpi] (for example "
@@ -258,13 +266,12 @@ def test_a_new_rate_reconverts_incrementally_as_a_clean_build_would(tmp_path) ->
     later["exchange_rates"].append(
         {"currency_code": "EUR", "valid_from": "2026-03-05", "rate": "1.2"}
     )
-    assert build(tmp_path, EXPORT, reporting_currency="USD").build().exit_code == 0
-    project = build(tmp_path, later, reporting_currency="USD")  # on the previous build
-    assert project.build().exit_code == 0
-    log = project.reporter.stream.getvalue()  # type: ignore[attr-defined]
-    assert "Rebuilding int_opportunities_enriched" not in log  # an incremental run
-    clean = build(tmp_path / "clean", later, reporting_currency="USD")
-    assert clean.build().exit_code == 0
+    assert build(tmp_path, EXPORT, reporting_currency="USD").exit_code == 0
+    # on the previous build: an incremental run, no model rebuilt in full
+    assert build(tmp_path, later, reporting_currency="USD").exit_code == 0
+    assert "Rebuilding int_opportunities_enriched" not in LOGS[tmp_path]
+    assert "Running " in LOGS[tmp_path]
+    assert build(tmp_path / "clean", later, reporting_currency="USD").exit_code == 0
     sql = "select opportunity_id, amount from marts.fct_opportunities order by all"
     incremental = query(tmp_path / "w.duckdb", sql)
     assert incremental == query(tmp_path / "clean" / "w.duckdb", sql)
