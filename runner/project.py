@@ -682,9 +682,10 @@ class Project:
             try:
                 result = con.execute(sql)
             except duckdb.CatalogException as exc:
+                first_line = str(exc).strip().splitlines()[0]
                 raise ProjectError(
-                    f"the warehouse {self.settings.warehouse} lacks a mart the metrics "
-                    f"read ({str(exc).strip()}).",
+                    f"the warehouse {self.settings.warehouse} lacks a table the metrics "
+                    f"read ({first_line}).",
                     hint="Run `kpi build` first.",
                 ) from exc
             except duckdb.Error as exc:

@@ -27,6 +27,7 @@ from test_invariants import exports, write_export
 
 from runner import Project
 from runner.cli import main
+from runner.errors import ProjectError
 from runner.metrics import MetricError
 from runner.reporting import Reporter
 
@@ -716,3 +717,10 @@ def test_a_metric_declared_twice_is_an_error(make_project, load) -> None:
     )
     with pytest.raises(Exception, match="metric 'm' is declared twice"):
         load(root)
+
+
+def test_metrics_on_a_warehouse_without_the_marts_say_to_build_first(tmp_path) -> None:
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()  # an empty warehouse
+    project = Project.load(ROOT, warehouse=tmp_path / "w.duckdb", target_path=tmp_path / "t")
+    with pytest.raises(ProjectError, match=r"lacks a table the metrics read \(Catalog Error"):
+        project.metrics(["win_rate"])
