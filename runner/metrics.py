@@ -286,7 +286,7 @@ def metrics_sql(
     group = ["months.period", "months.period_start"]
     group += [f"mart.{k}" for k in keys + dimensions]
     for mart, members in by_mart.items():
-        columns = ",\n".join(f"        {_metric_sql(m, query.grain)} as {m.name}" for m in members)
+        columns = ",\n".join(f"        {_metric_sql(m)} as {m.name}" for m in members)
         ctes.append(
             f"{mart}_periods as (\n    select\n"
             + "".join(f"        {g},\n" for g in group)
@@ -316,14 +316,12 @@ def metrics_sql(
             + f"\n    from metric_rows\n    group by {', '.join(out_keys)}"
         )
     ctes.append(f"final as (\n{final}\n)")
-    order = ", ".join(
-        ["period_start"] + [f"{k} nulls first" for k in keys] + [d for d in dimensions]
-    )
+    order = ", ".join(["period_start", *[f"{k} nulls first" for k in keys], *dimensions])
     sql = "with\n\n" + ",\n\n".join(ctes) + f"\n\nselect * from final\norder by {order}\n"
     return sql, {m.name: m.format for m in chosen}
 
 
-def _metric_sql(metric: Metric, grain: str) -> str:
+def _metric_sql(metric: Metric) -> str:
     """The aggregate that computes `metric` over the rows of one period
     (column names are checked when the metric is read)."""
     if metric.median is not None:
