@@ -208,8 +208,9 @@ def _columns_of(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[st
     """The contract columns of every table (the loader's own `_load_id` left out)."""
     columns: dict[tuple[str, str], list[str]] = {}
     for schema, table, column in con.execute(
-        "select table_schema, table_name, column_name from information_schema.columns "
-        "order by table_schema, table_name, ordinal_position"
+        "select schema_name, table_name, column_name from duckdb_columns() "
+        "where not internal and database_name = current_database() "
+        "order by schema_name, table_name, column_index"
     ).fetchall():
         if column != "_load_id":
             columns.setdefault((schema.lower(), table.lower()), []).append(column.lower())

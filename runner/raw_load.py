@@ -555,7 +555,12 @@ def _load_files(
 
     export_dir = report.export_dir
     _ensure_state_tables(con)
-    plans = plan_tables(con, contracts, files, force)
+    try:
+        plans = plan_tables(con, contracts, files, force)
+    except duckdb.Error as exc:
+        raise duckdb_failure(con, exc) or LoadError(
+            f"loading failed, nothing was loaded: {_error_line(exc)}", path=export_dir
+        ) from exc
     for plan in plans:
         report.actions[plan.contract.name] = plan.action
     if all(p.action == "skip" for p in plans):
