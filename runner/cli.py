@@ -692,10 +692,14 @@ def _print_rows(
     help="The HTML file to write [default: target/report/index.html].",
 )
 @click.option(
-    "--currency", default="USD", show_default=True, help="ISO code of the export's currency."
+    "--currency",
+    default=None,
+    help="ISO code of the marts' money [default: [tool.kpi] reporting_currency, else USD].",
 )
 @wait_option
-def report_command(args: ProjectArgs, out: str | None, currency: str, wait_seconds: float) -> None:
+def report_command(
+    args: ProjectArgs, out: str | None, currency: str | None, wait_seconds: float
+) -> None:
     """Write the ten KPIs as one self-contained HTML page (charts, team and
     month pickers, sortable rep tables) from the current marts, read-only.
 

@@ -593,7 +593,10 @@ class Project:
             con.close()
 
     def report(
-        self, out: str | Path | None = None, currency: str = "USD", wait_seconds: float = 0.0
+        self,
+        out: str | Path | None = None,
+        currency: str | None = None,
+        wait_seconds: float = 0.0,
     ) -> ReportInfo:
         """Write the KPI report page (default `target/report/index.html`) from
         the current marts: the published file when there is one, else the
@@ -608,7 +611,9 @@ class Project:
             source, schema = self.settings.warehouse, "marts"
         con = connect(source, read_only=True, wait_seconds=wait_seconds)
         try:
-            info = write_report(con, path, schema, currency)
+            # the marts' money is in the reporting currency when one is set
+            unit = currency or self.loaded.vars.get("reporting_currency") or "USD"
+            info = write_report(con, path, schema, str(unit))
         finally:
             con.close()
         self.reporter.info(
