@@ -65,6 +65,7 @@ class ColumnContract:
     name: str
     type: str
     required: bool
+    warn_if_absent: bool = True  # `meta.warn_if_absent: false`: absent is the usual case
 
     @property
     def sql_type(self) -> str:
@@ -103,7 +104,14 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                     f"knows {', '.join(SQL_TYPES)}.",
                     path=table.path,
                 )
-            columns.append(ColumnContract(column.name, kind, bool(column.meta.get("required"))))
+            columns.append(
+                ColumnContract(
+                    column.name,
+                    kind,
+                    bool(column.meta.get("required")),
+                    bool(column.meta.get("warn_if_absent", True)),
+                )
+            )
         rules = []
         for rule in table.meta.get("reject_when") or []:
             if not isinstance(rule, Mapping) or "when" not in rule:

@@ -210,7 +210,7 @@ def _check_columns(
     extra = [h for h in names if h not in wanted]
     if extra:
         warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
-    absent = [c.name for c in contract.columns if c.name not in names]
+    absent = [c.name for c in contract.columns if c.name not in names and c.warn_if_absent]
     if absent:
         warnings.append(
             f"{file.path}: optional column(s) {', '.join(absent)} absent, loaded as NULL."

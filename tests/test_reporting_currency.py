@@ -281,3 +281,12 @@ def test_a_new_rate_reconverts_incrementally_as_a_clean_build_would(tmp_path) ->
     for mart in ("kpi_monthly_sales", "kpi_quota_attainment", "kpi_avg_deal_size"):
         sql = f"select * from marts.{mart} order by all"
         assert query(tmp_path / "w.duckdb", sql) == query(tmp_path / "clean" / "w.duckdb", sql)
+
+
+def test_a_single_currency_export_loads_without_currency_warnings(demo_build) -> None:
+    # the demo has no currency_code columns and no exchange_rates file
+    project, _ = demo_build
+    log = project.reporter.stream.getvalue()
+    assert "exchange_rates: no file (an optional table), empty" in log
+    assert "currency_code absent" not in log
+    assert "optional column(s)" not in log
