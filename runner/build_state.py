@@ -260,10 +260,9 @@ def record_build(
     """Remember, inside the build's transaction, the load a node has now seen,
     and (`full`) that it was rebuilt in full now."""
     row = cur.execute(
-        f"select full_load_id, full_built_at from {NODE_STATE} where unique_id = ?",
+        f"delete from {NODE_STATE} where unique_id = ? returning full_load_id, full_built_at",
         [unique_id],
     ).fetchone()
-    cur.execute(f"delete from {NODE_STATE} where unique_id = ?", [unique_id])
     insert = f"insert into {NODE_STATE} values (?, ?, ?, ?, now()::timestamp, "
     if full or row is None or row[1] is None:
         cur.execute(insert + "now()::timestamp)", [unique_id, load_id, logic, load_id])
@@ -281,8 +280,10 @@ def record_passes(
     ids = sorted(passed)
     con.execute("begin transaction")
     con.execute(f"delete from {NODE_STATE} where unique_id in (select unnest(?))", [ids])
-    con.executemany(
-        f"insert into {NODE_STATE} values (?, ?, ?, 0, now()::timestamp, null)",
-        [[uid, seen[uid], passed[uid]] for uid in ids],
+    # one statement for all rows: executemany would run one insert per row
+    con.execute(
+        f"insert into {NODE_STATE} select unnest(?), unnest(?), unnest(?), 0, "
+        "now()::timestamp, null",
+        [ids, [seen[uid] for uid in ids], [passed[uid] for uid in ids]],
     )
     con.execute("commit")
