@@ -82,11 +82,22 @@ class TableContract:
     primary_key: tuple[str, ...] = ()
     reject_when: tuple[tuple[str, str], ...] = ()
     yml_path: str = ""
-    optional: bool = False  # the export may leave the file out (an empty table)
+    # what a CRM's own export needs (the source's and table's `meta`):
+    optional: bool = False  # the file may be absent: an empty table
+    drop_when: tuple[tuple[str, str], ...] = ()  # rows left out and counted, not rejected
+    null_values: tuple[str, ...] = ()  # values read as NULL besides the empty string
+    fold_underscores: bool = False  # `StageName` and `stage_name` name one column
+    encoding_fallback: str | None = None  # for files that are not valid UTF-8
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def fold(self, name: str) -> str:
+        """A file or column name as matched: trimmed, lower case, and without
+        underscores where the contract says so."""
+        folded = name.strip().lower()
+        return folded.replace("_", "") if self.fold_underscores else folded
 
 
 def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
@@ -112,14 +123,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                     bool(column.meta.get("warn_if_absent", True)),
                 )
             )
-        rules = []
-        for rule in table.meta.get("reject_when") or []:
-            if not isinstance(rule, Mapping) or "when" not in rule:
-                raise ProjectError(
-                    f"every reject_when rule of {table.name} needs `when:` and `reason:`.",
-                    path=table.path,
-                )
-            rules.append((str(rule["when"]), str(rule.get("reason") or rule["when"])))
+        rules = _rules(table, "reject_when")
         key = tuple(str(k) for k in table.meta.get("primary_key") or ())
         unknown = [k for k in key if k not in table.columns]
         if unknown:
@@ -127,18 +131,36 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                 f"primary_key of {table.name} names unknown column(s) {', '.join(unknown)}.",
                 path=table.path,
             )
+        meta = table.source_meta
         contracts.append(
             TableContract(
                 table.name,
                 table.relation,
                 tuple(columns),
                 key,
-                tuple(rules),
+                rules,
                 table.path,
                 optional=bool(table.meta.get("optional")),
+                drop_when=_rules(table, "drop_when"),
+                null_values=tuple(str(v) for v in meta.get("null_values") or ()),
+                fold_underscores=bool(meta.get("fold_underscores")),
+                encoding_fallback=meta.get("encoding_fallback"),
             )
         )
     return contracts
+
+
+def _rules(table: SourceTable, key: str) -> tuple[tuple[str, str], ...]:
+    """A table's `meta.<key>` rules: (SQL condition over the typed row, reason)."""
+    rules = []
+    for rule in table.meta.get(key) or []:
+        if not isinstance(rule, Mapping) or "when" not in rule:
+            raise ProjectError(
+                f"every {key} rule of {table.name} needs `when:` and `reason:`.",
+                path=table.path,
+            )
+        rules.append((str(rule["when"]), str(rule.get("reason") or rule["when"])))
+    return tuple(rules)
 
 
 def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tuple[str, str]:

@@ -111,28 +111,32 @@ def find_export_files(
             path=export_dir,
             hint="Pass --raw-dir DIR (or set KPI_RAW_DIR) to a folder with one file per table.",
         )
-    names = {c.name for c in contracts}
+    # a CRM's export holds many files the mapping does not read: no warning for those
+    quiet = any(c.fold_underscores for c in contracts)
     pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
-    found: dict[str, list[ExportFile]] = {name: [] for name in names}
+    found: dict[str, list[ExportFile]] = {c.name: [] for c in contracts}
     warnings = []
     try:
         for path in sorted(export_dir.iterdir()):
             match = pattern.match(path.name)
             if not match or not path.is_file():
                 continue
-            if match.group("table") not in names:
-                warnings.append(f"{path}: not a table of the contract; ignored.")
+            stem = match.group("table")
+            contract = next((c for c in contracts if c.fold(stem) == c.fold(c.name)), None)
+            if contract is None:
+                if not quiet:
+                    warnings.append(f"{path}: not a table of the contract; ignored.")
                 continue
-            found[match.group("table")].append(open_export_file(match.group("table"), path))
+            found[contract.name].append(open_export_file(contract.name, path))
     except BaseException:
         close_export_files(found)
         raise
     problems = []
-    optional = {c.name for c in contracts if c.optional}
-    for name in sorted(names):
+    for contract in sorted(contracts, key=lambda c: c.name):
+        name = contract.name
         files = found[name]
-        base = [f for f in files if f.path.stem.lower() == name.lower()]
-        if not base and name in optional and not files:
+        base = [f for f in files if contract.fold(f.path.stem) == contract.fold(name)]
+        if not base and contract.optional and not files:
             continue  # an optional table left out of the export: loaded empty
         if not base:
             problems.append(

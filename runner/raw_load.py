@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import os
 import re
 import time
@@ -47,7 +48,9 @@ from runner.raw_contract import (
     bounds_sql,
     parse_value_sql,
 )
+from runner.raw_encoding import check_encoding, is_utf8, is_utf8_name, utf8_copy
 from runner.raw_files import (
+    FD_DIR,
     LOAD_STATE,
     ExportFile,
     TablePlan,
@@ -90,6 +93,7 @@ class FileResult:
     file: ExportFile
     rows: int = 0
     rejected: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows left out
     rejections: list[Rejection] = field(default_factory=list)
 
 
@@ -114,6 +118,15 @@ class LoadReport:
     def rows(self) -> int:
         return sum(f.rows for f in self.files)
 
+    def dropped(self, table: str | None = None) -> dict[str, int]:
+        """Rows left out by a `drop_when` rule (deleted in the CRM), by reason."""
+        out: dict[str, int] = {}
+        for result in self.files:
+            if table is None or result.file.table == table:
+                for reason, rows in result.dropped.items():
+                    out[reason] = out.get(reason, 0) + rows
+        return out
+
     def rejection_text(self) -> str:
         lines = []
         for result in self.files:
@@ -131,11 +144,11 @@ class LoadReport:
 _NEW_LINE_OPTION = {b"\r": "new_line = '\\r', "}  # CR-only files; others detected
 
 
-def _first_line(file: ExportFile) -> tuple[bytes, bytes]:
+def _first_line(path: Path) -> tuple[bytes, bytes]:
     """The file's first line and its line end: `\n` (LF or CRLF files) or
     `\r` (old Mac files, CR only)."""
     head = b""
-    with file.read_path.open("rb") as fh:
+    with path.open("rb") as fh:
         while True:
             chunk = fh.read(1 << 16)
             head += chunk
@@ -148,9 +161,9 @@ def _first_line(file: ExportFile) -> tuple[bytes, bytes]:
                 return head[: lf if lf >= 0 else len(head)], b"\n"
 
 
-def _csv_header(file: ExportFile) -> tuple[list[str], bytes]:
-    """The header's fields, and the file's line end."""
-    first, newline = _first_line(file)
+def _csv_header(file: ExportFile, path: Path) -> tuple[list[str], bytes]:
+    """The header's fields, and the file's line end (`path`: where to read it)."""
+    first, newline = _first_line(path)
     if not first.strip(b"\r\n\xef\xbb\xbf"):
         raise _file_error(
             file,
@@ -171,10 +184,6 @@ def _file_error(file: ExportFile, problem: str, hint: str, line: int | None = No
     return LoadError(f"{problem}.", path=file.path, line=line, hint=hint)
 
 
-def _fold(name: str) -> str:
-    return name.strip().lower()
-
-
 def _check_columns(
     file: ExportFile, header: Sequence[str], contract: TableContract, warnings: list[str]
 ) -> list[str]:
@@ -182,9 +191,9 @@ def _check_columns(
     spaces and ignoring case; others as written). Two names that fold to one
     and a missing required column are errors; extra columns and missing
     optional ones are warnings."""
-    folded = [_fold(h) for h in header]
+    folded = [contract.fold(h) for h in header]
     if len(set(folded)) != len(folded):
-        dupes = sorted({h for h in header if folded.count(_fold(h)) > 1})
+        dupes = sorted({h for h in header if folded.count(contract.fold(h)) > 1})
         raise _file_error(
             file,
             f"has duplicate column(s) {', '.join(repr(d) for d in dupes)} (names match "
@@ -192,7 +201,7 @@ def _check_columns(
             "Rename or drop one.",
             line=1,
         )
-    spelled = {c.name.lower(): c.name for c in contract.columns}
+    spelled = {contract.fold(c.name): c.name for c in contract.columns}
     names = [spelled.get(f, h) for f, h in zip(folded, header, strict=True)]
     wanted = contract.column_names
     missing = [c.name for c in contract.columns if c.required and c.name not in names]
@@ -200,6 +209,7 @@ def _check_columns(
         hints = []
         if len(header) == 1 and any(d in header[0] for d in ";\t|"):
             hints.append("the header has one field: the file seems not to be comma-separated")
+        hints += _near_matches(missing, [h for h in names if h not in contract.column_names])
         raise _file_error(
             file,
             f"lacks required column(s) {', '.join(missing)}",
@@ -208,7 +218,7 @@ def _check_columns(
             line=1,
         )
     extra = [h for h in names if h not in wanted]
-    if extra:
+    if extra and not contract.fold_underscores:  # a CRM's objects have many more fields
         warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
     absent = [c.name for c in contract.columns if c.name not in names and c.warn_if_absent]
     if absent:
@@ -216,6 +226,19 @@ def _check_columns(
             f"{file.path}: optional column(s) {', '.join(absent)} absent, loaded as NULL."
         )
     return names
+
+
+def _near_matches(missing: Sequence[str], header: Sequence[str]) -> list[str]:
+    """`did you mean` hints: a header name close to a missing column's."""
+    hints = []
+    by_fold = {h.strip().lower().replace("_", ""): h for h in header}
+    for name in missing:
+        close = difflib.get_close_matches(
+            name.lower().replace("_", ""), list(by_fold), n=1, cutoff=0.75
+        )
+        if close:
+            hints.append(f"'{by_fold[close[0]]}' may be meant as {name}: rename it")
+    return hints
 
 
 @dataclass(frozen=True)
@@ -227,6 +250,7 @@ class _RowSql:
     type_reason: str
     rule_reason: str
     raw_json: str
+    drop_reason: str  # the drop_when rule a row meets, or NULL
 
 
 @dataclass(frozen=True)
@@ -238,6 +262,7 @@ class _Source:
     unit: str  # "line" or "row"
     rejects_table: str | None = None
     newline: bytes = b"\n"
+    read_path: Path | None = None  # the UTF-8 text read, when not the file itself
 
 
 class _Loader:
@@ -246,11 +271,37 @@ class _Loader:
         cur: duckdb.DuckDBPyConnection,
         report: LoadReport,
         load_id: int,
+        encoding: str | None = None,
     ) -> None:
         self.cur = cur
         self.report = report
         self.load_id = load_id
+        self.encoding = encoding
         self._counter = 0
+        self._temp_fds: list[int] = []
+
+    def close(self) -> None:
+        for fd in self._temp_fds:
+            os.close(fd)
+        self._temp_fds = []
+
+    def _utf8_path(self, file: ExportFile, contract: TableContract) -> Path:
+        """Where to read `file` as UTF-8: the file itself, or a decoded copy
+        (`--encoding`, or the contract's fallback for a file that is not
+        UTF-8, with one warning naming it)."""
+        encoding = self.encoding
+        if encoding is None or is_utf8_name(encoding):
+            if encoding is not None or contract.encoding_fallback is None:
+                return file.read_path
+            if is_utf8(file.read_path):
+                return file.read_path
+            encoding = contract.encoding_fallback
+            self.report.warnings.append(
+                f"{file.path}: not valid UTF-8; read as {encoding} (pass --encoding to force one)."
+            )
+        fd = utf8_copy(file.read_path, encoding)
+        self._temp_fds.append(fd)
+        return FD_DIR / str(fd) if FD_DIR.is_dir() else Path(f"/dev/fd/{fd}")
 
     def _name(self, prefix: str) -> str:
         self._counter += 1
@@ -259,20 +310,21 @@ class _Loader:
     def open_source(self, file: ExportFile, contract: TableContract) -> _Source:
         if file.is_parquet:
             return self._open_parquet(file, contract)
-        header, newline = _csv_header(file)
+        read_path = self._utf8_path(file, contract)
+        header, newline = _csv_header(file, read_path)
         names = _check_columns(file, header, contract, self.report.warnings)
         rejects = self._name("rejects")
         scan = self._name("scan")
         columns = ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in names)
         reader = (
-            f"read_csv({quote_literal(str(file.read_path))}, auto_detect = false, "
+            f"read_csv({quote_literal(str(read_path))}, auto_detect = false, "
             f"header = true, columns = {{{columns}}}, delim = ',', quote = '\"', "
             f"escape = '\"', {_NEW_LINE_OPTION.get(newline, '')}"
             f"store_rejects = true, rejects_table = {quote_literal(rejects)}, "
             f"rejects_scan = {quote_literal(scan)}, max_line_size = 10000000)"
         )
         present = {h: "VARCHAR" for h in names if h in contract.column_names}
-        return _Source(reader, present, "line", rejects, newline)
+        return _Source(reader, present, "line", rejects, newline, read_path)
 
     def _open_parquet(self, file: ExportFile, contract: TableContract) -> _Source:
         import duckdb
@@ -310,7 +362,8 @@ class _Loader:
                 continue
             raw = f"source.{ident}"
             if source.columns[column.name] == "VARCHAR":
-                raw = f"nullif({raw}, '')"
+                for null in ("", *contract.null_values):
+                    raw = f"nullif({raw}, {quote_literal(null)})"
             typed, invalid = parse_value_sql(column, raw, source.columns[column.name])
             typed_cols.append(f"{typed} as {ident}")
             if column.required:
@@ -345,32 +398,50 @@ class _Loader:
                 for condition, reason in contract.reject_when
             )
             rule_reason = f"case {whens} end"
-        return _RowSql(", ".join(typed_cols), type_reason, rule_reason, raw_json)
+        drop_reason = "cast(null as varchar)"
+        if contract.drop_when:
+            whens = " ".join(
+                f"when coalesce(({condition}), false) then {quote_literal(reason)}"
+                for condition, reason in contract.drop_when
+            )
+            drop_reason = f"case {whens} end"
+        return _RowSql(", ".join(typed_cols), type_reason, rule_reason, raw_json, drop_reason)
 
     def count_rows(
         self, file: ExportFile, source: _Source, contract: TableContract
-    ) -> tuple[int, int]:
-        """(rows, rows that break a type, required or row rule) of one file, in
-        one scan with nothing materialized; the reader's own refusals are
-        counted apart."""
+    ) -> tuple[int, int, dict[str, int]]:
+        """(rows kept, rows that break a type, required or row rule, rows left
+        out by a drop rule by reason) of one file, in one scan with nothing
+        materialized; the reader's own refusals are counted apart. A dropped
+        row takes part in no other rule."""
         rows = self.row_sql(source, contract)
         rejected = f"__kpi_type_reason is not null or ({rows.rule_reason}) is not null"
         sql = f"""
-            select count(*), count(*) filter (where {rejected})
+            select __kpi_drop, count(*), count(*) filter (where {rejected})
             from (
-                select {rows.typed_cols}, {rows.type_reason} as __kpi_type_reason
-                from {source.sql} as source
+                select *, {rows.drop_reason} as __kpi_drop
+                from (
+                    select {rows.typed_cols}, {rows.type_reason} as __kpi_type_reason
+                    from {source.sql} as source
+                )
             )
+            group by __kpi_drop
         """
         try:
-            row = self.cur.execute(sql).fetchone()
+            groups = self.cur.execute(sql).fetchall()
         except Exception as exc:
             raise self.read_error(file, exc) from exc
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        kept = next(((int(n), int(bad)) for drop, n, bad in groups if drop is None), (0, 0))
+        dropped = {str(drop): int(n) for drop, n, _ in groups if drop is not None}
+        return kept[0], kept[1], dropped
 
     def typed_rows(self, source: _Source, contract: TableContract) -> str:
-        """A query of one file's rows with the contract's types (no checks)."""
-        return f"select {self.row_sql(source, contract).typed_cols} from {source.sql} as source"
+        """A query of one file's kept rows with the contract's types (no checks)."""
+        rows = self.row_sql(source, contract)
+        typed = f"select {rows.typed_cols} from {source.sql} as source"
+        if not contract.drop_when:
+            return typed
+        return f"select * from ({typed}) where ({rows.drop_reason}) is null"
 
     def stage(
         self, file: ExportFile, source: _Source, contract: TableContract, file_index: int
@@ -394,6 +465,9 @@ class _Loader:
                     case when ({rows.type_reason}) is not null then {rows.raw_json} end
                         as __kpi_raw
                 from source
+            ),
+            kept as (
+                select * from typed where ({rows.drop_reason}) is null
             )
             select
                 {file_index} as __kpi_file,
@@ -403,7 +477,7 @@ class _Loader:
                     as __kpi_reason,
                 case when __kpi_reason is null and ({rows.rule_reason}) is not null
                     then to_json(struct_pack({names})) else __kpi_raw end as __kpi_raw
-            from typed
+            from kept
         """
         try:
             self.cur.execute(sql)
@@ -431,7 +505,7 @@ class _Loader:
         if not rows:
             return []
         positions = [int(r[0]) for r in rows]
-        lines = lines_at(file.read_path, positions, source.newline)
+        lines = lines_at(source.read_path or file.read_path, positions, source.newline)
         out = []
         for (_, record, kinds, message, raw), line in zip(rows, lines, strict=True):
             reason = _reader_reason(kinds, message)
@@ -501,7 +575,7 @@ def _locate_rejections(
                 break
             record += 1
         records.append(record)
-    lines = record_lines(file.read_path, records)
+    lines = record_lines(source.read_path or file.read_path, records)
     return [
         (Rejection(file.name, lines.get(rec), reason, record=rec), raw)
         for rec, (_, reason, raw) in zip(records, rows, strict=True)
@@ -518,10 +592,15 @@ def load_export(
     *,
     on_bad_rows: str = "fail",
     force: bool = False,
+    encoding: str | None = None,
 ) -> LoadReport:
-    """Load `export_dir` into the raw tables of `contracts`, all or nothing."""
+    """Load `export_dir` into the raw tables of `contracts`, all or nothing;
+    `encoding` is that of every CSV file (else UTF-8, or the contract's
+    fallback for a file that is not)."""
     if on_bad_rows not in ("fail", "quarantine"):
         raise ProjectError(f"--on-bad-rows must be fail or quarantine, not '{on_bad_rows}'.")
+    if encoding is not None:
+        check_encoding(encoding)
     started = time.perf_counter()
     report = LoadReport(export_dir)
     if not contracts:
@@ -535,7 +614,7 @@ def load_export(
                 + "\n  ".join(problems),
                 path=export_dir,
             )
-        _load_files(con, contracts, files, report, on_bad_rows, force)
+        _load_files(con, contracts, files, report, on_bad_rows, force, encoding)
     finally:
         close_export_files(files)
     report.seconds = time.perf_counter() - started
@@ -549,6 +628,7 @@ def _load_files(
     report: LoadReport,
     on_bad_rows: str,
     force: bool,
+    encoding: str | None = None,
 ) -> None:
     """Load the opened files of an export, in one transaction."""
     import duckdb
@@ -573,14 +653,17 @@ def _load_files(
         cur.execute("begin transaction")
         load_id = _next_load_id(cur)
         report.load_id = load_id
-        loader = _Loader(cur, report, load_id)
+        loader = _Loader(cur, report, load_id, encoding)
         schemas = {p.contract.relation.schema for p in plans}
         for schema in sorted(schemas):
             cur.execute(f"create schema if not exists {quote_identifier(schema)}")
         _ensure_rejected_rows(cur, sorted(schemas)[0])
-        for plan in plans:
-            if plan.action != "skip":
-                _load_table(loader, plan, on_bad_rows)
+        try:
+            for plan in plans:
+                if plan.action != "skip":
+                    _load_table(loader, plan, on_bad_rows)
+        finally:
+            loader.close()
         if report.rejected and on_bad_rows == "fail":
             cur.execute("rollback")
             also = "".join(f"\n  Also: {w}" for w in report.warnings)
@@ -657,9 +740,10 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
     counts = []
     rows_per_file = []
+    dropped: dict[str, dict[str, int]] = {}
     clean = True
     for file, source in opened:
-        rows, rejected = loader.count_rows(file, source, contract)
+        rows, rejected, dropped[file.name] = loader.count_rows(file, source, contract)
         refused = loader.reader_rejections(file, source)
         counts.append((file, source, refused))
         rows_per_file.append(rows)
@@ -668,10 +752,10 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     if clean and not _has_duplicates(cur, plan, typed):
         _write_rows(loader, plan, f"select * from ({typed})")
         for (file, _, _), rows in zip(counts, rows_per_file, strict=True):
-            loader.report.files.append(FileResult(file, rows, 0))
+            loader.report.files.append(FileResult(file, rows, 0, dropped[file.name]))
         _record_state(loader, plan)
         return
-    _load_table_staged(loader, plan, on_bad_rows, counts)
+    _load_table_staged(loader, plan, on_bad_rows, counts, dropped)
 
 
 def _has_duplicates(cur: duckdb.DuckDBPyConnection, plan: TablePlan, typed: str) -> bool:
@@ -821,6 +905,7 @@ def _load_table_staged(
     plan: TablePlan,
     on_bad_rows: str,
     counts: list[tuple[ExportFile, _Source, list[Rejection]]],
+    dropped: dict[str, dict[str, int]],
 ) -> None:
     """The slow path: stage every row with its file order and its reason."""
     cur = loader.cur
@@ -882,7 +967,7 @@ def _load_table_staged(
             f"from {all_rows} where __kpi_file = {index}"
         ).fetchone()
         good, bad = (int(tally[0]), int(tally[1])) if tally else (0, 0)
-        result = FileResult(file, good, bad + len(reader_rejects))
+        result = FileResult(file, good, bad + len(reader_rejects), dropped[file.name])
         view = loader._name("file")
         cur.execute(
             f"create temp view {view} as select * from {all_rows} where __kpi_file = {index}"
@@ -943,6 +1028,8 @@ def describe_report(report: LoadReport) -> list[str]:
         rejected = sum(r.rejected for r in results)
         files = ", ".join(r.file.name for r in results)
         tail = f", {rejected:,} rejected" if rejected else ""
+        for reason, rows in sorted(report.dropped(table).items()):
+            tail += f", {rows:,} dropped ({reason})"
         how, inserted, updated, deleted = report.changes.get(table, ("load", 0, 0, 0))
         if how == "compare":
             lines.append(
