@@ -34,6 +34,8 @@ class ProjectArgs:
     vars: dict[str, Any]
     target_path: str | None
     debug: bool
+    crm: str | None = None
+    encoding: str | None = None
 
     def load(self, raw_dir: str | None = None) -> Project:
         from runner.project import Project
@@ -44,6 +46,8 @@ class ProjectArgs:
             vars=self.vars,
             raw_dir=raw_dir,
             target_path=self.target_path,
+            crm=self.crm,
+            encoding=self.encoding,
         )
 
 
@@ -119,11 +123,13 @@ def project_command(func: F) -> F:
         vars_: dict[str, Any],
         target_path: str | None,
         debug: bool,
+        crm: str | None,
+        encoding: str | None,
         **kwargs: Any,
     ) -> Any:
         from runner.errors import KpiError
 
-        args = ProjectArgs(project_dir, warehouse, vars_, target_path, debug)
+        args = ProjectArgs(project_dir, warehouse, vars_, target_path, debug, crm, encoding)
         try:
             return func(args, **kwargs)
         except KpiError as exc:
@@ -179,6 +185,19 @@ def project_command(func: F) -> F:
                 default=None,
                 help="Where compiled SQL, artifacts and caches go [env KPI_TARGET_PATH; "
                 "default target/].",
+            ),
+            click.option(
+                "--crm",
+                type=click.Choice(["contract", "salesforce", "hubspot"]),
+                default=None,
+                help="The export's format [default from [tool.kpi] crm, else detected from "
+                "its files].",
+            ),
+            click.option(
+                "--encoding",
+                default=None,
+                help="Encoding of every CSV file of the export, e.g. windows-1252 [default: "
+                "UTF-8; a CRM export's file that is not UTF-8 is read as Windows-1252].",
             ),
             click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
         ],

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner import graph
+from runner.crm_formats import CONTRACT_TABLES_VAR, CRM_VAR, active_sources
 from runner.data_tests import THRESHOLD
 from runner.errors import CompilationError, DependencyError, ProjectError
 from runner.loaded import LoadedProject
@@ -71,6 +72,11 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
     )
     project_vars = {**settings.vars, **(cli_vars or {})}
     check_reporting_settings(project_vars)
+    props.sources = active_sources(
+        props.sources,
+        str(project_vars.get(CRM_VAR) or "contract"),
+        tuple(project_vars.get(CONTRACT_TABLES_VAR) or ()),
+    )
     env_reads: dict[str, str | None] = {}
     warnings: list[str] = []
     nodes: dict[str, Node] = {}

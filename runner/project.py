@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, incremental_tests, parse_cache
+from runner.crm_formats import ExportFormat, resolve_format
 from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.graph import Graph
 from runner.nodes import Node
@@ -103,10 +104,14 @@ class Project:
         loaded: LoadedProject,
         reporter: Reporter | None = None,
         raw_dir: str | Path | None = None,
+        export_format: ExportFormat | None = None,
+        encoding: str | None = None,
     ) -> None:
         self.loaded = loaded
         self.reporter = reporter or Reporter()
         self.raw_dir_override = raw_dir
+        self.export_format = export_format or ExportFormat("contract", "default")
+        self.encoding = encoding
         self.load_warnings: list[str] = []  # repeated at the end of a load or build
         for warning in loaded.warnings:
             self.reporter.warning(warning)
@@ -121,11 +126,20 @@ class Project:
         raw_dir: str | Path | None = None,
         reporter: Reporter | None = None,
         target_path: str | Path | None = None,
+        crm: str | None = None,
+        encoding: str | None = None,
     ) -> Project:
         """Parse the project; `raw_dir` overrides where `build` loads raw data from,
-        `target_path` where compiled SQL, artifacts and caches go."""
+        `target_path` where compiled SQL, artifacts and caches go, `crm` forces the
+        export's format (else `[tool.kpi] crm`, else detected from the export's
+        files), `encoding` the encoding of every CSV file (else UTF-8, falling
+        back to Windows-1252 for CRM exports)."""
+        from runner.raw_load import export_dir_from
+
         settings = load_settings(Path(project_dir), warehouse, target_path)
-        cli_vars = dict(vars or {})
+        export_dir = export_dir_from(raw_dir, settings.raw_dir, settings.project_dir)
+        export_format = resolve_format(crm, settings.crm, export_dir)
+        cli_vars = {**export_format.as_vars(), **dict(vars or {})}
         digest = parse_cache.project_digest(settings, cli_vars)
         loaded = parse_cache.load(settings, digest)
         if loaded is None:
@@ -133,7 +147,7 @@ class Project:
 
             loaded = replace(load_project(settings, cli_vars), digest=digest)
             parse_cache.save(settings, digest, loaded)
-        return cls(loaded, reporter, raw_dir)
+        return cls(loaded, reporter, raw_dir, export_format, encoding)
 
     @property
     def settings(self) -> Settings:
@@ -310,8 +324,14 @@ class Project:
                 hint="Pass --raw-dir DIR, set KPI_RAW_DIR, or set raw_dir in [tool.kpi].",
             )
         self.reporter.info(f"Loading the raw export in {export_dir}")
+        self.reporter.info(self.export_format.describe())
         report = load_export(
-            con, export_dir, contracts, on_bad_rows=on_bad_rows, force=full_refresh
+            con,
+            export_dir,
+            contracts,
+            on_bad_rows=on_bad_rows,
+            force=full_refresh,
+            encoding=self.encoding,
         )
         self.load_warnings = list(report.warnings)
         for warning in report.warnings:

@@ -70,6 +70,8 @@ class Settings:
     raw_dir: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     publish: Path | None = None
+    crm: str | None = None
+    salesforce: Mapping[str, Any] = field(default_factory=dict)
 
     def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
         """The merged folder defaults for a file of `resource` in a folder.
@@ -201,6 +203,8 @@ def _settings_from_table(
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
         publish=(project_dir / publish) if publish else None,
+        crm=str(table["crm"]) if table.get("crm") else None,
+        salesforce=dict(table.get("salesforce", {})),
     )
 
 

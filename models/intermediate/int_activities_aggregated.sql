@@ -9,7 +9,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['activity_month', 'owner_id'],
-    append_only=['crm.activities'],
+    append_only=crm_append_only('activities'),
 ) }}
 
 with

@@ -12,7 +12,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='lead_id',
-    append_only=['crm.activities'],
+    append_only=crm_append_only('activities'),
 ) }}
 
 {# `not materialized`: the import CTEs are read several times in an incremental

@@ -7,7 +7,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='opportunity_id',
-    append_only=['crm.activities'],
+    append_only=crm_append_only('activities'),
 ) }}
 
 with

@@ -7,7 +7,7 @@
     incremental_strategy='delete+insert',
     unique_key='month',
     valid_keys='int_months_reported',
-    append_only=['crm.leads'],
+    append_only=crm_append_only('leads'),
 ) }}
 
 with

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'activities') }}
+    select * from {{ crm_table('activities') }}
 ),
 
 renamed as (

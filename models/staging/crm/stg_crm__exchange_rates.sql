@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'exchange_rates') }}
+    select * from {{ crm_table('exchange_rates') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'opportunities') }}
+    select * from {{ crm_table('opportunities') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'pipeline_stages') }}
+    select * from {{ crm_table('pipeline_stages') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'quotas') }}
+    select * from {{ crm_table('quotas') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'subscriptions') }}
+    select * from {{ crm_table('subscriptions') }}
 ),
 
 renamed as (

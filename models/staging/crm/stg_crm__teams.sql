@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'teams') }}
+    select * from {{ crm_table('teams') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('crm', 'users') }}
+    select * from {{ crm_table('users') }}
 ),
 
 renamed as (

@@ -1,0 +1,51 @@
+{#- The export's format (SOURCES.md) decides where each contract table comes
+    from. `var('crm')` is set by the runner before the project is parsed
+    (detected from the export's files, or forced by `--crm` / `[tool.kpi] crm`);
+    `var('crm_contract_tables')` names the contract-format files placed beside a
+    CRM export (`quotas.csv`, ...), which replace their mapped table.
+
+    `crm_table('opportunities')` is the relation holding the contract table:
+    the raw table for a contract export or a contract-format file, else the
+    CRM's staging model (`stg_salesforce__opportunities`), whose columns and
+    types are exactly the contract table's, plus `_load_id`. -#}
+
+{% macro crm_format() -%}
+    {{- return(var('crm', 'contract')) -}}
+{%- endmacro %}
+
+{% macro crm_table(table) -%}
+    {%- set crm = crm_format() -%}
+    {%- if crm == 'contract' or table in var('crm_contract_tables', []) -%}
+        {{- return(source('crm', table)) -}}
+    {%- else -%}
+        {{- return(ref('stg_' ~ crm ~ '__' ~ table)) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a CRM's own staging model is parsed: only the models of the format
+    in use (`kpi ls` and `kpi compile` stay fast, and no model reads a raw table
+    that was not loaded). -#}
+{% macro crm_enabled(crm, table=none) -%}
+    {{- return(crm_format() == crm and table not in var('crm_contract_tables', [])) -}}
+{%- endmacro %}
+
+{#- The raw tables a contract table's rows are only ever added to, for
+    `append_only` (an update there rebuilds the incremental model in full).
+    Salesforce activities depend on the export's newest SystemModstamp, read
+    from every object, so any update rebuilds them. -#}
+{% macro crm_append_only(table) -%}
+    {%- set crm = crm_format() -%}
+    {%- if crm == 'contract' or table in var('crm_contract_tables', []) -%}
+        {{- return(['crm.' ~ table]) -}}
+    {%- elif crm == 'salesforce' and table == 'activities' -%}
+        {{- return(['salesforce.Task', 'salesforce.Event', 'salesforce.User',
+            'salesforce.UserRole', 'salesforce.Account', 'salesforce.Opportunity',
+            'salesforce.OpportunityHistory', 'salesforce.OpportunityStage', 'salesforce.Lead',
+            'salesforce.ForecastingQuota', 'salesforce.Period', 'salesforce.Contract',
+            'salesforce.DatedConversionRate', 'salesforce.CurrencyType']) -}}
+    {%- elif crm == 'salesforce' and table == 'leads' -%}
+        {{- return(['salesforce.Lead']) -}}
+    {%- else -%}
+        {{- return([]) -}}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,161 @@
+"""Which CRM wrote an export folder: `contract`, `salesforce` or `hubspot`.
+
+The format decides which raw contract the loader reads and which staging
+models the project parses, so it is known before the project is parsed and is
+part of the parse and compile cache keys (as the vars `crm` and
+`crm_contract_tables`).
+
+    >>> detect_format(Path("runner/crm/demo_export"))
+    'contract'
+
+| format | detected by |
+|---|---|
+| contract | `opportunities.csv` / `.parquet` |
+| salesforce | `Opportunity.csv`, or `opportunity.csv|parquet` with a `stage_name` column |
+| hubspot | `deal.csv` / `.parquet` |
+
+A contract-format file placed beside a CRM export (`quotas.csv`, ...) is
+used for its table instead of the mapping: `contract_tables` names them.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ProjectError
+
+FORMATS = ("contract", "salesforce", "hubspot")
+# contract tables a CRM export may carry beside it, in the contract's format
+OVERRIDABLE = ("quotas", "subscriptions", "teams", "exchange_rates")
+CRM_VAR = "crm"
+CONTRACT_TABLES_VAR = "crm_contract_tables"
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """The format of an export, how it was decided, and the contract-format
+    tables placed beside a CRM export."""
+
+    name: str
+    how: str  # "detected", "forced" or "default"
+    contract_tables: tuple[str, ...] = ()
+
+    def as_vars(self) -> dict[str, Any]:
+        return {CRM_VAR: self.name, CONTRACT_TABLES_VAR: list(self.contract_tables)}
+
+    def describe(self) -> str:
+        text = f"Export format: {self.name} ({self.how})"
+        if self.contract_tables:
+            text += "; contract-format file(s) used instead of the mapping: " + ", ".join(
+                self.contract_tables
+            )
+        return text
+
+
+def _stems(export_dir: Path) -> dict[str, Path]:
+    """Base files of the folder by lower-case name (`opportunity.csv`)."""
+    try:
+        entries = sorted(export_dir.iterdir())
+    except OSError:
+        return {}
+    return {
+        p.name.lower(): p
+        for p in entries
+        if p.suffix.lower() in (".csv", ".parquet") and p.is_file()
+    }
+
+
+def _columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file (lower case)."""
+    if path.suffix.lower() == ".parquet":
+        import duckdb
+
+        try:
+            with duckdb.connect() as con:
+                rows = con.execute(
+                    f"describe select * from read_parquet({_literal(str(path))})"
+                ).fetchall()
+        except duckdb.Error:
+            return []
+        return [str(r[0]).lower() for r in rows]
+    try:
+        with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            return [c.strip().lower() for c in next(csv.reader(fh), [])]
+    except OSError:
+        return []
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def detect_format(export_dir: Path) -> str:
+    """The format of the files in `export_dir` (`contract` when unsure)."""
+    files = _stems(export_dir)
+    if any(f"opportunities.{ext}" in files for ext in ("csv", "parquet")):
+        return "contract"
+    for ext in ("csv", "parquet"):
+        path = files.get(f"opportunity.{ext}")
+        if path is not None and path.name == "Opportunity.csv":
+            return "salesforce"
+        if path is not None and {"stage_name", "stagename"} & set(_columns(path)):
+            return "salesforce"
+    if any(f"deal.{ext}" in files for ext in ("csv", "parquet")):
+        return "hubspot"
+    return "contract"
+
+
+def contract_tables(export_dir: Path, name: str) -> tuple[str, ...]:
+    """Contract tables given in the contract's format beside a CRM export."""
+    if name == "contract":
+        return ()
+    files = _stems(export_dir)
+    return tuple(t for t in OVERRIDABLE if any(f"{t}.{ext}" in files for ext in ("csv", "parquet")))
+
+
+def resolve_format(
+    forced: str | None, configured: str | None, export_dir: Path | None
+) -> ExportFormat:
+    """`--crm`, then `[tool.kpi] crm`, then what the export folder holds."""
+    for value, where in ((forced, "--crm"), (configured, "[tool.kpi] crm")):
+        if value is None:
+            continue
+        if value not in FORMATS:
+            raise ProjectError(
+                f"{where} must be one of {', '.join(FORMATS)}, not '{value}'.",
+                hint="Leave it out to detect the format from the export's files.",
+            )
+        tables = contract_tables(export_dir, value) if export_dir else ()
+        return ExportFormat(value, "forced", tables)
+    if export_dir is None or not export_dir.is_dir():
+        return ExportFormat("contract", "default")
+    name = detect_format(export_dir)
+    return ExportFormat(name, "detected", contract_tables(export_dir, name))
+
+
+def active_sources(
+    sources: Mapping[str, Any], crm: str, contract_tables: tuple[str, ...] | list[str]
+) -> dict[str, Any]:
+    """The source tables a project with format `crm` reads: the tables of the
+    sources whose `meta.crm` is that format (`contract` when unset), plus the
+    contract tables given beside a CRM export (without their data tests,
+    whose references point at contract tables that are not loaded), and every
+    source that is not loaded from an export."""
+    from dataclasses import replace
+
+    kept = {}
+    for uid, table in sources.items():
+        meta = table.source_meta
+        if not meta.get("load_from_export"):
+            kept[uid] = table
+            continue
+        format_name = str(meta.get("crm") or "contract")
+        if format_name == crm:
+            kept[uid] = table
+        elif format_name == "contract" and table.name in contract_tables:
+            kept[uid] = replace(table, tests=())
+    return kept
