@@ -1,0 +1,111 @@
+{#- activities from Task and Event (SOURCES.md): tasks that are done
+    (IsClosed), and events that are not an invitee's copy (IsChild) and start
+    no later than the export's newest SystemModstamp over every object read (a
+    meeting scheduled for next week has not happened). An event becomes an
+    activity in the first load that holds a row stamped at or after its start:
+    that load is its `_load_id`, so incremental models count it once. -#}
+{{ config(enabled=crm_enabled('salesforce', 'activities')) }}
+
+{%- set objects = ['User', 'UserRole', 'Account', 'Opportunity', 'OpportunityHistory',
+    'OpportunityStage', 'Lead', 'Task', 'Event', 'ForecastingQuota', 'Period', 'Contract',
+    'DatedConversionRate', 'CurrencyType'] %}
+
+with
+
+tasks as (
+    select * from {{ source('salesforce', 'Task') }}
+),
+
+events as (
+    select * from {{ source('salesforce', 'Event') }}
+),
+
+stamps as (
+    {%- for object in objects %}
+    select SystemModstamp, _load_id from {{ source('salesforce', object) }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+loads_stamped as (
+    select _load_id, max(SystemModstamp) as newest_stamp
+    from stamps
+    group by _load_id
+),
+
+done_tasks as (
+    select
+        Id as activity_id,
+        OwnerId as owner_id,
+        case
+            when lower(TaskSubtype) = 'call' then 'call'
+            when lower(TaskSubtype) in ('email', 'listemail') then 'email'
+            when lower(trim(Type)) in ('call', 'email', 'meeting', 'demo') then lower(trim(Type))
+            else 'other'
+        end as activity_type,
+        coalesce(CompletedDateTime, CreatedDate) as occurred_at,
+        WhoId,
+        WhatId,
+        AccountId,
+        _load_id
+    from tasks
+    where IsClosed
+),
+
+held_events as (
+    select
+        Id as activity_id,
+        OwnerId as owner_id,
+        case
+            when lower(trim(Type)) in ('call', 'email', 'meeting', 'demo') then lower(trim(Type))
+            else 'meeting'
+        end as activity_type,
+        coalesce(ActivityDateTime, ActivityDate) as occurred_at,
+        WhoId,
+        WhatId,
+        AccountId,
+        _load_id
+    from events
+    where IsChild is distinct from true
+),
+
+events_seen as (
+    select
+        held_events.* replace (
+            greatest(
+                held_events._load_id,
+                (
+                    select min(loads_stamped._load_id)
+                    from loads_stamped
+                    where loads_stamped.newest_stamp >= held_events.occurred_at
+                )
+            ) as _load_id
+        )
+    from held_events
+    {#- an export without any SystemModstamp column keeps every event #}
+    where held_events.occurred_at
+        <= coalesce((select max(newest_stamp) from loads_stamped), held_events.occurred_at)
+),
+
+activities as (
+    select * from done_tasks
+    union all
+    select * from events_seen
+),
+
+final as (
+    select
+        activity_id,
+        coalesce(owner_id, 'unowned') as owner_id,
+        activity_type,
+        occurred_at,
+        case when WhoId like '00Q%' then WhoId end as lead_id,
+        case when WhatId like '006%' then WhatId end as opportunity_id,
+        AccountId as account_id,
+        _load_id
+    from activities
+)
+
+select * from final

@@ -1,0 +1,28 @@
+{#- leads from Lead (SOURCES.md): `converted` when IsConverted, else Status
+    lower-cased; converted at midnight UTC of ConvertedDate; no owner ->
+    `unowned`. mql_at / sql_at are NULL (Salesforce has no standard field). -#}
+{{ config(enabled=crm_enabled('salesforce', 'leads')) }}
+
+with
+
+leads as (
+    select * from {{ source('salesforce', 'Lead') }}
+),
+
+final as (
+    select
+        Id as lead_id,
+        CreatedDate as created_at,
+        coalesce(OwnerId, 'unowned') as owner_id,
+        LeadSource as lead_source,
+        case when IsConverted then 'converted' else lower(Status) end as status,
+        cast(null as timestamp) as mql_at,
+        cast(null as timestamp) as sql_at,
+        cast(cast(ConvertedDate as date) as timestamp) as converted_at,
+        ConvertedAccountId as converted_account_id,
+        ConvertedOpportunityId as converted_opportunity_id,
+        _load_id
+    from leads
+)
+
+select * from final

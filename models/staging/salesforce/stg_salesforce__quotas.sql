@@ -1,0 +1,60 @@
+{#- quotas from ForecastingQuota rows with QuotaOwnerId and StartDate. A quota
+    whose PeriodId is a Period of Type Quarter is split evenly over its three
+    months in DECIMAL: a third rounded down to 4 decimals on the first two
+    months, the rest on the third, so the months add up to the quarter exactly.
+    Other quotas are monthly, on the month of StartDate. Quotas of one user and
+    month add up (docs/crm_sources.md). -#}
+{{ config(enabled=crm_enabled('salesforce', 'quotas')) }}
+
+with
+
+quotas as (
+    select * from {{ source('salesforce', 'ForecastingQuota') }}
+    where QuotaOwnerId is not null and StartDate is not null
+),
+
+periods as (
+    select Id, Type, _load_id from {{ source('salesforce', 'Period') }}
+),
+
+quota_months as (
+    select
+        quotas.QuotaOwnerId as user_id,
+        cast(date_trunc('month', quotas.StartDate) as date) as first_month,
+        coalesce(quotas.QuotaAmount, 0) as quota_amount,
+        quotas.CurrencyIsoCode as currency_code,
+        periods.Type = 'Quarter' and periods.Type is not null as is_quarter,
+        greatest(quotas._load_id, periods._load_id) as _load_id
+    from quotas
+    left join periods on periods.Id = quotas.PeriodId
+),
+
+split as (
+    select
+        user_id,
+        cast(first_month + to_months(month_offset) as date) as month,
+        case
+            when not is_quarter then quota_amount
+            when month_offset < 2
+                then cast(trunc(quota_amount / 3, 4) as decimal(18, 4))
+            else quota_amount - 2 * cast(trunc(quota_amount / 3, 4) as decimal(18, 4))
+        end as quota_amount,
+        currency_code,
+        _load_id
+    from quota_months
+    cross join range(3) as offsets(month_offset)
+    where is_quarter or month_offset = 0
+),
+
+final as (
+    select
+        user_id,
+        month,
+        cast(sum(quota_amount) as decimal(18, 4)) as quota_amount,
+        any_value(currency_code) as currency_code,
+        max(_load_id) as _load_id
+    from split
+    group by user_id, month
+)
+
+select * from final
