@@ -473,3 +473,60 @@ def test_weekly_export_rewriting_every_file_counts_only_changed_rows(tmp_path: P
     for mart in ("kpi_win_rate", "kpi_sales_effort", "kpi_stage_duration", "kpi_lead_conversion"):
         sql = f"select * from marts.{mart} order by all"
         assert query(path, sql) == query(clean_path, sql), mart
+
+
+def test_stages_from_opportunity_stage_file_active_only(tmp_path: Path):
+    """With OpportunityStage rows, stages come from it (ApiName, SortOrder,
+    DefaultProbability / 100, only active ones); Negotiation and Qualification,
+    named only in history, follow the largest SortOrder (3) by name."""
+    export = _copy(tmp_path)
+    (export / "OpportunityStage.csv").write_text(
+        '"Id","MasterLabel","ApiName","IsActive","SortOrder","IsClosed","IsWon",'
+        '"DefaultProbability"\r\n'
+        '"01J1","Prospecting","Prospecting","1","1","0","0","10"\r\n'
+        '"01J2","Closed Won","Closed Won","1","2","1","1","100"\r\n'
+        '"01J3","Closed Lost","Closed Lost","1","3","1","0","0"\r\n'
+        '"01J4","Old","Old","0","9","0","0","50"\r\n'
+    )
+    project, path = build(export, tmp_path)
+    assert project.build().exit_code == 0
+    assert query(
+        path,
+        f"select stage_name, stage_order, probability, is_closed, is_won "
+        f"from {STG}pipeline_stages order by stage_order",
+    ) == [
+        ("Prospecting", 1, 0.1, False, False),
+        ("Closed Won", 2, 1.0, True, True),
+        ("Closed Lost", 3, 0.0, True, False),
+        ("Negotiation", 4, None, False, False),
+        ("Qualification", 5, None, False, False),
+    ]
+
+
+def test_dated_conversion_rates_replace_currency_type(tmp_path: Path):
+    export = _copy(tmp_path)
+    (export / "DatedConversionRate.csv").write_text(
+        '"Id","IsoCode","StartDate","NextStartDate","ConversionRate"\r\n'
+        '"04w1","EUR","2025-01-01","2025-02-01","0.95"\r\n'
+        '"04w2","EUR","2025-02-01","9999-12-31","0.92"\r\n'
+    )
+    project, path = build(export, tmp_path)
+    assert project.build().exit_code == 0
+    assert query(path, f"select * exclude (_load_id) from {STG}exchange_rates order by all") == [
+        ("EUR", date(2025, 1, 1), 0.95),
+        ("EUR", date(2025, 2, 1), 0.92),
+    ]
+
+
+def test_only_the_models_of_the_format_in_use_are_parsed(tmp_path: Path):
+    contract = Project.load(ROOT, target_path=tmp_path / "a")
+    names = {n.name for n in contract.nodes.values()}
+    assert "stg_crm__opportunities" in names
+    assert not [n for n in names if "salesforce" in n]
+    salesforce = Project.load(ROOT, target_path=tmp_path / "a", raw_dir=FIXTURE)
+    names = {n.name for n in salesforce.nodes.values()}
+    assert "stg_salesforce__opportunities" in names
+    # the detected format is part of the parse cache key: no stale parse
+    assert contract.loaded.digest != salesforce.loaded.digest
+    assert "salesforce" in {s.source_name for s in salesforce.loaded.sources.values()}
+    assert "crm" not in {s.source_name for s in salesforce.loaded.sources.values()}
