@@ -29,6 +29,26 @@
     {{- return(crm_format() == crm and table not in var('crm_contract_tables', [])) -}}
 {%- endmacro %}
 
+{#- Whether the CRM in use has no source for a contract table (HubSpot has no
+    quotas or subscriptions) and no contract-format file was given for it: the
+    marts that need it then hold no rows rather than wrong ones. -#}
+{% macro crm_lacks(table) -%}
+    {{- return(table in var('crm_missing_tables', [])) -}}
+{%- endmacro %}
+
+{#- A condition on a column naming a mart: false for the marts held empty
+    because the CRM lacks their table (for the data tests that expect rows). -#}
+{% macro crm_mart_expected(column) -%}
+    {%- set empty = [] -%}
+    {%- if crm_lacks('quotas') %}{% do empty.append('kpi_quota_attainment') %}{% endif -%}
+    {%- if crm_lacks('subscriptions') %}{% do empty.append('kpi_churn') %}{% endif -%}
+    {%- if empty -%}
+        {{ column }} not in ('{{ empty | join("', '") }}')
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The raw tables a contract table's rows are only ever added to, for
     `append_only` (an update there rebuilds the incremental model in full).
     Salesforce activities depend on the export's newest SystemModstamp, read
@@ -45,6 +65,12 @@
             'salesforce.DatedConversionRate', 'salesforce.CurrencyType']) -}}
     {%- elif crm == 'salesforce' and table == 'leads' -%}
         {{- return(['salesforce.Lead']) -}}
+    {%- elif crm == 'hubspot' and table == 'activities' -%}
+        {{- return(['hubspot.engagement_call', 'hubspot.engagement_email',
+            'hubspot.engagement_meeting', 'hubspot.engagement', 'hubspot.engagement_contact',
+            'hubspot.engagement_deal']) -}}
+    {%- elif crm == 'hubspot' and table == 'leads' -%}
+        {{- return(['hubspot.contact']) -}}
     {%- else -%}
         {{- return([]) -}}
     {%- endif -%}

@@ -33,6 +33,11 @@ FORMATS = ("contract", "salesforce", "hubspot")
 OVERRIDABLE = ("quotas", "subscriptions", "teams", "exchange_rates")
 CRM_VAR = "crm"
 CONTRACT_TABLES_VAR = "crm_contract_tables"
+MISSING_TABLES_VAR = "crm_missing_tables"
+# contract tables a CRM has no standard object for (SOURCES.md)
+LACKS = {"hubspot": ("quotas", "subscriptions")}
+# the marts that hold no rows without them
+MARTS_NEEDING = {"quotas": "kpi_quota_attainment", "subscriptions": "kpi_churn"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,26 @@ class ExportFormat:
     how: str  # "detected", "forced" or "default"
     contract_tables: tuple[str, ...] = ()
 
+    @property
+    def missing_tables(self) -> tuple[str, ...]:
+        """Contract tables neither the CRM nor a contract-format file provides."""
+        return tuple(t for t in LACKS.get(self.name, ()) if t not in self.contract_tables)
+
     def as_vars(self) -> dict[str, Any]:
-        return {CRM_VAR: self.name, CONTRACT_TABLES_VAR: list(self.contract_tables)}
+        return {
+            CRM_VAR: self.name,
+            CONTRACT_TABLES_VAR: list(self.contract_tables),
+            MISSING_TABLES_VAR: list(self.missing_tables),
+        }
+
+    def missing_text(self) -> list[str]:
+        """What the build output says about tables the CRM cannot provide."""
+        return [
+            f"{self.name} has no standard {table} object and no {table}.csv was given beside "
+            f"the export: {MARTS_NEEDING[table]} holds no rows (put a contract-format "
+            f"{table}.csv in the export folder to fill it)."
+            for table in self.missing_tables
+        ]
 
     def describe(self) -> str:
         text = f"Export format: {self.name} ({self.how})"

@@ -325,6 +325,8 @@ class Project:
             )
         self.reporter.info(f"Loading the raw export in {export_dir}")
         self.reporter.info(self.export_format.describe())
+        for text in self.export_format.missing_text():
+            self.reporter.warning(text)
         report = load_export(
             con,
             export_dir,
@@ -333,7 +335,7 @@ class Project:
             force=full_refresh,
             encoding=self.encoding,
         )
-        self.load_warnings = list(report.warnings)
+        self.load_warnings = [*self.export_format.missing_text(), *report.warnings]
         for warning in report.warnings:
             self.reporter.warning(warning)
         for line in describe_report(report):

@@ -88,6 +88,7 @@ class TableContract:
     null_values: tuple[str, ...] = ()  # values read as NULL besides the empty string
     fold_underscores: bool = False  # `StageName` and `stage_name` name one column
     encoding_fallback: str | None = None  # for files that are not valid UTF-8
+    crm: str = "contract"  # the export format the table belongs to
 
     @property
     def column_names(self) -> list[str]:
@@ -145,6 +146,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                 null_values=tuple(str(v) for v in meta.get("null_values") or ()),
                 fold_underscores=bool(meta.get("fold_underscores")),
                 encoding_fallback=meta.get("encoding_fallback"),
+                crm=str(meta.get("crm") or "contract"),
             )
         )
     return contracts

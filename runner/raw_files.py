@@ -112,7 +112,7 @@ def find_export_files(
             hint="Pass --raw-dir DIR (or set KPI_RAW_DIR) to a folder with one file per table.",
         )
     # a CRM's export holds many files the mapping does not read: no warning for those
-    quiet = any(c.fold_underscores for c in contracts)
+    quiet = any(c.crm != "contract" for c in contracts)
     pattern = re.compile(r"^(?P<table>[^.]+)(?:\.(?P<part>[^/]+))?\.(?P<ext>csv|parquet)$", re.I)
     found: dict[str, list[ExportFile]] = {c.name: [] for c in contracts}
     warnings = []

@@ -218,7 +218,7 @@ def _check_columns(
             line=1,
         )
     extra = [h for h in names if h not in wanted]
-    if extra and not contract.fold_underscores:  # a CRM's objects have many more fields
+    if extra and contract.crm == "contract":  # a CRM's objects have many more fields
         warnings.append(f"{file.path}: extra column(s) {', '.join(extra)} ignored.")
     absent = [c.name for c in contract.columns if c.name not in names and c.warn_if_absent]
     if absent:

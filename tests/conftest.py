@@ -144,3 +144,33 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path]
     result = project.build()
     assert result.exit_code == 0, result.summary
     return project, work / "w.duckdb"
+
+
+def assert_contract_columns(path: Path, crm: str, extra: Mapping[str, list[str]]) -> None:
+    """Each `stg_<crm>__<table>` in the warehouse at `path` has exactly the
+    contract table's columns (`_crm__sources.yml`), in order and with their
+    types, then the named `extra` columns and `_load_id`."""
+    from runner.raw_contract import table_contracts
+
+    root = Path(__file__).resolve().parents[1]
+    sources = Project.load(root, target_path=path.parent / "contract_target").loaded.sources
+    for contract in table_contracts(sources):
+        if contract.name == "exchange_rates":
+            continue  # an optional table (KPI_SPEC section 5), mapped on its own
+        with duckdb.connect(str(path), read_only=True) as con:
+            got = con.execute(
+                "select column_name from information_schema.columns where table_schema = "
+                "'staging' and table_name = ? order by ordinal_position",
+                [f"stg_{crm}__{contract.name}"],
+            ).fetchall()
+            types = con.execute(
+                "select column_name, data_type from information_schema.columns where "
+                "table_schema = 'staging' and table_name = ?",
+                [f"stg_{crm}__{contract.name}"],
+            ).fetchall()
+        wanted = [c.name for c in contract.columns]
+        wanted += [c for c in extra.get(contract.name, []) if c not in wanted]
+        assert [g[0] for g in got] == [*wanted, "_load_id"], contract.name
+        typed = dict(types)
+        for column in contract.columns:
+            assert typed[column.name] == column.sql_type, (contract.name, column.name)

@@ -29,11 +29,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from conftest import assert_contract_columns
 
 from runner import Project
 from runner.crm_formats import detect_format, resolve_format
 from runner.errors import KpiError
-from runner.raw_contract import table_contracts
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "salesforce_small"
@@ -298,26 +298,8 @@ def test_staging_models_have_exactly_the_contract_columns(built: tuple[Project, 
     """Each stg_salesforce__<table> has the contract table's columns, in its
     order and with its types, plus `_load_id` (and KPI_SPEC section 5's
     optional `currency_code` where the contract allows one)."""
-    path = built[1]
-    contract_project = Project.load(ROOT, target_path=path.parent / "t2")
-    crm = {
-        t.name: t
-        for t in table_contracts(contract_project.loaded.sources)
-        if t.yml_path.endswith("_crm__sources.yml")
-    }
-    for name, contract in crm.items():
-        got = query(
-            path,
-            "select column_name, data_type from information_schema.columns "
-            f"where table_schema = 'staging' and table_name = 'stg_salesforce__{name}' "
-            "order by ordinal_position",
-        )
-        expected = [(c.name, c.sql_type) for c in contract.columns]
-        if name in ("opportunities", "quotas", "subscriptions") and "currency_code" not in dict(
-            expected
-        ):
-            expected.append(("currency_code", "VARCHAR"))
-        assert got == [*expected, ("_load_id", "BIGINT")], name
+    currency = {t: ["currency_code"] for t in ("opportunities", "quotas", "subscriptions")}
+    assert_contract_columns(built[1], "salesforce", currency)
 
 
 def test_load_report_counts_drops_and_warns_once_per_latin1_file(built: tuple[Project, Path]):

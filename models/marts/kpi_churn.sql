@@ -80,3 +80,7 @@ final as (
 )
 
 select * from final
+{#- the CRM has no subscriptions (HubSpot without subscriptions.csv): no rows, not wrong ones #}
+{% if crm_lacks('subscriptions') %}
+where false
+{% endif %}

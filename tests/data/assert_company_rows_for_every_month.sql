@@ -63,7 +63,7 @@ actual as (
 ),
 
 missing_rows as (
-    select * from expected
+    select * from expected where {{ crm_mart_expected('mart') }}
     except all
     select * from actual
 ),

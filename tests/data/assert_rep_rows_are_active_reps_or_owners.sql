@@ -88,6 +88,7 @@ expected as (
         active_reps.rep_id
     from marts
     cross join active_reps
+    where {{ crm_mart_expected('marts.mart') }}
 
     union
 
@@ -98,6 +99,7 @@ expected as (
     from counted_owners
     inner join months
         on counted_owners.month = months.month
+    where {{ crm_mart_expected('counted_owners.mart') }}
 ),
 
 actual as (
