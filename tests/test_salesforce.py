@@ -512,3 +512,19 @@ def test_only_the_models_of_the_format_in_use_are_parsed(tmp_path: Path):
     assert contract.loaded.digest != salesforce.loaded.digest
     assert "salesforce" in {s.source_name for s in salesforce.loaded.sources.values()}
     assert "crm" not in {s.source_name for s in salesforce.loaded.sources.values()}
+
+
+def test_quotas_of_one_user_and_month_add_up(tmp_path: Path):
+    """Two forecast types give U2 two February quotas: 1500 + 500 = 2000."""
+    export = _copy(tmp_path)
+    path = export / "ForecastingQuota.csv"
+    path.write_bytes(
+        path.read_bytes()
+        + b'"0J9000000000003AAA","005000000000002AAA","026000000000002AAA","2025-02-01",'
+        b'"500","","0Db000000000002AAA","USD","2024-12-01T00:00:00.000Z"\r\n'
+    )
+    project, warehouse = build(export, tmp_path)
+    assert project.build().exit_code == 0
+    assert query(warehouse, f"select quota_amount from {STG}quotas where user_id = '{U2}'") == [
+        (Decimal("2000.0000"),)
+    ]
