@@ -469,6 +469,14 @@ def load_command(
     help="Add ~1% new rows dated after the existing export (new part files for "
     "activities, leads and stage history; snapshot tables rewritten).",
 )
+@click.option(
+    "--crm",
+    type=click.Choice(["contract", "salesforce", "hubspot"]),
+    default="contract",
+    show_default=True,
+    help="The export's shape: the contract, a Salesforce Data Export (CSV; Parquet: "
+    "replicated snake_case tables) or HubSpot replicated tables; the same data.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def generate_command(
     out_dir: str,
@@ -477,6 +485,7 @@ def generate_command(
     file_format: str,
     months: int,
     append: bool,
+    crm: str,
     debug: bool,
 ) -> None:
     """Write a realistic, deterministic CRM export (the demo data) into OUT_DIR.
@@ -485,6 +494,7 @@ def generate_command(
     Example:
       kpi generate /tmp/crm --opportunities 1000000 --format parquet
       kpi generate /tmp/crm --append --format parquet
+      kpi generate /tmp/sf --crm salesforce --opportunities 200000
     """
     import time
 
@@ -492,14 +502,28 @@ def generate_command(
 
     started = time.perf_counter()
     try:
-        counts = generate_export(
-            Path(out_dir),
-            seed=seed,
-            opportunities=opportunities,
-            file_format=file_format,
-            months=months,
-            append=append,
-        )
+        if crm != "contract" and append:
+            raise ValueError("--append writes contract part files; it cannot be used with --crm")
+        if crm != "contract":
+            from runner.crm.generate_crm import write_crm_export
+
+            counts = write_crm_export(
+                Path(out_dir),
+                crm,
+                seed=seed,
+                opportunities=opportunities,
+                months=months,
+                file_format=file_format,
+            )
+        else:
+            counts = generate_export(
+                Path(out_dir),
+                seed=seed,
+                opportunities=opportunities,
+                file_format=file_format,
+                months=months,
+                append=append,
+            )
     except (ValueError, OSError) as exc:
         if debug:
             traceback.print_exc()

@@ -42,8 +42,7 @@ done_tasks as (
         case
             when lower(TaskSubtype) = 'call' then 'call'
             when lower(TaskSubtype) in ('email', 'listemail') then 'email'
-            when lower(trim(Type)) in ('call', 'email', 'meeting', 'demo') then lower(trim(Type))
-            else 'other'
+            else {{ normalize_activity_type('Type') }}
         end as activity_type,
         coalesce(CompletedDateTime, CreatedDate) as occurred_at,
         WhoId,
@@ -59,8 +58,8 @@ held_events as (
         Id as activity_id,
         OwnerId as owner_id,
         case
-            when lower(trim(Type)) in ('call', 'email', 'meeting', 'demo') then lower(trim(Type))
-            else 'meeting'
+            when {{ normalize_activity_type('Type') }} = 'other' then 'meeting'
+            else {{ normalize_activity_type('Type') }}
         end as activity_type,
         coalesce(ActivityDateTime, ActivityDate) as occurred_at,
         WhoId,
