@@ -1,0 +1,87 @@
+"""Build speed of a Salesforce export against the same deals as a contract export.
+
+Generates (or reuses) the contract export and the Salesforce Data Export of the
+same seed and size (`kpi generate --crm salesforce`), then times a clean
+`kpi build` (load + every model and test, into a new warehouse) of each,
+`--repeat` times, alternating, and prints the medians and their ratio
+(Salesforce / contract; the target is <= 1.3).
+
+    python bench/bench_crm.py --opportunities 1000000
+    python bench/bench_crm.py --opportunities 200000 --repeat 1
+
+Exports and warehouses go to bench/out/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+KPI = [sys.executable, "-m", "runner"]
+
+
+def timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def export(crm: str, opportunities: int, file_format: str) -> Path:
+    path = OUT / f"crm-{crm}-{opportunities}-{file_format}"
+    if not path.is_dir():
+        args = ["generate", str(path), "--opportunities", str(opportunities), "--crm", crm]
+        seconds = timed([*KPI, *args, "--format", file_format])
+        print(f"generated {path.name} in {seconds:.1f}s", file=sys.stderr)
+    return path
+
+
+def clean_build(raw_dir: Path, name: str) -> float:
+    work = OUT / f"build-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cmd = [
+        *KPI,
+        "build",
+        "--raw-dir",
+        str(raw_dir),
+        "--warehouse",
+        str(work / "warehouse.duckdb"),
+        "--target-path",
+        str(work / "target"),
+    ]
+    return timed(cmd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--opportunities", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    exports = {c: export(c, args.opportunities, args.format) for c in ("contract", "salesforce")}
+    times: dict[str, list[float]] = {crm: [] for crm in exports}
+    for _ in range(args.repeat):
+        for crm, path in exports.items():
+            seconds = clean_build(path, crm)
+            times[crm].append(seconds)
+            print(f"{crm}: clean build in {seconds:.1f}s", file=sys.stderr)
+    contract = statistics.median(times["contract"])
+    salesforce = statistics.median(times["salesforce"])
+    print(f"deals: {args.opportunities:,} ({args.format})")
+    print(f"contract export:   {contract:.1f}s (median of {args.repeat})")
+    print(f"salesforce export: {salesforce:.1f}s (median of {args.repeat})")
+    print(f"ratio salesforce / contract: {salesforce / contract:.2f} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
