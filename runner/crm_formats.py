@@ -21,12 +21,13 @@ used for its table instead of the mapping: `contract_tables` names them.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.errors import ProjectError
+from runner.raw_contract import TableContract
 
 FORMATS = ("contract", "salesforce", "hubspot")
 # contract tables a CRM export may carry beside it, in the contract's format
@@ -182,3 +183,31 @@ def active_sources(
         elif format_name == "contract" and table.name in contract_tables:
             kept[uid] = replace(table, tests=())
     return kept
+
+
+def load_notes(
+    con: Any, export_format: ExportFormat, contracts: Sequence[TableContract]
+) -> list[str]:
+    """What the load tells about rows the mapping leaves out that no single
+    row's values decide (the loader counts the others as `drop_when` rules):
+    Salesforce events that start after the export's newest SystemModstamp."""
+    if export_format.name != "salesforce":
+        return []
+    stamped = [c for c in contracts if c.crm == "salesforce" and "SystemModstamp" in c.column_names]
+    events = next((c for c in stamped if c.name == "Event"), None)
+    if events is None:
+        return []
+    newest = " union all ".join(
+        f'select max("SystemModstamp") as s from {c.relation}' for c in stamped
+    )
+    row = con.execute(
+        f'select count(*) from {events.relation} where coalesce("ActivityDateTime", '
+        f'"ActivityDate") > (select max(s) from ({newest}))'
+    ).fetchone()
+    later = int(row[0]) if row else 0
+    if not later:
+        return []
+    return [
+        f"Event: {later:,} event(s) after the export's newest SystemModstamp (not held yet): "
+        "not counted as activities."
+    ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, incremental_tests, parse_cache
-from runner.crm_formats import ExportFormat, resolve_format
+from runner.crm_formats import ExportFormat, load_notes, resolve_format
 from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.graph import Graph
 from runner.nodes import Node
@@ -335,11 +335,14 @@ class Project:
             force=full_refresh,
             encoding=self.encoding,
         )
-        self.load_warnings = [*self.export_format.missing_text(), *report.warnings]
+        notes = load_notes(con, self.export_format, contracts)
+        self.load_warnings = [*self.export_format.missing_text(), *report.warnings, *notes]
         for warning in report.warnings:
             self.reporter.warning(warning)
         for line in describe_report(report):
             self.reporter.info(line)
+        for note in notes:
+            self.reporter.info(f"  {note}")
         if report.rejected:
             self.reporter.warning(
                 f"{report.rejected:,} row(s) rejected and kept in raw.rejected_rows:\n"

@@ -331,9 +331,17 @@ def _copy(tmp_path: Path) -> Path:
 def test_load_report_counts_each_drop(tmp_path: Path):
     project, _ = build(_copy(tmp_path), tmp_path)
     report = project.load_raw()
-    # one deleted row each in Account, Lead, Opportunity, OpportunityHistory, Task
-    assert report.dropped() == {"IsDeleted = 1": 5}
+    # one deleted row each in Account, Lead, Opportunity, OpportunityHistory, Task;
+    # U5 is an AutomatedProcess user, T5 an open task, E2 an invitee's copy
+    assert report.dropped() == {
+        "IsDeleted = 1": 5,
+        "not a Standard user": 1,
+        "an open task (IsClosed = 0)": 1,
+        "an invitee's copy (IsChild = 1)": 1,
+    }
     assert report.dropped("Opportunity") == {"IsDeleted = 1": 1}
+    # E3 starts after the export's newest SystemModstamp: counted, not loaded away
+    assert "1 event(s) after the export's newest SystemModstamp" in " ".join(project.load_warnings)
 
 
 def test_missing_required_column_names_file_field_and_near_match(tmp_path: Path):

@@ -50,7 +50,7 @@ done_tasks as (
         AccountId,
         _load_id
     from tasks
-    where IsClosed
+    where coalesce(IsClosed, true)
 ),
 
 held_events as (

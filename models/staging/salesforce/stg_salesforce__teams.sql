@@ -11,7 +11,7 @@ roles as (
 users_without_role as (
     select max(_load_id) as _load_id
     from {{ source('salesforce', 'User') }}
-    where UserType = 'Standard' and UserRoleId is null
+    where coalesce(UserType, 'Standard') = 'Standard' and UserRoleId is null
     having count(*) > 0
 ),
 

@@ -8,7 +8,7 @@ with
 
 users as (
     select * from {{ source('salesforce', 'User') }}
-    where UserType = 'Standard'
+    where coalesce(UserType, 'Standard') = 'Standard'
 ),
 
 opportunities as (
