@@ -32,6 +32,7 @@ import pytest
 from conftest import assert_contract_columns
 
 from runner import Project
+from runner.crm.generate_crm import snake_case
 from runner.crm_formats import detect_format, resolve_format
 from runner.errors import KpiError
 
@@ -417,8 +418,8 @@ def test_snake_case_replicated_copy_maps_the_same(tmp_path: Path, built: tuple[P
             columns = con.execute(
                 f"select * from read_csv('{utf8}', all_varchar = true) limit 0"
             ).description
-            renamed = ", ".join(f'"{c[0]}" as "{_snake(c[0])}"' for c in columns)
-            target = export / f"{_snake(csv_file.stem)}.parquet"
+            renamed = ", ".join(f'"{c[0]}" as "{snake_case(c[0])}"' for c in columns)
+            target = export / f"{snake_case(csv_file.stem)}.parquet"
             con.execute(
                 f"copy (select {renamed} from read_csv('{utf8}', all_varchar = true)) "
                 f"to '{target}' (format parquet)"
@@ -429,15 +430,6 @@ def test_snake_case_replicated_copy_maps_the_same(tmp_path: Path, built: tuple[P
     for table in ("users", "opportunities", "opportunity_stage_history", "activities", "quotas"):
         sql = f"select * exclude (_load_id) from {STG}{table} order by all"
         assert query(path, sql) == query(built[1], sql), table
-
-
-def _snake(name: str) -> str:
-    out = ""
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out += "_"
-        out += ch.lower()
-    return out
 
 
 def test_weekly_export_rewriting_every_file_counts_only_changed_rows(tmp_path: Path):

@@ -256,7 +256,8 @@ def write_crm_export(
             }
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """`OpportunityHistory` -> `opportunity_history`, as replication tools name it."""
     out = ""
     for i, ch in enumerate(name):
         if ch.isupper() and i and not name[i - 1].isupper():
@@ -271,7 +272,7 @@ def _write(
     """One object's file: a Salesforce Data Export CSV (API names, every value
     quoted, CRLF), or a snake_case table as replication tools write it."""
     data_export = crm == "salesforce" and file_format == "csv"
-    file_name = name if data_export else _snake(name)
+    file_name = name if data_export else snake_case(name)
     path = out_dir / f"{file_name}.{file_format}"
     temporary = path.with_name(f".{path.name}.tmp")
     if data_export:
@@ -279,7 +280,8 @@ def _write(
         query = sql
     else:
         columns = [d[0] for d in con.execute(f"select * from ({sql}) limit 0").description]
-        query = "select " + ", ".join(f'"{c}" as "{_snake(c)}"' for c in columns) + f" from ({sql})"
+        renamed = ", ".join(f'"{c}" as "{snake_case(c)}"' for c in columns)
+        query = f"select {renamed} from ({sql})"
         options = "format csv, header true" if file_format == "csv" else "format parquet"
     count = con.execute(
         f"copy ({query} order by all) to {sql_str(str(temporary))} ({options})"
