@@ -4,7 +4,7 @@
     meeting scheduled for next week has not happened). An event becomes an
     activity in the first load that holds a row stamped at or after its start:
     that load is its `_load_id`, so incremental models count it once. -#}
-{{ config(enabled=crm_enabled('salesforce', 'activities')) }}
+{{ config(enabled=crm_enabled('salesforce', 'activities'), materialized='table') }}
 
 {%- set objects = ['User', 'UserRole', 'Account', 'Opportunity', 'OpportunityHistory',
     'OpportunityStage', 'Lead', 'Task', 'Event', 'ForecastingQuota', 'Period', 'Contract',
@@ -33,6 +33,20 @@ loads_stamped as (
     select _load_id, max(SystemModstamp) as newest_stamp
     from stamps
     group by _load_id
+),
+
+{#- how far the export reached by each load: the first load whose reach is at
+    or after an event's start is the load that made it an activity #}
+load_reach as (
+    select min(_load_id) as _load_id, reach
+    from (
+        select
+            _load_id,
+            max(newest_stamp) over (order by _load_id rows unbounded preceding) as reach
+        from loads_stamped
+    )
+    where reach is not null
+    group by reach
 ),
 
 done_tasks as (
@@ -73,19 +87,13 @@ held_events as (
 events_seen as (
     select
         held_events.* replace (
-            greatest(
-                held_events._load_id,
-                (
-                    select min(loads_stamped._load_id)
-                    from loads_stamped
-                    where loads_stamped.newest_stamp >= held_events.occurred_at
-                )
-            ) as _load_id
+            greatest(held_events._load_id, load_reach._load_id) as _load_id
         )
     from held_events
+    asof left join load_reach on held_events.occurred_at <= load_reach.reach
     {#- an export without any SystemModstamp column keeps every event #}
-    where held_events.occurred_at
-        <= coalesce((select max(newest_stamp) from loads_stamped), held_events.occurred_at)
+    where load_reach.reach is not null
+        or (held_events.occurred_at is not null and (select count(*) from load_reach) = 0)
 ),
 
 activities as (

@@ -3,7 +3,7 @@
     a lead's link can move to another deal, so `_load_id` is the newest load
     among the deal and every lead. `close_date` only for closed deals
     (Salesforce fills an expected date on open ones). -#}
-{{ config(enabled=crm_enabled('salesforce', 'opportunities')) }}
+{{ config(enabled=crm_enabled('salesforce', 'opportunities'), materialized='table') }}
 
 with
 

@@ -3,7 +3,7 @@
     order (ties by Id), the first row and every row whose StageName differs
     from the previous row's. Whether a row is kept depends on its neighbours,
     so `_load_id` is the newest load among the deal's history rows. -#}
-{{ config(enabled=crm_enabled('salesforce', 'opportunity_stage_history')) }}
+{{ config(enabled=crm_enabled('salesforce', 'opportunity_stage_history'), materialized='table') }}
 
 with
 

@@ -4,7 +4,7 @@
     named only in OpportunityHistory (or a deal stage with no sort order) is
     open and not won, ordered after all others by name. Every row depends on
     all deals and history, so `_load_id` is the newest load among them. -#}
-{{ config(enabled=crm_enabled('salesforce', 'pipeline_stages')) }}
+{{ config(enabled=crm_enabled('salesforce', 'pipeline_stages'), materialized='table') }}
 
 with
 

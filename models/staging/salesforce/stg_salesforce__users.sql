@@ -2,7 +2,7 @@
     (`no_role` when empty); a manager is a user some other standard user
     reports to who owns no opportunity. Roles depend on every user and deal,
     so a row's `_load_id` is the newest load among all of them. -#}
-{{ config(enabled=crm_enabled('salesforce', 'users')) }}
+{{ config(enabled=crm_enabled('salesforce', 'users'), materialized='table') }}
 
 with
 
