@@ -27,6 +27,8 @@ def is_utf8(path: Path) -> bool:
     try:
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(CHUNK), b""):
+                if chunk.isascii() and not decoder.getstate()[0]:
+                    continue  # the common case, checked at memory speed
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
