@@ -49,6 +49,7 @@ class ExportFormat:
     name: str
     how: str  # "detected", "forced" or "default"
     contract_tables: tuple[str, ...] = ()
+    corporate_currency: str | None = None  # the reporting currency by default
 
     @property
     def missing_tables(self) -> tuple[str, ...]:
@@ -153,12 +154,59 @@ def resolve_format(
                 f"{where} must be one of {', '.join(FORMATS)}, not '{value}'.",
                 hint="Leave it out to detect the format from the export's files.",
             )
-        tables = contract_tables(export_dir, value) if export_dir else ()
-        return ExportFormat(value, "forced", tables)
+        if export_dir is None or not export_dir.is_dir():
+            return ExportFormat(value, "forced")
+        tables = contract_tables(export_dir, value)
+        return ExportFormat(value, "forced", tables, corporate_currency(export_dir, value))
     if export_dir is None or not export_dir.is_dir():
         return ExportFormat("contract", "default")
     name = detect_format(export_dir)
-    return ExportFormat(name, "detected", contract_tables(export_dir, name))
+    return ExportFormat(
+        name, "detected", contract_tables(export_dir, name), corporate_currency(export_dir, name)
+    )
+
+
+def corporate_currency(export_dir: Path, name: str) -> str | None:
+    """A Salesforce org's corporate currency (the `CurrencyType` row with
+    IsCorporate), which KPI_SPEC section 5 makes the reporting currency unless
+    `reporting_currency` says otherwise."""
+    if name != "salesforce":
+        return None
+    files = _stems(export_dir)
+    for stem in ("currencytype", "currency_type"):
+        for ext in ("csv", "parquet"):
+            path = files.get(f"{stem}.{ext}")
+            if path is not None:
+                return _corporate_code(_rows(path))
+    return None
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a small CSV or Parquet file as text, keys folded."""
+    if path.suffix.lower() == ".parquet":
+        import duckdb
+
+        try:
+            with duckdb.connect() as con:
+                cur = con.execute(f"select * from read_parquet({_literal(str(path))})")
+                names = [d[0] for d in cur.description]
+                rows = [dict(zip(names, (str(v) for v in r), strict=True)) for r in cur.fetchall()]
+        except duckdb.Error:
+            return []
+    else:
+        try:
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                rows = [{k: v for k, v in row.items() if k} for row in csv.DictReader(fh)]
+        except OSError:
+            return []
+    return [{k.strip().lower().replace("_", ""): v for k, v in row.items()} for row in rows]
+
+
+def _corporate_code(rows: list[dict[str, str]]) -> str | None:
+    for row in rows:
+        if str(row.get("iscorporate", "")).strip().lower() in ("1", "true"):
+            return str(row.get("isocode") or "").strip().upper() or None
+    return None
 
 
 def active_sources(

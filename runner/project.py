@@ -140,6 +140,11 @@ class Project:
         export_dir = export_dir_from(raw_dir, settings.raw_dir, settings.project_dir)
         export_format = resolve_format(crm, settings.crm, export_dir)
         cli_vars = {**export_format.as_vars(), **dict(vars or {})}
+        if export_format.corporate_currency and "reporting_currency" not in {
+            **settings.vars,
+            **cli_vars,
+        }:
+            cli_vars["reporting_currency"] = export_format.corporate_currency
         digest = parse_cache.project_digest(settings, cli_vars)
         loaded = parse_cache.load(settings, digest)
         if loaded is None:

@@ -209,7 +209,10 @@ CASES: list[tuple[str, str, list[tuple[Any, ...]]]] = [
     (
         "exchange_rates_from_currency_type",
         f"select currency_code, valid_from, rate from {STG}exchange_rates order by 1",
-        [("EUR", date(1900, 1, 1), 0.9), ("USD", date(1900, 1, 1), 1.0)],
+        [
+            ("EUR", date(1900, 1, 1), Decimal("0.9000000000")),
+            ("USD", date(1900, 1, 1), Decimal("1.0000000000")),
+        ],
     ),
     # win rate, February: O1 won, O2 lost -> 1 / 2
     (
@@ -495,8 +498,8 @@ def test_dated_conversion_rates_replace_currency_type(tmp_path: Path):
     project, path = build(export, tmp_path)
     assert project.build().exit_code == 0
     assert query(path, f"select * exclude (_load_id) from {STG}exchange_rates order by all") == [
-        ("EUR", date(2025, 1, 1), 0.95),
-        ("EUR", date(2025, 2, 1), 0.92),
+        ("EUR", date(2025, 1, 1), Decimal("0.9500000000")),
+        ("EUR", date(2025, 2, 1), Decimal("0.9200000000")),
     ]
 
 

@@ -18,14 +18,14 @@ final as (
     select
         IsoCode as currency_code,
         cast(StartDate as date) as valid_from,
-        cast(ConversionRate as double) as rate,
+        cast(ConversionRate as decimal(28, 10)) as rate,
         _load_id
     from dated_rates
     union all
     select
         IsoCode as currency_code,
         date '1900-01-01' as valid_from,
-        cast(ConversionRate as double) as rate,
+        cast(ConversionRate as decimal(28, 10)) as rate,
         _load_id
     from currencies
     where (select count(*) from dated_rates) = 0 and ConversionRate is not null
