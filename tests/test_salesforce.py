@@ -322,6 +322,8 @@ def test_detection_and_forcing():
     assert detect_format(ROOT / "runner" / "crm" / "demo_export") == "contract"
     assert resolve_format("contract", "salesforce", FIXTURE).name == "contract"
     assert resolve_format(None, None, FIXTURE).how == "detected"
+    # the CurrencyType row with IsCorporate = 1: the default reporting currency
+    assert resolve_format(None, None, FIXTURE).corporate_currency == "USD"
     with pytest.raises(KpiError, match="must be one of contract, salesforce, hubspot"):
         resolve_format(None, "pipedrive", FIXTURE)
 
