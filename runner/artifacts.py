@@ -10,7 +10,6 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from runner.graph import Graph
 from runner.loaded import LoadedProject
 
 if TYPE_CHECKING:
-    from runner.execution import NodeResult
+    from runner.results import NodeResult
 
 SCHEMA_VERSION = "kpi/manifest/v1"
 
@@ -134,7 +133,7 @@ def run_results(
 ) -> dict[str, Any]:
     out = []
     for r in results:
-        entry = asdict(r)
+        entry = r.artifact()
         entry["timing"] = [
             {"name": "execute", "started_at": r.started_at, "completed_at": r.completed_at}
         ]

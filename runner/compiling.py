@@ -18,7 +18,7 @@ from runner.compile_cache import CompileCache
 from runner.errors import CompilationError
 from runner.incremental_tests import KEYED, watermark_sql
 from runner.loaded import LoadedProject
-from runner.nodes import Node, NodeConfig, Relation, TestSpec, quote_identifier
+from runner.nodes import Node, NodeConfig, Relation, ResourceType, TestSpec, quote_identifier
 
 if TYPE_CHECKING:
     from runner.templating import ModelContext
@@ -103,7 +103,7 @@ class Compiler:
         self.project.templates.add_source(INLINE_PATH, sql)
         node = Node(
             unique_id="inline",
-            resource_type="model",
+            resource_type=ResourceType.MODEL,
             name="inline",
             path=INLINE_PATH,
             raw_code=sql,

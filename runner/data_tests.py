@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ProjectError
 from runner.materializations import strip_statement
 from runner.nodes import NodeConfig, Relation, quote_literal
+from runner.results import NodeStatus
 
 if TYPE_CHECKING:
     import duckdb
@@ -39,7 +40,7 @@ _OPERATORS: dict[str, Callable[[int, int], bool]] = {
 class TestOutcome:
     """`status` is pass, warn, fail (error severity) or error (the SQL failed)."""
 
-    status: str
+    status: NodeStatus
     failures: int = 0
     message: str = ""
     columns: tuple[str, ...] = ()
@@ -50,7 +51,7 @@ class TestOutcome:
         """Whether this outcome stops the tested model from being published (and
         its descendants from running): an error-severity failure (`judge` gives
         warn-severity tests `warn`, never `fail`), or a test that could not run."""
-        return self.status in ("fail", "error")
+        return self.status.failed
 
 
 def condition(text: str, path: str | None = None) -> Callable[[int], bool]:
@@ -65,13 +66,13 @@ def condition(text: str, path: str | None = None) -> Callable[[int], bool]:
     return lambda count: op(count, number)
 
 
-def judge(config: NodeConfig, failures: int, path: str | None = None) -> str:
+def judge(config: NodeConfig, failures: int, path: str | None = None) -> NodeStatus:
     """pass, warn or fail for `failures` failing rows under `config`."""
     if config.severity == "error" and condition(config.error_if, path)(failures):
-        return "fail"
+        return NodeStatus.FAIL
     if condition(config.warn_if, path)(failures):
-        return "warn"
-    return "pass"
+        return NodeStatus.WARN
+    return NodeStatus.PASS
 
 
 def run_test(
@@ -90,13 +91,13 @@ def run_test(
         row = cur.execute(f"select count(*) from (\n{query}\n) as kpi_test").fetchone()
         failures = int(row[0]) if row else 0
         status = judge(config, failures, path)
-        if status == "pass":
-            return TestOutcome("pass", failures)
+        if status == NodeStatus.PASS:
+            return TestOutcome(status, failures)
         result = cur.execute(f"select * from (\n{query}\n) as kpi_test limit {SAMPLE_ROWS}")
         columns = tuple(d[0] for d in result.description or ())
         return TestOutcome(status, failures, "", columns, tuple(result.fetchall()))
     except duckdb.Error as exc:
-        return TestOutcome("error", 0, str(exc).strip())
+        return TestOutcome(NodeStatus.ERROR, 0, str(exc).strip())
 
 
 def store_failures(cur: duckdb.DuckDBPyConnection, relation: Relation, sql: str) -> None:

@@ -9,10 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental")
+
+class ResourceType(StrEnum):
+    """What a node is; compares equal to its dbt word (`"model"`)."""
+
+    MODEL = "model"
+    SEED = "seed"
+    TEST = "test"
+
+
+class Materialization(StrEnum):
+    """How a node is built; seeds and tests carry their own kind."""
+
+    VIEW = "view"
+    TABLE = "table"
+    EPHEMERAL = "ephemeral"
+    INCREMENTAL = "incremental"
+    SEED = "seed"
+    TEST = "test"
+
+
+MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental")  # what a model may be
 INCREMENTAL_STRATEGIES = ("append", "delete+insert")
 SEVERITIES = ("error", "warn")
 
@@ -58,7 +79,7 @@ class Relation:
 class NodeConfig:
     """A node's configuration after merging folder, yml and in-file config."""
 
-    materialized: str = "view"
+    materialized: Materialization = Materialization.VIEW
     schema: str = "main"
     alias: str | None = None
     tags: tuple[str, ...] = ()
@@ -79,7 +100,7 @@ class NodeConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "materialized": self.materialized,
+            "materialized": str(self.materialized),
             "schema": self.schema,
             "alias": self.alias,
             "tags": list(self.tags),
@@ -156,7 +177,7 @@ class Node:
     """
 
     unique_id: str
-    resource_type: str
+    resource_type: ResourceType
     name: str
     path: str
     raw_code: str
@@ -171,6 +192,9 @@ class Node:
     test_metadata: Mapping[str, Any] | None = None
     column_name: str | None = None
     yml_path: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resource_type", ResourceType(self.resource_type))
 
     @property
     def relation(self) -> Relation:

@@ -26,12 +26,13 @@ from runner.loaded import LoadedProject
 from runner.metrics import Metric, parse_metric
 from runner.nodes import (
     INCREMENTAL_STRATEGIES,
-    MATERIALIZATIONS,
     SEVERITIES,
     Column,
+    Materialization,
     Node,
     NodeConfig,
     Relation,
+    ResourceType,
     SourceTable,
     TestSpec,
 )
@@ -408,8 +409,10 @@ def make_config(
             line=line,
             hint=f"Known keys: {', '.join(sorted(CONFIG_KEYS))}.",
         )
+    materialized = str(merged.get("materialized", "view"))
+    _check_choice("materialized", materialized, tuple(Materialization), path, line)
     config = NodeConfig(
-        materialized=str(merged.get("materialized", "view")),
+        materialized=Materialization(materialized),
         schema=str(merged.get("schema") or "main"),
         alias=merged.get("alias"),
         tags=tuple(dict.fromkeys(str(t) for t in _as_list(merged.get("tags", [])))),
@@ -427,9 +430,6 @@ def make_config(
         meta=MappingProxyType(dict(merged.get("meta") or {})),
         append_only=tuple(str(s) for s in _as_list(merged.get("append_only"))),
         valid_keys=str(merged["valid_keys"]) if merged.get("valid_keys") else None,
-    )
-    _check_choice(
-        "materialized", config.materialized, (*MATERIALIZATIONS, "seed", "test"), path, line
     )
     _check_choice(
         "incremental_strategy", config.incremental_strategy, INCREMENTAL_STRATEGIES, path, line
@@ -493,7 +493,7 @@ def _parse_model(
     config = make_config({}, folder, yml_config, context.config, path=path)
     return Node(
         unique_id=f"model.{settings.name}.{name}",
-        resource_type="model",
+        resource_type=ResourceType.MODEL,
         name=name,
         path=path,
         raw_code=text,
@@ -526,7 +526,7 @@ def _parse_seed(settings: Settings, props: _Properties, path: str) -> Node:
     data = (settings.project_dir / path).read_bytes()
     return Node(
         unique_id=f"seed.{settings.name}.{name}",
-        resource_type="seed",
+        resource_type=ResourceType.SEED,
         name=name,
         path=path,
         raw_code="",
@@ -621,7 +621,7 @@ def _generic_test_node(
     )
     return Node(
         unique_id=f"test.{settings.name}.{name}",
-        resource_type="test",
+        resource_type=ResourceType.TEST,
         name=name,
         path=spec.yml_path,
         raw_code="",
@@ -691,7 +691,7 @@ def _parse_singular_tests(
         tests.append(
             Node(
                 unique_id=f"test.{settings.name}.{name}",
-                resource_type="test",
+                resource_type=ResourceType.TEST,
                 name=name,
                 path=path,
                 raw_code=text,

@@ -23,6 +23,7 @@ from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.graph import Graph
 from runner.nodes import Node
 from runner.reporting import Reporter
+from runner.results import NodeStatus
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings
 from runner.warehouse import connect, ensure_schemas, exclusive_lock, existing_relations
@@ -32,16 +33,15 @@ if TYPE_CHECKING:
 
     from runner.compile_cache import CompileCache
     from runner.compiling import CompiledNode, Compiler
-    from runner.execution import NodeResult
     from runner.loaded import LoadedProject
     from runner.metrics import MetricsResult
     from runner.raw_load import LoadReport
     from runner.report import ReportInfo
+    from runner.results import NodeResult
 
 # Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
 # that use them, so that `kpi ls` starts fast.
 
-FAILED_STATUSES = frozenset({"error", "fail"})
 TABLES_FILE = "warehouse_tables.json"
 
 
@@ -57,7 +57,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(r.status in FAILED_STATUSES for r in self.results) else 0
+        return 1 if _failed(self.results) else 0
 
     def by_name(self) -> dict[str, NodeResult]:
         return {r.name: r for r in self.results}
@@ -392,7 +392,8 @@ class Project:
         from runner import artifacts
         from runner.compile_cache import CompileCache
         from runner.compiling import Compiler
-        from runner.execution import ExecutionOptions, Executor, plan_units
+        from runner.execution import ExecutionOptions, Executor
+        from runner.planning import plan_units
 
         started = time.perf_counter()
         nodes = self.select(options.select, options.exclude)
@@ -468,7 +469,7 @@ class Project:
             tables_after = _tables(con)
         self._remember_tables(tables_after)
         elapsed = time.perf_counter() - started
-        for block in executor.failure_blocks:
+        for block in self.reporter.failure_blocks:
             self.reporter.block("\n" + block)
         stale = _stale(results, relations)
         if stale:
@@ -800,7 +801,7 @@ def _written_by_runner(name: str) -> bool:
 
 
 def _failed(results: Sequence[NodeResult]) -> bool:
-    return any(r.status in FAILED_STATUSES for r in results)
+    return any(r.status.failed for r in results)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
@@ -811,7 +812,7 @@ def _stale(results: Sequence[NodeResult], relations: Mapping[tuple[str, str], st
     """Relations that failed or were skipped but exist from an earlier build."""
     stale = []
     for result in results:
-        if result.relation and result.status in ("error", "skipped"):
+        if result.relation and result.status in (NodeStatus.ERROR, NodeStatus.SKIPPED):
             schema, _, name = result.relation.partition(".")
             if (schema.lower(), name.lower()) in relations:
                 stale.append(result.relation)

@@ -17,8 +17,8 @@ from types import MappingProxyType
 import pytest
 
 from runner import materializations
-from runner.execution import plan_units
 from runner.nodes import Node, NodeConfig
+from runner.planning import plan_units
 from runner.scheduler import run_graph
 
 TIMEOUT = 10  # seconds; only reached when the code under test is wrong
