@@ -21,6 +21,7 @@ import click
 
 if TYPE_CHECKING:
     from runner.project import Project
+    from runner.results import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -330,14 +331,27 @@ def main() -> None:
     """
 
 
-def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
-    project = args.load(options.pop("raw_dir", None))
-    options["select"] = list(options["select"])
-    options["exclude"] = list(options["exclude"])
-    if "skip_load" in options:
-        options["load"] = not options.pop("skip_load")
-    result = getattr(project, name)(**options)
-    sys.exit(result.exit_code)
+def _run(command: str, args: ProjectArgs, values: dict[str, Any]) -> RunResult:
+    """Load the project and run `command` with the run options click parsed."""
+    from runner.build import RunOptions
+    from runner.planning import Command
+
+    project = args.load(values.get("raw_dir"))
+    options = RunOptions(
+        select=tuple(values["select"]),
+        exclude=tuple(values["exclude"]),
+        threads=values["threads"],
+        full_refresh=values["full_refresh"],
+        fail_fast=values["fail_fast"],
+        store_failures=values["store_failures"],
+        wait_seconds=values["wait_seconds"],
+        on_bad_rows=values.get("on_bad_rows", "fail"),
+        load=not values.get("skip_load", False),
+    )
+    result = project.execute(Command(command), options)
+    if values.get("report") and result.exit_code == 0:
+        project.report()
+    return result
 
 
 @main.command("build", cls=SelectingCommand)
@@ -348,7 +362,7 @@ def _run(name: str, args: ProjectArgs, options: dict[str, Any]) -> None:
 @click.option(
     "--report", is_flag=True, help="Write the KPI report (kpi report) after a successful build."
 )
-def build_command(args: ProjectArgs, report: bool, **options: Any) -> None:
+def build_command(args: ProjectArgs, **options: Any) -> None:
     """Load the raw export, then seed, run and test in dependency order.
 
     A model's tests run before it is published: an error-severity failure
@@ -360,14 +374,7 @@ def build_command(args: ProjectArgs, report: bool, **options: Any) -> None:
       kpi build --warehouse /tmp/ci.duckdb --fail-fast
       kpi build --report   # then open target/report/index.html
     """
-    project = args.load(options.pop("raw_dir", None))
-    options["select"] = list(options["select"])
-    options["exclude"] = list(options["exclude"])
-    options["load"] = not options.pop("skip_load")
-    result = project.build(**options)
-    if report and result.exit_code == 0:
-        project.report()
-    sys.exit(result.exit_code)
+    sys.exit(_run("build", args, options).exit_code)
 
 
 @main.command("run", cls=SelectingCommand)
@@ -380,7 +387,7 @@ def run_command(args: ProjectArgs, **options: Any) -> None:
     Example:
       kpi run -s staging+ --threads 2
     """
-    _run("run", args, options)
+    sys.exit(_run("run", args, options).exit_code)
 
 
 @main.command("seed", cls=SelectingCommand)
@@ -393,7 +400,7 @@ def seed_command(args: ProjectArgs, **options: Any) -> None:
     Example:
       kpi seed --full-refresh
     """
-    _run("seed", args, options)
+    sys.exit(_run("seed", args, options).exit_code)
 
 
 @main.command("test", cls=SelectingCommand)
@@ -406,7 +413,7 @@ def test_command(args: ProjectArgs, **options: Any) -> None:
     Example:
       kpi test -s kpi_win_rate --store-failures
     """
-    _run("test", args, options)
+    sys.exit(_run("test", args, options).exit_code)
 
 
 @main.command("load")

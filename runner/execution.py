@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,36 +38,27 @@ from runner.warehouse import META_SCHEMA
 if TYPE_CHECKING:
     import duckdb
 
+    from runner.build import BuildPlan, RunOptions
+
 SEED_STATE = Relation(META_SCHEMA, "seed_state")
 
 
 @dataclass(frozen=True)
-class ExecutionOptions:
-    threads: int = 1
-    fail_fast: bool = False
-    store_failures: bool = False
-    full_refresh: bool = False
-    failures_dir: Path = Path("target/failures")
-    seen: Mapping[str, int] = field(default_factory=dict)  # the load each node has seen
-    logic: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class RunContext:
-    """What every runner reads: the compiled SQL, the options, where files are,
-    and where to send a warning."""
+    """What every runner reads: the plan, the options, where files go, and
+    where to send a warning."""
 
-    compiled: Mapping[str, CompiledNode]
-    options: ExecutionOptions
+    plan: BuildPlan
+    options: RunOptions
     project_dir: Path
-    compiled_paths: Mapping[str, str]
+    failures_dir: Path
     warn: Callable[[str], None]
 
     def wants_store(self, test: Node) -> bool:
         return self.options.store_failures or test.config.store_failures
 
     def sql(self, node: Node) -> str:
-        return self.compiled[node.unique_id].sql
+        return self.plan.compiled[node.unique_id].sql
 
 
 class NodeRunner:
@@ -90,7 +81,7 @@ class NodeRunner:
         wall: float,
         **details: Any,
     ) -> NodeResult:
-        path = self.context.compiled_paths.get(node.unique_id)
+        path = self.context.plan.paths.get(node.unique_id)
         return make_result(node, status, message, seconds, wall, path, **details)
 
     def crashed(self, exc: BaseException) -> list[NodeResult]:
@@ -134,7 +125,7 @@ class RelationRunner(NodeRunner):
         import duckdb
 
         node = self.unit.node
-        compiled = self.context.compiled[node.unique_id]
+        compiled = self.context.plan.compiled[node.unique_id]
         wall, start = time.time(), time.perf_counter()
         outcomes: list[tuple[Node, TestOutcome, float]] = []
         exported: list[tuple[Node, Path]] = []
@@ -145,8 +136,8 @@ class RelationRunner(NodeRunner):
                 build_state.record_build(
                     cur,
                     node.unique_id,
-                    self.context.options.seen.get(node.unique_id, 0),
-                    self.context.options.logic.get(node.unique_id, ""),
+                    self.context.plan.incremental.seen.get(node.unique_id, 0),
+                    self.context.plan.incremental.logic.get(node.unique_id, ""),
                     full=not compiled.is_incremental,
                 )
             for test in self.unit.tests:
@@ -232,7 +223,7 @@ class RelationRunner(NodeRunner):
         that they are kept whether the unit commits or rolls back."""
         if not self.context.wants_store(test):
             return []
-        file = self.context.options.failures_dir / f"{test.name}.parquet"
+        file = self.context.failures_dir / f"{test.name}.parquet"
         data_tests.export_failures(cur, self.context.sql(test), file)
         return [(test, file)]
 
@@ -316,39 +307,37 @@ class Executor:
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
-        compiled: Mapping[str, CompiledNode],
+        plan: BuildPlan,
+        options: RunOptions,
         reporter: Reporter,
-        options: ExecutionOptions,
+        *,
+        threads: int,
         project_dir: Path,
-        compiled_paths: Mapping[str, str] | None = None,
+        failures_dir: Path,
     ) -> None:
         self.con = con
         self.reporter = reporter
-        self.options = options
-        self.context = RunContext(
-            compiled, options, project_dir, compiled_paths or {}, reporter.warning
-        )
+        self.threads = threads
+        self.context = RunContext(plan, options, project_dir, failures_dir, reporter.warning)
         self.results: dict[str, NodeResult] = {}
         self.passed_tests: set[str] = set()  # tests that passed on committed data
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
-        self._units: Mapping[str, Unit] = {}
+        self._units: Mapping[str, Unit] = plan.units
 
-    def execute(
-        self, units: Mapping[str, Unit], parents: Mapping[str, set[str]]
-    ) -> list[NodeResult]:
-        self._units = units
+    def execute(self) -> list[NodeResult]:
+        units = self._units
         if any(u.node.is_seed for u in units.values()):
             self._ensure_seed_state()
         self._ensure_audit_schemas(units)
         try:
             run_graph(
-                parents,
+                self.context.plan.parents,
                 self._run_unit,
-                threads=self.options.threads,
+                threads=self.threads,
                 on_skip=self._skip_unit,
-                fail_fast=self.options.fail_fast,
+                fail_fast=self.context.options.fail_fast,
             )
         finally:
             for cur in self._cursors:

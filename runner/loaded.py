@@ -17,6 +17,7 @@ from runner.nodes import Node, SourceTable
 from runner.settings import Settings
 
 if TYPE_CHECKING:
+    from runner.graph import Graph
     from runner.metrics import Metric
     from runner.templating import Target, Templates
 
@@ -47,6 +48,16 @@ class LoadedProject:
             cache_dir=self.settings.target_path / "jinja_cache",
         )
 
+    @cached_property
+    def graph(self) -> Graph:
+        """The dependency graph of every node and source, built once and shared
+        by selection, planning, build state and the artifacts."""
+        from runner.graph import Graph
+
+        parents: dict[str, Iterable[str]] = {uid: n.depends_on for uid, n in self.nodes.items()}
+        parents.update({uid: () for uid in self.sources})
+        return Graph(parents)
+
     def node_by_name(self, name: str, resource_types: Iterable[str] = ("model", "seed")) -> Node:
         types = set(resource_types)
         for node in self.nodes.values():
@@ -63,6 +74,7 @@ class LoadedProject:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("templates", None)
+        state.pop("graph", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ plan is pure Python over the graph: no DuckDB, no SQL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from runner.graph import Graph
@@ -33,12 +33,12 @@ class Command(StrEnum):
         }[self]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Unit:
     """A model or seed and its attached tests, or one standalone test."""
 
     node: Node
-    tests: list[Node] = field(default_factory=list)
+    tests: tuple[Node, ...] = ()
 
     @property
     def nodes(self) -> list[Node]:
@@ -63,16 +63,18 @@ def plan_units(
         if nodes[uid].resource_type in kinds
         and nodes[uid].config.materialized != Materialization.EPHEMERAL
     }
-    units: dict[str, Unit] = {uid: Unit(nodes[uid]) for uid in chosen if not nodes[uid].is_test}
+    hosts = {uid for uid in chosen if not nodes[uid].is_test}
+    attached: dict[str, list[Node]] = {uid: [] for uid in hosts}
     standalone: list[Node] = []
     for uid in sorted(u for u in chosen if nodes[u].is_test):
         test = nodes[uid]
-        host = _host_of(test, nodes, units, graph) if mode == Command.BUILD else None
+        host = _host_of(test, nodes, hosts, graph) if mode == Command.BUILD else None
         if host is None:
             standalone.append(test)
-            units[uid] = Unit(test)
         else:
-            units[host].tests.append(test)
+            attached[host].append(test)
+    units = {uid: Unit(nodes[uid], tuple(tests)) for uid, tests in attached.items()}
+    units.update({test.unique_id: Unit(test) for test in standalone})
 
     parents: dict[str, set[str]] = {key: set() for key in units}
     for key, unit in units.items():
@@ -92,11 +94,11 @@ def plan_units(
 
 
 def _host_of(
-    test: Node, nodes: Mapping[str, Node], units: Mapping[str, Unit], graph: Graph
+    test: Node, nodes: Mapping[str, Node], hosts: Collection[str], graph: Graph
 ) -> str | None:
     tested = [d for d in test.depends_on if d in nodes]
     for candidate in tested:
-        if candidate in units and all(
+        if candidate in hosts and all(
             other == candidate or other in graph.ancestors(candidate) for other in tested
         ):
             return candidate

@@ -13,87 +13,35 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, incremental_tests, parse_cache
+from runner import build, parse_cache
+from runner.build import RunOptions
 from runner.crm_formats import ExportFormat, load_notes, resolve_format
-from runner.errors import CompilationError, ProjectError, WarehouseError
-from runner.graph import Graph
+from runner.errors import ProjectError
 from runner.nodes import Node
+from runner.planning import Command
 from runner.reporting import Reporter
-from runner.results import NodeStatus
+from runner.results import RunResult
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings
-from runner.warehouse import connect, ensure_schemas, exclusive_lock, existing_relations
+from runner.warehouse import connect, exclusive_lock
 
 if TYPE_CHECKING:
     import duckdb
 
-    from runner.compile_cache import CompileCache
-    from runner.compiling import CompiledNode, Compiler
+    from runner.compiling import CompiledNode
     from runner.loaded import LoadedProject
     from runner.metrics import MetricsResult
     from runner.raw_load import LoadReport
     from runner.report import ReportInfo
-    from runner.results import NodeResult
 
 # Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
 # that use them, so that `kpi ls` starts fast.
 
-TABLES_FILE = "warehouse_tables.json"
-
-
-@dataclass
-class RunResult:
-    """The outcome of run, seed, test or build."""
-
-    command: str
-    results: list[NodeResult] = field(default_factory=list)
-    elapsed: float = 0.0
-    summary: str = ""
-    stale: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if _failed(self.results) else 0
-
-    def by_name(self) -> dict[str, NodeResult]:
-        return {r.name: r for r in self.results}
-
-    def statuses(self) -> dict[str, str]:
-        return {r.name: r.status for r in self.results}
-
-
-@dataclass(frozen=True)
-class IncrementalPlan:
-    """What a run does incrementally: the newest raw load, the load each node
-    will have seen after the run, the logic digest to record for each relation
-    built (see `build_state.versions_after_run`), the
-    models rebuilt in full (with the reason), and the tests that check only
-    new rows."""
-
-    load_id: int
-    seen: dict[str, int]
-    logic: dict[str, str]
-    rebuilds: dict[str, str]
-    tests: incremental_tests.TestPlan
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The flags every run-like command shares."""
-
-    select: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    threads: int | None = None
-    full_refresh: bool = False
-    fail_fast: bool = False
-    store_failures: bool = False
-    wait_seconds: float = 0.0
-    on_bad_rows: str = "fail"
-    load: bool = True
+TABLES_FILE = build.TABLES_FILE
 
 
 class Project:
@@ -171,7 +119,7 @@ class Project:
         resource_types: Sequence[str] | None = None,
     ) -> list[Node]:
         """The selected nodes, in dependency order (ties by name)."""
-        graph = self._graph()
+        graph = self.loaded.graph
         selection = select_nodes(
             self.nodes, self.loaded.sources, graph, select, exclude, resource_types
         )
@@ -180,11 +128,6 @@ class Project:
         order = graph.topological_order()
         chosen = selection.unique_ids
         return [self.nodes[uid] for uid in order if uid in chosen]
-
-    def _graph(self) -> Graph:
-        parents: dict[str, Sequence[str]] = {uid: n.depends_on for uid, n in self.nodes.items()}
-        parents.update({uid: () for uid in self.loaded.sources})
-        return Graph(parents)
 
     def ls(
         self,
@@ -211,70 +154,14 @@ class Project:
         existing: frozenset[tuple[str, str]] = frozenset()
         incremental = any(n.config.materialized == "incremental" for n in nodes)
         if incremental and self.settings.warehouse.exists():
-            existing = self._tables_now()
+            existing = build.tables_now(self.loaded)
         compiler = Compiler(
             self.loaded, existing, full_refresh, CompileCache.for_project(self.loaded)
         )
-        compiled, paths = self._compile_nodes(compiler, nodes)
-        self._check_sql(None, compiled, paths)
+        compiled, paths = build.compile_nodes(self.loaded, compiler, nodes)
+        build.check_sql(self.loaded, self.reporter, None, compiled, paths)
         self.write_manifest(paths)
         return compiled
-
-    def _compile_nodes(
-        self, compiler: Compiler, nodes: Sequence[Node]
-    ) -> tuple[dict[str, CompiledNode], dict[str, str]]:
-        from runner.compiling import write_compiled
-
-        compiled: dict[str, CompiledNode] = {}
-        paths: dict[str, str] = {}
-        for node in nodes:
-            result = compiler.compile(node)
-            compiled[node.unique_id] = result
-            if node.is_seed:
-                continue
-            out = write_compiled(self.settings.target_path, result)
-            paths[node.unique_id] = _relative(out, self.settings.project_dir)
-        if compiler.cache is not None:
-            compiler.cache.save()
-        return compiled, paths
-
-    def _check_sql(
-        self,
-        con: duckdb.DuckDBPyConnection | None,
-        compiled: Mapping[str, CompiledNode],
-        paths: Mapping[str, str],
-    ) -> None:
-        """DuckDB parses every query (once: answers are cached; `con` None means
-        an in-memory DuckDB when one is needed); sqlglot lists what each reads."""
-        from runner import sql_checks
-
-        cache = sql_checks.SqlCache(self.settings.target_path / "sql_cache.json")
-        for uid, item in compiled.items():
-            if item.node.is_seed or item.node.config.materialized == "ephemeral":
-                continue
-            error = cache.syntax_error(con, item.sql)
-            if error:
-                message, line, column = error
-                source = item.node.yml_path or item.node.path
-                raise CompilationError(
-                    f"{item.node.resource_type} '{item.node.name}' ({source}) "
-                    f"does not parse: {message}.",
-                    path=paths.get(uid, item.node.path),
-                    line=line,
-                    column=column,
-                    hint="Line and column are those of the compiled SQL; nothing was run.",
-                )
-        for item in compiled.values():
-            if not item.node.is_model or item.node.config.materialized == "ephemeral":
-                continue
-            tables = cache.tables_read(item.sql)
-            for table in sql_checks.undeclared_reads(tables, item.reads):
-                self.reporter.warning(
-                    f"{item.node.path}: reads {table} without ref() or source(); "
-                    "the build order cannot account for it."
-                )
-        with contextlib.suppress(OSError):
-            cache.save()
 
     def write_manifest(self, compiled_paths: Mapping[str, str] | None = None) -> None:
         from runner import artifacts
@@ -305,17 +192,18 @@ class Project:
     ) -> LoadReport:
         """Load a raw export into the `raw` schema (only changed files)."""
         with self.writing("kpi load", wait_seconds) as con:
-            report = self._load_raw(con, raw_dir, on_bad_rows, full_refresh)
+            report = self.load_raw_into(con, raw_dir, on_bad_rows, full_refresh)
         self.reporter.repeat_warnings(self.load_warnings)
         return report
 
-    def _load_raw(
+    def load_raw_into(
         self,
         con: duckdb.DuckDBPyConnection,
         raw_dir: str | Path | None,
         on_bad_rows: str,
         full_refresh: bool,
     ) -> LoadReport:
+        """Load the raw export on an open connection (build loads before it runs)."""
         from runner.raw_contract import table_contracts
         from runner.raw_load import LoadReport, describe_report, load_export
 
@@ -358,17 +246,106 @@ class Project:
 
     # -- commands that run ----------------------------------------------------
 
-    def run(self, **options: Any) -> RunResult:
-        return self._execute("run", RunOptions(**options))
+    def run(
+        self,
+        *,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        threads: int | None = None,
+        full_refresh: bool = False,
+        fail_fast: bool = False,
+        store_failures: bool = False,
+        wait_seconds: float = 0.0,
+    ) -> RunResult:
+        """Build the selected models."""
+        options = RunOptions(
+            tuple(select),
+            tuple(exclude),
+            threads,
+            full_refresh,
+            fail_fast,
+            store_failures,
+            wait_seconds,
+        )
+        return self.execute(Command.RUN, options)
 
-    def seed(self, **options: Any) -> RunResult:
-        return self._execute("seed", RunOptions(**options))
+    def seed(
+        self,
+        *,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        threads: int | None = None,
+        full_refresh: bool = False,
+        fail_fast: bool = False,
+        store_failures: bool = False,
+        wait_seconds: float = 0.0,
+    ) -> RunResult:
+        """Load the selected seeds (only those that changed, unless `full_refresh`)."""
+        options = RunOptions(
+            tuple(select),
+            tuple(exclude),
+            threads,
+            full_refresh,
+            fail_fast,
+            store_failures,
+            wait_seconds,
+        )
+        return self.execute(Command.SEED, options)
 
-    def test(self, **options: Any) -> RunResult:
-        return self._execute("test", RunOptions(**options))
+    def test(
+        self,
+        *,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        threads: int | None = None,
+        full_refresh: bool = False,
+        fail_fast: bool = False,
+        store_failures: bool = False,
+        wait_seconds: float = 0.0,
+    ) -> RunResult:
+        """Run the data tests of the selected nodes."""
+        options = RunOptions(
+            tuple(select),
+            tuple(exclude),
+            threads,
+            full_refresh,
+            fail_fast,
+            store_failures,
+            wait_seconds,
+        )
+        return self.execute(Command.TEST, options)
 
-    def build(self, **options: Any) -> RunResult:
-        return self._execute("build", RunOptions(**options))
+    def build(
+        self,
+        *,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        threads: int | None = None,
+        full_refresh: bool = False,
+        fail_fast: bool = False,
+        store_failures: bool = False,
+        wait_seconds: float = 0.0,
+        on_bad_rows: str = "fail",
+        load: bool = True,
+    ) -> RunResult:
+        """Load the raw export (unless not `load`), then seed, run and test in
+        dependency order."""
+        options = RunOptions(
+            tuple(select),
+            tuple(exclude),
+            threads,
+            full_refresh,
+            fail_fast,
+            store_failures,
+            wait_seconds,
+            on_bad_rows,
+            load,
+        )
+        return self.execute(Command.BUILD, options)
+
+    def execute(self, command: Command, options: RunOptions) -> RunResult:
+        """Run one of the run-like commands with `options` (what the CLI calls)."""
+        return build.execute(self, command, options)
 
     @contextlib.contextmanager
     def writing(
@@ -387,205 +364,6 @@ class Project:
                 yield con
             finally:
                 con.close()
-
-    def _execute(self, command: str, options: RunOptions) -> RunResult:
-        from runner import artifacts
-        from runner.compile_cache import CompileCache
-        from runner.compiling import Compiler
-        from runner.execution import ExecutionOptions, Executor
-        from runner.planning import plan_units
-
-        started = time.perf_counter()
-        nodes = self.select(options.select, options.exclude)
-        selected = {n.unique_id for n in nodes}
-        units, parents = plan_units(self.nodes, selected, command)
-        if not units:
-            self.reporter.warning(
-                f"nothing to {command}: the selection holds no {command}-able nodes."
-            )
-        with self.writing(f"kpi {command}", options.wait_seconds) as con:
-            self.load_warnings = []
-            if command == "build" and options.load:
-                # --full-refresh rebuilds models; reloading unchanged raw files
-                # is `kpi load --full-refresh`.
-                self._load_raw(con, None, options.on_bad_rows, False)
-            relations = existing_relations(con)
-            existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
-            compile_cache = CompileCache.for_project(self.loaded)
-            plan = self._plan_incremental(con, units, options, compile_cache)
-            compiler = Compiler(
-                self.loaded,
-                existing,
-                options.full_refresh,
-                compile_cache,
-                frozenset(plan.rebuilds),
-                plan.tests.new_rows_only,
-            )
-            wanted = [u.node for u in units.values()] + [t for u in units.values() for t in u.tests]
-            wanted += [n for n in nodes if n.config.materialized == "ephemeral"]
-            compiled, paths = self._compile_nodes(compiler, wanted)
-            self._check_sql(con, compiled, paths)
-            ensure_schemas(
-                con, {u.node.config.schema for u in units.values() if not u.node.is_test}
-            )
-            total = sum(1 + len(u.tests) for u in units.values())
-            self.reporter.total = total
-            self.reporter.info(f"Running {total} node(s) with {self._threads(options)} thread(s).")
-            executor = Executor(
-                con,
-                compiled,
-                self.reporter,
-                ExecutionOptions(
-                    threads=self._threads(options),
-                    fail_fast=options.fail_fast,
-                    store_failures=options.store_failures,
-                    full_refresh=options.full_refresh,
-                    failures_dir=self.settings.target_path / "failures",
-                    seen=plan.seen,
-                    logic=plan.logic,
-                ),
-                self.settings.project_dir,
-                paths,
-            )
-            try:
-                results = executor.execute(units, parents)
-            except KeyboardInterrupt:
-                executor.interrupt()
-                raise
-            passed = {
-                uid: plan.tests.digests[uid]
-                for uid in executor.passed_tests
-                if uid in plan.tests.digests
-            }
-            if passed:
-                build_state.ensure_tables(con)
-                build_state.record_passes(con, passed, plan.seen)
-            publish_error: WarehouseError | None = None
-            if command == "build" and self.settings.publish and not _failed(results):
-                try:
-                    self._publish(con, self.settings.publish)
-                except WarehouseError as exc:
-                    publish_error = exc  # raised once the run's artifacts are written
-            tables_after = _tables(con)
-        self._remember_tables(tables_after)
-        elapsed = time.perf_counter() - started
-        for block in self.reporter.failure_blocks:
-            self.reporter.block("\n" + block)
-        stale = _stale(results, relations)
-        if stale:
-            self.reporter.warning(
-                "these relations were not rebuilt and keep their previous version, now "
-                "stale: " + ", ".join(stale)
-            )
-        summary = self.reporter.summary(elapsed)
-        self.reporter.repeat_warnings(self.load_warnings)
-        order = {uid: i for i, uid in enumerate(n.unique_id for n in nodes)}
-        results.sort(key=lambda r: order.get(r.unique_id, len(order)))
-        artifacts.write_json(
-            self.settings.target_path / "run_results.json",
-            artifacts.run_results(
-                self.loaded, results, elapsed, {"command": command, **_args(options)}
-            ),
-        )
-        self.write_manifest(paths)
-        if publish_error is not None:
-            raise publish_error
-        return RunResult(command, results, elapsed, summary, stale)
-
-    def _plan_incremental(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        units: Mapping[str, Any],
-        options: RunOptions,
-        compile_cache: CompileCache,
-    ) -> IncrementalPlan:
-        """Which incremental models rebuild in full (and why), and which tests
-        may check only the rows loaded since they last passed."""
-        incremental = [
-            u.node for u in units.values() if u.node.config.materialized == "incremental"
-        ]
-        building = {u.node.unique_id for u in units.values()}
-        if any(u.node.config.materialized in build_state.RELATIONS for u in units.values()):
-            build_state.ensure_tables(con)
-        state = build_state.read_state(con)
-        definitions = {
-            uid: node.checksum if node.is_seed else compile_cache.key(node, False)
-            for uid, node in self.nodes.items()
-            if not node.is_test
-        }
-        versions, record = build_state.versions_after_run(
-            self.nodes, self.loaded.sources, building, state, definitions
-        )
-        logic = {node.unique_id: versions[node.unique_id] for node in incremental}
-        rebuilds = build_state.full_rebuilds(con, self.nodes, self.loaded.sources, logic)
-        for uid, reason in sorted(rebuilds.items()):
-            self.reporter.info(f"Rebuilding {self.nodes[uid].name} in full: {reason}.")
-        if options.full_refresh:
-            rebuilds.update({uid: "--full-refresh" for uid in logic})
-        tests = incremental_tests.plan_tests(
-            con,
-            self.nodes,
-            self.loaded.sources,
-            [n for u in units.values() for n in [u.node, *u.tests] if n.is_test],
-            lambda node: compile_cache.key(node, False),
-            versions,
-            frozenset(rebuilds),
-            incremental_tests.builtin_tests(self.loaded.macro_sources),
-        )
-        load_id = build_state.current_load_id(con)
-        seen = build_state.seen_after_run(self.nodes, self.loaded.sources, building, state, load_id)
-        return IncrementalPlan(load_id, seen, record, rebuilds, tests)
-
-    def _publish(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        """Write the marts to a new file and rename it over `path`."""
-        from runner.publish import publish_marts
-
-        published = publish_marts(con, path)
-        rows = sum(published.tables.values())
-        self.reporter.info(
-            f"Published {len(published.tables)} mart table(s), {rows:,} row(s), to {path} "
-            f"in {published.seconds:.2f}s."
-        )
-
-    def _remember_tables(self, tables: frozenset[tuple[str, str]]) -> None:
-        """Note which tables the warehouse holds, as of its file's current
-        state, so that `compile` need not open it while nothing changed."""
-        from runner import artifacts
-
-        with contextlib.suppress(OSError):
-            stat = self.settings.warehouse.stat()
-            document = {
-                "warehouse": str(self.settings.warehouse),
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-                "tables": sorted(tables),
-            }
-            artifacts.write_json(self.settings.target_path / TABLES_FILE, document)
-
-    def _tables_now(self) -> frozenset[tuple[str, str]]:
-        """The warehouse's tables: from the note of the last run while the file
-        is unchanged since, else read from the file (read-only)."""
-        import json
-
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            stat = self.settings.warehouse.stat()
-            note = json.loads((self.settings.target_path / TABLES_FILE).read_text("utf-8"))
-            if (note["warehouse"], note["size"], note["mtime_ns"]) == (
-                str(self.settings.warehouse),
-                stat.st_size,
-                stat.st_mtime_ns,
-            ):
-                return frozenset((s, t) for s, t in note["tables"])
-        with contextlib.suppress(Exception):
-            con = connect(self.settings.warehouse, read_only=True)
-            try:
-                return _tables(con)
-            finally:
-                con.close()
-        return frozenset()
-
-    def _threads(self, options: RunOptions) -> int:
-        return options.threads or self.settings.threads
 
     # -- reading --------------------------------------------------------------
 
@@ -798,40 +576,3 @@ def _written_by_runner(name: str) -> bool:
         or ("." in entry and (name.startswith(entry) or name == Path(entry).stem + ".tmp"))
         for entry in TARGET_ENTRIES
     )
-
-
-def _failed(results: Sequence[NodeResult]) -> bool:
-    return any(r.status.failed for r in results)
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
-    return frozenset(k for k, kind in existing_relations(con).items() if kind == "BASE TABLE")
-
-
-def _stale(results: Sequence[NodeResult], relations: Mapping[tuple[str, str], str]) -> list[str]:
-    """Relations that failed or were skipped but exist from an earlier build."""
-    stale = []
-    for result in results:
-        if result.relation and result.status in (NodeStatus.ERROR, NodeStatus.SKIPPED):
-            schema, _, name = result.relation.partition(".")
-            if (schema.lower(), name.lower()) in relations:
-                stale.append(result.relation)
-    return sorted(stale)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _args(options: RunOptions) -> dict[str, Any]:
-    return {
-        "select": list(options.select),
-        "exclude": list(options.exclude),
-        "threads": options.threads,
-        "full_refresh": options.full_refresh,
-        "fail_fast": options.fail_fast,
-        "store_failures": options.store_failures,
-    }

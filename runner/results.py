@@ -110,3 +110,24 @@ def make_result(
 
 def iso_time(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class RunResult:
+    """The outcome of run, seed, test or build."""
+
+    command: str
+    results: list[NodeResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    summary: str = ""
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(r.status.failed for r in self.results) else 0
+
+    def by_name(self) -> dict[str, NodeResult]:
+        return {r.name: r for r in self.results}
+
+    def statuses(self) -> dict[str, str]:
+        return {r.name: r.status for r in self.results}

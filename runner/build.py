@@ -1,0 +1,425 @@
+"""A build: plan it, then run it.
+
+`run`, `seed`, `test` and `build` all come here. Planning makes one frozen
+`BuildPlan` (the units and their parents, the incremental plan, the compiled
+and checked SQL); running it takes the warehouse lock, executes the units,
+records what passed, publishes and writes the artifacts.
+
+    result = execute(project, Command.BUILD, RunOptions(select=("+kpi_win_rate",)))
+
+The options of a run are one frozen `RunOptions`, from the command line or
+the Python API to `run_results.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner import build_state, incremental_tests
+from runner.errors import CompilationError, WarehouseError
+from runner.nodes import Materialization, Node
+from runner.planning import Command, Unit, plan_units
+from runner.reporting import Reporter
+from runner.results import NodeResult, NodeStatus, RunResult
+from runner.warehouse import ensure_schemas, existing_relations
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from runner.compile_cache import CompileCache
+    from runner.compiling import CompiledNode, Compiler
+    from runner.loaded import LoadedProject
+    from runner.project import Project
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The flags of a run-like command; `load` and `on_bad_rows` are build's."""
+
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    threads: int | None = None
+    full_refresh: bool = False
+    fail_fast: bool = False
+    store_failures: bool = False
+    wait_seconds: float = 0.0
+    on_bad_rows: str = "fail"
+    load: bool = True
+
+    def artifact_args(self, command: str) -> dict[str, Any]:
+        """The `args` of `run_results.json`."""
+        return {
+            "command": command,
+            "select": list(self.select),
+            "exclude": list(self.exclude),
+            "threads": self.threads,
+            "full_refresh": self.full_refresh,
+            "fail_fast": self.fail_fast,
+            "store_failures": self.store_failures,
+        }
+
+
+@dataclass(frozen=True)
+class IncrementalPlan:
+    """What a run does incrementally: the newest raw load, the load each node
+    will have seen after the run, the logic digest to record for each relation
+    built (see `build_state.versions_after_run`), the models rebuilt in full
+    (with the reason), and the tests that check only new rows."""
+
+    load_id: int
+    seen: Mapping[str, int]
+    logic: Mapping[str, str]
+    rebuilds: Mapping[str, str]
+    tests: incremental_tests.TestPlan
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything decided before the first node runs."""
+
+    command: Command
+    selected: tuple[Node, ...]  # in graph order
+    units: Mapping[str, Unit]
+    parents: Mapping[str, frozenset[str]]
+    incremental: IncrementalPlan
+    compiled: Mapping[str, CompiledNode]
+    paths: Mapping[str, str]  # compiled SQL files, relative to the project
+
+    @property
+    def total(self) -> int:
+        return sum(len(u.nodes) for u in self.units.values())
+
+
+def execute(project: Project, command: Command, options: RunOptions) -> RunResult:
+    """Plan and run `command` on the project's warehouse."""
+    from runner import artifacts
+
+    started = time.perf_counter()
+    reporter = project.reporter
+    selected = tuple(project.select(options.select, options.exclude))
+    units, parents = plan_units(
+        project.nodes, {n.unique_id for n in selected}, command, project.loaded.graph
+    )
+    if not units:
+        reporter.warning(f"nothing to {command}: the selection holds no {command}-able nodes.")
+    with project.writing(f"kpi {command}", options.wait_seconds) as con:
+        project.load_warnings = []
+        if command == Command.BUILD and options.load:
+            # --full-refresh rebuilds models; reloading unchanged raw files
+            # is `kpi load --full-refresh`.
+            project.load_raw_into(con, None, options.on_bad_rows, False)
+        relations = existing_relations(con)
+        existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
+        plan = plan_build(
+            project.loaded, reporter, con, existing, command, selected, units, parents, options
+        )
+        results, passed = run_plan(project, con, plan, options)
+        record_passes(con, plan, passed)
+        publish_error: WarehouseError | None = None
+        if command == Command.BUILD and project.settings.publish and not _failed(results):
+            try:
+                publish(con, project.settings.publish, reporter)
+            except WarehouseError as exc:
+                publish_error = exc  # raised once the run's artifacts are written
+        tables_after = tables_in(con)
+    remember_tables(project.loaded, tables_after)
+    elapsed = time.perf_counter() - started
+    for block in reporter.failure_blocks:
+        reporter.block("\n" + block)
+    stale = stale_relations(results, relations)
+    if stale:
+        reporter.warning(
+            "these relations were not rebuilt and keep their previous version, now "
+            "stale: " + ", ".join(stale)
+        )
+    summary = reporter.summary(elapsed)
+    reporter.repeat_warnings(project.load_warnings)
+    order = {n.unique_id: i for i, n in enumerate(selected)}
+    results.sort(key=lambda r: order.get(r.unique_id, len(order)))
+    settings = project.settings
+    artifacts.write_json(
+        settings.target_path / "run_results.json",
+        artifacts.run_results(project.loaded, results, elapsed, options.artifact_args(command)),
+    )
+    project.write_manifest(plan.paths)
+    if publish_error is not None:
+        raise publish_error
+    return RunResult(command, results, elapsed, summary, stale)
+
+
+def plan_build(
+    loaded: LoadedProject,
+    reporter: Reporter,
+    con: duckdb.DuckDBPyConnection,
+    existing: frozenset[tuple[str, str]],
+    command: Command,
+    selected: Sequence[Node],
+    units: Mapping[str, Unit],
+    parents: Mapping[str, set[str]],
+    options: RunOptions,
+) -> BuildPlan:
+    """Decide the incremental work, then compile and check every query to run."""
+    from runner.compile_cache import CompileCache
+    from runner.compiling import Compiler
+
+    compile_cache = CompileCache.for_project(loaded)
+    incremental = plan_incremental(loaded, reporter, con, units, options, compile_cache)
+    compiler = Compiler(
+        loaded,
+        existing,
+        options.full_refresh,
+        compile_cache,
+        frozenset(incremental.rebuilds),
+        incremental.tests.new_rows_only,
+    )
+    wanted = [n for u in units.values() for n in u.nodes]
+    wanted += [n for n in selected if n.config.materialized == Materialization.EPHEMERAL]
+    compiled, paths = compile_nodes(loaded, compiler, wanted)
+    check_sql(loaded, reporter, con, compiled, paths)
+    return BuildPlan(
+        command,
+        tuple(selected),
+        units,
+        {key: frozenset(p) for key, p in parents.items()},
+        incremental,
+        compiled,
+        paths,
+    )
+
+
+def run_plan(
+    project: Project, con: duckdb.DuckDBPyConnection, plan: BuildPlan, options: RunOptions
+) -> tuple[list[NodeResult], set[str]]:
+    """Run the planned units; their results and the tests that passed on
+    committed data."""
+    from runner.execution import Executor
+
+    settings = project.settings
+    reporter = project.reporter
+    ensure_schemas(con, {u.node.config.schema for u in plan.units.values() if not u.node.is_test})
+    threads = options.threads or settings.threads
+    reporter.total = plan.total
+    reporter.info(f"Running {plan.total} node(s) with {threads} thread(s).")
+    executor = Executor(
+        con,
+        plan,
+        options,
+        reporter,
+        threads=threads,
+        project_dir=settings.project_dir,
+        failures_dir=settings.target_path / "failures",
+    )
+    try:
+        results = executor.execute()
+    except KeyboardInterrupt:
+        executor.interrupt()
+        raise
+    return results, executor.passed_tests
+
+
+def record_passes(con: duckdb.DuckDBPyConnection, plan: BuildPlan, passed: set[str]) -> None:
+    """Remember, per test, the load it passed on (tests that check new rows only)."""
+    digests = plan.incremental.tests.digests
+    passes = {uid: digests[uid] for uid in passed if uid in digests}
+    if passes:
+        build_state.ensure_tables(con)
+        build_state.record_passes(con, passes, plan.incremental.seen)
+
+
+def plan_incremental(
+    loaded: LoadedProject,
+    reporter: Reporter,
+    con: duckdb.DuckDBPyConnection,
+    units: Mapping[str, Unit],
+    options: RunOptions,
+    compile_cache: CompileCache,
+) -> IncrementalPlan:
+    """Which incremental models rebuild in full (and why), and which tests
+    may check only the rows loaded since they last passed."""
+    nodes = loaded.nodes
+    incremental = [
+        u.node for u in units.values() if u.node.config.materialized == Materialization.INCREMENTAL
+    ]
+    building = {u.node.unique_id for u in units.values()}
+    if any(u.node.config.materialized in build_state.RELATIONS for u in units.values()):
+        build_state.ensure_tables(con)
+    state = build_state.read_state(con)
+    definitions = {
+        uid: node.checksum if node.is_seed else compile_cache.key(node, False)
+        for uid, node in nodes.items()
+        if not node.is_test
+    }
+    versions, record = build_state.versions_after_run(
+        nodes, loaded.sources, building, state, definitions
+    )
+    logic = {node.unique_id: versions[node.unique_id] for node in incremental}
+    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic)
+    for uid, reason in sorted(rebuilds.items()):
+        reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
+    if options.full_refresh:
+        rebuilds.update({uid: "--full-refresh" for uid in logic})
+    tests = incremental_tests.plan_tests(
+        con,
+        nodes,
+        loaded.sources,
+        [n for u in units.values() for n in u.nodes if n.is_test],
+        lambda node: compile_cache.key(node, False),
+        versions,
+        frozenset(rebuilds),
+        incremental_tests.builtin_tests(loaded.macro_sources),
+    )
+    load_id = build_state.current_load_id(con)
+    seen = build_state.seen_after_run(nodes, loaded.sources, building, state, load_id)
+    return IncrementalPlan(load_id, seen, record, rebuilds, tests)
+
+
+def compile_nodes(
+    loaded: LoadedProject, compiler: Compiler, nodes: Sequence[Node]
+) -> tuple[dict[str, CompiledNode], dict[str, str]]:
+    """Compile `nodes` and write their SQL to `target/compiled/`."""
+    from runner.compiling import write_compiled
+
+    settings = loaded.settings
+    compiled: dict[str, CompiledNode] = {}
+    paths: dict[str, str] = {}
+    for node in nodes:
+        result = compiler.compile(node)
+        compiled[node.unique_id] = result
+        if node.is_seed:
+            continue
+        out = write_compiled(settings.target_path, result)
+        paths[node.unique_id] = _relative(out, settings.project_dir)
+    if compiler.cache is not None:
+        compiler.cache.save()
+    return compiled, paths
+
+
+def check_sql(
+    loaded: LoadedProject,
+    reporter: Reporter,
+    con: duckdb.DuckDBPyConnection | None,
+    compiled: Mapping[str, CompiledNode],
+    paths: Mapping[str, str],
+) -> None:
+    """DuckDB parses every query (once: answers are cached; `con` None means
+    an in-memory DuckDB when one is needed); sqlglot lists what each reads."""
+    from runner import sql_checks
+
+    cache = sql_checks.SqlCache(loaded.settings.target_path / "sql_cache.json")
+    for uid, item in compiled.items():
+        if item.node.is_seed or item.node.config.materialized == Materialization.EPHEMERAL:
+            continue
+        error = cache.syntax_error(con, item.sql)
+        if error:
+            message, line, column = error
+            source = item.node.yml_path or item.node.path
+            raise CompilationError(
+                f"{item.node.resource_type} '{item.node.name}' ({source}) "
+                f"does not parse: {message}.",
+                path=paths.get(uid, item.node.path),
+                line=line,
+                column=column,
+                hint="Line and column are those of the compiled SQL; nothing was run.",
+            )
+    for item in compiled.values():
+        if not item.node.is_model or item.node.config.materialized == Materialization.EPHEMERAL:
+            continue
+        tables = cache.tables_read(item.sql)
+        for table in sql_checks.undeclared_reads(tables, item.reads):
+            reporter.warning(
+                f"{item.node.path}: reads {table} without ref() or source(); "
+                "the build order cannot account for it."
+            )
+    with contextlib.suppress(OSError):
+        cache.save()
+
+
+def publish(con: duckdb.DuckDBPyConnection, path: Path, reporter: Reporter) -> None:
+    """Write the marts to a new file and rename it over `path`."""
+    from runner.publish import publish_marts
+
+    published = publish_marts(con, path)
+    rows = sum(published.tables.values())
+    reporter.info(
+        f"Published {len(published.tables)} mart table(s), {rows:,} row(s), to {path} "
+        f"in {published.seconds:.2f}s."
+    )
+
+
+TABLES_FILE = "warehouse_tables.json"
+
+
+def remember_tables(loaded: LoadedProject, tables: frozenset[tuple[str, str]]) -> None:
+    """Note which tables the warehouse holds, as of its file's current
+    state, so that `compile` need not open it while nothing changed."""
+    from runner import artifacts
+
+    settings = loaded.settings
+    with contextlib.suppress(OSError):
+        stat = settings.warehouse.stat()
+        document = {
+            "warehouse": str(settings.warehouse),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "tables": sorted(tables),
+        }
+        artifacts.write_json(settings.target_path / TABLES_FILE, document)
+
+
+def tables_now(loaded: LoadedProject) -> frozenset[tuple[str, str]]:
+    """The warehouse's tables: from the note of the last run while the file
+    is unchanged since, else read from the file (read-only)."""
+    import json
+
+    from runner.warehouse import connect
+
+    settings = loaded.settings
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        stat = settings.warehouse.stat()
+        note = json.loads((settings.target_path / TABLES_FILE).read_text("utf-8"))
+        if (note["warehouse"], note["size"], note["mtime_ns"]) == (
+            str(settings.warehouse),
+            stat.st_size,
+            stat.st_mtime_ns,
+        ):
+            return frozenset((s, t) for s, t in note["tables"])
+    with contextlib.suppress(Exception):
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            return tables_in(con)
+        finally:
+            con.close()
+    return frozenset()
+
+
+def tables_in(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
+    return frozenset(k for k, kind in existing_relations(con).items() if kind == "BASE TABLE")
+
+
+def stale_relations(
+    results: Sequence[NodeResult], relations: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """Relations that failed or were skipped but exist from an earlier build."""
+    stale = []
+    for result in results:
+        if result.relation and result.status in (NodeStatus.ERROR, NodeStatus.SKIPPED):
+            schema, _, name = result.relation.partition(".")
+            if (schema.lower(), name.lower()) in relations:
+                stale.append(result.relation)
+    return sorted(stale)
+
+
+def _failed(results: Sequence[NodeResult]) -> bool:
+    return any(r.status.failed for r in results)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
