@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.graph import Graph
 from runner.loaded import LoadedProject
 
 if TYPE_CHECKING:
@@ -110,12 +109,7 @@ def manifest(
         }
         for uid, s in sorted(project.sources.items())
     }
-    graph = Graph(
-        {
-            **{uid: n.depends_on for uid, n in project.nodes.items()},
-            **{s: () for s in project.sources},
-        }
-    )
+    graph = project.graph
     return {
         "metadata": _metadata(project, SCHEMA_VERSION),
         "nodes": nodes,

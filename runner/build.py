@@ -255,10 +255,10 @@ def plan_incremental(
         if not node.is_test
     }
     versions, record = build_state.versions_after_run(
-        nodes, loaded.sources, building, state, definitions
+        nodes, loaded.graph, building, state, definitions
     )
     logic = {node.unique_id: versions[node.unique_id] for node in incremental}
-    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic)
+    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic, loaded.graph)
     for uid, reason in sorted(rebuilds.items()):
         reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
     if options.full_refresh:
@@ -272,9 +272,10 @@ def plan_incremental(
         versions,
         frozenset(rebuilds),
         incremental_tests.builtin_tests(loaded.macro_sources),
+        loaded.graph,
     )
     load_id = build_state.current_load_id(con)
-    seen = build_state.seen_after_run(nodes, loaded.sources, building, state, load_id)
+    seen = build_state.seen_after_run(nodes, loaded.graph, building, state, load_id)
     return IncrementalPlan(load_id, seen, record, rebuilds, tests)
 
 

@@ -106,7 +106,7 @@ def read_state(con: duckdb.DuckDBPyConnection) -> dict[str, NodeState]:
 
 def seen_after_run(
     nodes: Mapping[str, Node],
-    sources: Mapping[str, SourceTable],
+    graph: Graph,
     building: Collection[str],
     state: Mapping[str, NodeState],
     current_load: int,
@@ -118,7 +118,6 @@ def seen_after_run(
     parents; a table or incremental model not built now keeps what it saw at
     its last build (0 when unknown, which only makes the next run redo more).
     """
-    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     seen: dict[str, int] = {}
     for uid in graph.topological_order():
         node = nodes.get(uid)
@@ -139,7 +138,7 @@ def seen_after_run(
 
 def versions_after_run(
     nodes: Mapping[str, Node],
-    sources: Mapping[str, SourceTable],
+    graph: Graph,
     building: Collection[str],
     state: Mapping[str, NodeState],
     definition: Mapping[str, str],
@@ -155,7 +154,6 @@ def versions_after_run(
     versions, one not built now keeps the version it was built with. What is
     recorded for a view is its own definition (its rows are always live).
     """
-    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     versions: dict[str, str] = {}
     record: dict[str, str] = {}
     for uid in graph.topological_order():
@@ -189,6 +187,7 @@ def full_rebuilds(
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
     logic: Mapping[str, str],
+    graph: Graph,
 ) -> dict[str, str]:
     """Incremental models that must rebuild in full this run, with the reason.
 
@@ -208,7 +207,6 @@ def full_rebuilds(
     ).fetchall()
     last_delete = {r.lower(): d for r, d, _ in changes if d is not None}
     last_update = {r.lower(): u for r, _, u in changes if u is not None}
-    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     reasons: dict[str, str] = {}
     for uid in [u for u in graph.topological_order() if u in logic]:
         digest = logic[uid]

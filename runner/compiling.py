@@ -18,7 +18,7 @@ from runner.compile_cache import CompileCache
 from runner.errors import CompilationError
 from runner.incremental_tests import KEYED, watermark_sql
 from runner.loaded import LoadedProject
-from runner.nodes import Node, NodeConfig, Relation, ResourceType, TestSpec, quote_identifier
+from runner.nodes import Node, NodeConfig, Relation, ResourceType, quote_identifier
 
 if TYPE_CHECKING:
     from runner.templating import ModelContext
@@ -205,6 +205,8 @@ class Compiler:
         )
 
     def _compile_generic_test(self, node: Node) -> CompiledNode:
+        from runner.templating import evaluate_argument, is_ref_call
+
         meta = node.test_metadata or {}
         path = node.yml_path or node.path
         context, ctes, reads = self._context(node, path)
@@ -232,11 +234,8 @@ class Compiler:
             else:
                 model = new_rows
         for key, value in meta["kwargs"].items():
-            if isinstance(value, str) and re.match(r"^\s*(ref|source)\s*\(", value):
-                spec = TestSpec(meta["name"], {}, None, {}, None, path, None)
-                from runner.parsing import evaluate_expression
-
-                value = evaluate_expression(self.project.templates, value, context, spec)
+            if is_ref_call(value):
+                value = evaluate_argument(self.project.templates, value, context, path, None)
             kwargs[key] = value
         macro_name = f"test_{meta['name']}"
         templates = self.project.templates

@@ -29,7 +29,6 @@ from typing import Any
 from runner import html_assets
 from runner.column_lineage import ProjectLineage
 from runner.errors import KpiError
-from runner.graph import Graph
 from runner.loaded import LoadedProject
 
 WarehouseColumns = Mapping[str, Mapping[str, Mapping[str, str]]]  # schema -> table -> col -> type
@@ -158,12 +157,7 @@ def docs_data(
     lineage: ProjectLineage,
 ) -> dict[str, Any]:
     """The JSON the page reads: nodes, their graph, the column lineage edges."""
-    graph = Graph(
-        {
-            **{uid: n.depends_on for uid, n in loaded.nodes.items()},
-            **{uid: () for uid in loaded.sources},
-        }
-    )
+    graph = loaded.graph
     tests_of: dict[str, list[str]] = {}
     for uid, node in loaded.nodes.items():
         if node.is_test:

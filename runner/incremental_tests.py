@@ -79,6 +79,7 @@ def plan_tests(
     versions: Mapping[str, str],
     rebuilt_in_full: frozenset[str],
     builtin_tests: frozenset[str],
+    graph: Graph,
 ) -> TestPlan:
     """Decide, for each test of this run, whether it may check new rows only.
 
@@ -100,7 +101,6 @@ def plan_tests(
     with_load_id = _relations_with_load_id(con)
     state = read_state(con)
     lost_rows = _last_losses(con)
-    graph = Graph({**{uid: n.depends_on for uid, n in nodes.items()}, **{s: () for s in sources}})
     digests: dict[str, str] = {}
     chosen: set[str] = set()
     for test in candidates:

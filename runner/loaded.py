@@ -36,10 +36,14 @@ class LoadedProject:
     env_reads: Mapping[str, str | None] = field(default_factory=dict)
     digest: str = ""
     metrics: Mapping[str, Metric] = field(default_factory=dict)
+    parsed_with: Templates | None = field(default=None, repr=False)  # not cached to disk
 
     @cached_property
     def templates(self) -> Templates:
-        """The project's Jinja environment (built on first use)."""
+        """The project's Jinja environment: the one the parse rendered with, or
+        one built on first use."""
+        if self.parsed_with is not None:
+            return self.parsed_with
         from runner.templating import Templates
 
         return Templates(
@@ -74,6 +78,7 @@ class LoadedProject:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("templates", None)
+        state["parsed_with"] = None
         state.pop("graph", None)
         return state
 

@@ -169,10 +169,21 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class RefRecord:
+    """A `ref()` or `source()` call as rendering saw it: what it names (a
+    model, or `source.table`) and the line it is on, for errors."""
+
+    kind: str  # "ref" or "source"
+    name: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Node:
     """A model, seed or data test: something the runner executes.
 
-    `depends_on` holds unique ids of nodes and sources. `attached_to` is set on
+    `depends_on` holds unique ids of nodes and sources; `calls` the `ref()` and
+    `source()` calls they were resolved from, with their lines. `attached_to` is set on
     data tests: the model whose build they audit (see `graph.attach_tests`).
     """
 
@@ -184,6 +195,7 @@ class Node:
     checksum: str
     config: NodeConfig
     depends_on: tuple[str, ...] = ()
+    calls: tuple[RefRecord, ...] = ()
     refs: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
     description: str = ""

@@ -24,7 +24,7 @@ from runner.loaded import LoadedProject
 from runner.settings import Settings
 
 CACHE_FILE = "parse_cache.pickle"
-FORMAT = 2
+FORMAT = 3
 
 
 def _read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:

@@ -19,28 +19,24 @@ from types import MappingProxyType
 from typing import Any
 
 from runner import graph
+from runner.config import CONFIG_KEYS, make_config
 from runner.crm_formats import CONTRACT_TABLES_VAR, CRM_VAR, active_sources
-from runner.data_tests import THRESHOLD
-from runner.errors import CompilationError, DependencyError, ProjectError
+from runner.errors import DependencyError, ProjectError
 from runner.loaded import LoadedProject
 from runner.metrics import Metric, parse_metric
 from runner.nodes import (
-    INCREMENTAL_STRATEGIES,
-    SEVERITIES,
     Column,
-    Materialization,
     Node,
-    NodeConfig,
+    RefRecord,
     Relation,
     ResourceType,
     SourceTable,
     TestSpec,
 )
-from runner.settings import CONFIG_KEYS, Settings, check_reporting_settings
-from runner.templating import ModelContext, Templates
+from runner.settings import Settings, check_reporting_settings
+from runner.templating import ModelContext, Templates, evaluate_argument, is_ref_call
 from runner.yml_files import line_of, read_yml
 
-_REF_OR_SOURCE = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.DOTALL)
 _TEST_NAME_MAX = 64
 
 
@@ -127,8 +123,8 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         warnings=tuple(warnings),
         env_reads=env_reads,
         metrics=MappingProxyType(_metrics(props, by_name)),
+        parsed_with=templates,
     )
-    loaded.__dict__["templates"] = templates
     return loaded
 
 
@@ -387,92 +383,6 @@ def _relative_dir(path: str) -> str:
     return "/".join(Path(path).parts[1:-1])
 
 
-def make_config(
-    defaults: Mapping[str, Any],
-    *layers: Mapping[str, Any],
-    path: str,
-    line: int | None = None,
-) -> NodeConfig:
-    """Merge config layers (later wins; tags add up) into a checked `NodeConfig`."""
-    merged: dict[str, Any] = dict(defaults)
-    for layer in layers:
-        for key, value in layer.items():
-            if key == "tags":
-                merged["tags"] = [*_as_list(merged.get("tags", [])), *_as_list(value)]
-            else:
-                merged[key] = value
-    unknown = sorted(set(merged) - CONFIG_KEYS - {"post_hook", "pre_hook", "contract"})
-    if unknown:
-        raise ProjectError(
-            f"unknown config key(s): {', '.join(unknown)}.",
-            path=path,
-            line=line,
-            hint=f"Known keys: {', '.join(sorted(CONFIG_KEYS))}.",
-        )
-    materialized = str(merged.get("materialized", "view"))
-    _check_choice("materialized", materialized, tuple(Materialization), path, line)
-    config = NodeConfig(
-        materialized=Materialization(materialized),
-        schema=str(merged.get("schema") or "main"),
-        alias=merged.get("alias"),
-        tags=tuple(dict.fromkeys(str(t) for t in _as_list(merged.get("tags", [])))),
-        unique_key=tuple(str(k) for k in _as_list(merged.get("unique_key") or [])),
-        incremental_strategy=str(merged.get("incremental_strategy", "append")),
-        enabled=bool(merged.get("enabled", True)),
-        full_refresh=merged.get("full_refresh"),
-        column_types=MappingProxyType(dict(merged.get("column_types") or {})),
-        severity=str(merged.get("severity", "error")).lower(),
-        where=merged.get("where"),
-        store_failures=bool(merged.get("store_failures", False)),
-        warn_if=str(merged.get("warn_if", "!= 0")),
-        error_if=str(merged.get("error_if", "!= 0")),
-        limit=merged.get("limit"),
-        meta=MappingProxyType(dict(merged.get("meta") or {})),
-        append_only=tuple(str(s) for s in _as_list(merged.get("append_only"))),
-        valid_keys=str(merged["valid_keys"]) if merged.get("valid_keys") else None,
-    )
-    _check_choice(
-        "incremental_strategy", config.incremental_strategy, INCREMENTAL_STRATEGIES, path, line
-    )
-    _check_choice("severity", config.severity, SEVERITIES, path, line)
-    for key in ("warn_if", "error_if"):
-        if not THRESHOLD.match(getattr(config, key)):
-            raise ProjectError(
-                f"{key} {getattr(config, key)!r} is not a threshold.",
-                path=path,
-                line=line,
-                hint="Write it as a comparison with a number: '!= 0', '> 10', '>= 5'.",
-            )
-    needs_key = config.materialized == "incremental"
-    if needs_key and config.incremental_strategy == "delete+insert" and not config.unique_key:
-        raise ProjectError(
-            "incremental_strategy 'delete+insert' needs a unique_key.", path=path, line=line
-        )
-    if config.valid_keys and config.incremental_strategy != "delete+insert":
-        raise ProjectError(
-            "valid_keys goes with incremental_strategy 'delete+insert'.",
-            path=path,
-            line=line,
-            hint="valid_keys names the relation that holds every unique_key the model may keep.",
-        )
-    return config
-
-
-def _check_choice(
-    key: str, value: str, choices: Iterable[str], path: str, line: int | None
-) -> None:
-    if value not in choices:
-        raise ProjectError(
-            f"{key} '{value}' is not one of {', '.join(choices)}.", path=path, line=line
-        )
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
 def _parse_model(
     settings: Settings,
     templates: Templates,
@@ -505,15 +415,16 @@ def _parse_model(
         columns=MappingProxyType(_columns(entry)),
         fqn=_fqn(settings, path),
         yml_path=props.model_files.get(name),
-        depends_on=_located_refs(context),
+        calls=_calls(context),
     )
 
 
-def _located_refs(context: ModelContext) -> tuple[str, ...]:
-    """Refs and sources as `ref:name@line` / `source:a.b@line`, resolved later."""
-    located = [f"ref:{name}@{line or ''}" for name, line in context.refs]
-    located += [f"source:{s}.{t}@{line or ''}" for s, t, line in context.sources]
-    return tuple(dict.fromkeys(located))
+def _calls(context: ModelContext, line: int | None = None) -> tuple[RefRecord, ...]:
+    """The `ref()`/`source()` calls of a render (resolved to ids later); a call
+    without a line of its own is placed on `line`."""
+    calls = [RefRecord("ref", name, at or line) for name, at in context.refs]
+    calls += [RefRecord("source", f"{s}.{t}", at or line) for s, t, at in context.sources]
+    return tuple(dict.fromkeys(calls))
 
 
 def _parse_seed(settings: Settings, props: _Properties, path: str) -> Node:
@@ -605,8 +516,8 @@ def _generic_test_node(
     )
     context = ModelContext(path=spec.yml_path, vars=project_vars, this=None, env_reads=env_reads)
     for value in spec.kwargs.values():
-        if isinstance(value, str) and _REF_OR_SOURCE.match(value):
-            evaluate_expression(templates, value, context, spec)
+        if is_ref_call(value):
+            evaluate_argument(templates, value, context, spec.yml_path, spec.yml_line)
     folder = settings.folder_config("data_tests", "")
     config = make_config(
         {"materialized": "test", "schema": "audit"},
@@ -614,10 +525,6 @@ def _generic_test_node(
         spec.config,
         path=spec.yml_path,
         line=spec.yml_line,
-    )
-    # a ref in a test argument is located at the test's line of the yml
-    refs = tuple(
-        r + str(spec.yml_line or "") if r.endswith("@") else r for r in _located_refs(context)
     )
     return Node(
         unique_id=f"test.{settings.name}.{name}",
@@ -627,7 +534,8 @@ def _generic_test_node(
         raw_code="",
         checksum=_checksum(repr((spec.test_name, target_id, spec.column_name, spec.kwargs))),
         config=config,
-        depends_on=(target_id, *refs),
+        depends_on=(target_id,),
+        calls=_calls(context, spec.yml_line),  # at the test's line of the yml
         test_metadata=MappingProxyType(
             {"name": spec.test_name, "kwargs": dict(spec.kwargs), "attached_node": target_id}
         ),
@@ -635,22 +543,6 @@ def _generic_test_node(
         fqn=(settings.name, name),
         yml_path=spec.yml_path,
     )
-
-
-def evaluate_expression(
-    templates: Templates, expression: str, context: ModelContext, spec: TestSpec
-) -> Any:
-    """Evaluate a test argument such as `ref('dim_reps')` in `context`."""
-    try:
-        return templates.expression(expression)(**context.namespace())
-    except CompilationError:
-        raise
-    except Exception as exc:
-        raise CompilationError(
-            f"test argument {expression!r} does not evaluate: {exc}.",
-            path=spec.yml_path,
-            line=spec.yml_line,
-        ) from exc
 
 
 def generic_test_name(
@@ -697,7 +589,7 @@ def _parse_singular_tests(
                 raw_code=text,
                 checksum=_checksum(text),
                 config=config,
-                depends_on=_located_refs(context),
+                calls=_calls(context),
                 refs=tuple(dict.fromkeys(r for r, _ in context.refs)),
                 sources=tuple(dict.fromkeys((s, t) for s, t, _ in context.sources)),
                 fqn=(settings.name, "data", name),
@@ -711,37 +603,33 @@ def _resolve_dependencies(
     sources: Mapping[str, SourceTable],
     by_name: Mapping[str, Node],
 ) -> dict[str, Node]:
-    """Replace `ref:name@line` / `source:a.b@line` markers with unique ids."""
+    """Add the unique ids that each node's `ref()`/`source()` calls name."""
     resolved: dict[str, Node] = {}
     for uid, node in nodes.items():
-        deps: list[str] = []
-        for dep in node.depends_on:
-            if dep.startswith("ref:"):
-                name, _, line = dep[4:].rpartition("@")
-                target = by_name.get(name)
+        deps = list(node.depends_on)
+        for call in node.calls:
+            if call.kind == "ref":
+                target = by_name.get(call.name)
                 if target is None:
-                    _missing(name, sorted(by_name), node, line, "model")
+                    _missing(call.name, sorted(by_name), node, call.line, "model")
                 deps.append(target.unique_id)  # type: ignore[union-attr]
-            elif dep.startswith("source:"):
-                qualified, _, line = dep[7:].rpartition("@")
-                uid_ = f"source.{qualified}"
+            else:
+                uid_ = f"source.{call.name}"
                 if uid_ not in sources:
                     names = sorted(f"{s.source_name}.{s.name}" for s in sources.values())
-                    _missing(qualified, names, node, line, "source")
+                    _missing(call.name, names, node, call.line, "source")
                 deps.append(uid_)
-            else:
-                deps.append(dep)
         resolved[uid] = replace(node, depends_on=tuple(dict.fromkeys(deps)))
     return resolved
 
 
-def _missing(name: str, candidates: list[str], node: Node, line: str, kind: str) -> None:
+def _missing(name: str, candidates: list[str], node: Node, line: int | None, kind: str) -> None:
     close = difflib.get_close_matches(name, candidates, n=1)
     hint = f"Did you mean '{close[0]}'?" if close else f"No {kind} has a similar name."
     call = f"ref('{name}')" if kind == "model" else "source('{}', '{}')".format(*name.split(".", 1))
     raise DependencyError(
         f"{call} names a {kind} that does not exist.",
         path=node.yml_path if node.is_test and node.test_metadata else node.path,
-        line=int(line) if line else None,
+        line=line,
         hint=hint,
     )

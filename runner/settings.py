@@ -22,33 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runner.config import folder_defaults
 from runner.errors import ProjectError
-
-CONFIG_KEYS = frozenset(
-    {
-        "materialized",
-        "schema",
-        "alias",
-        "tags",
-        "unique_key",
-        "incremental_strategy",
-        "enabled",
-        "column_types",
-        "severity",
-        "where",
-        "store_failures",
-        "warn_if",
-        "error_if",
-        "limit",
-        "meta",
-        "append_only",
-        "valid_keys",
-        "docs",
-        "full_refresh",
-        "delimiter",
-        "quote_columns",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -80,30 +55,7 @@ class Settings:
         `folder_config("models", "marts/finance")` merges the defaults of
         `models`, `models.marts` and `models.marts.finance`, deepest last.
         """
-        tree = self.folder_configs.get(resource, {})
-        merged: dict[str, Any] = {}
-        _merge_level(merged, tree)
-        for part in [p for p in relative_dir.split("/") if p]:
-            sub = tree.get(part)
-            if not isinstance(sub, Mapping):
-                break
-            tree = sub
-            _merge_level(merged, tree)
-        return merged
-
-
-def _merge_level(into: dict[str, Any], level: Mapping[str, Any]) -> None:
-    for key, value in level.items():
-        bare = key[1:] if key.startswith("+") else key
-        if key.startswith("+") or (bare in CONFIG_KEYS and not isinstance(value, Mapping)):
-            if bare == "tags":
-                into["tags"] = [*into.get("tags", []), *_as_list(value)]
-            else:
-                into[bare] = value
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
+        return folder_defaults(self.folder_configs.get(resource, {}), relative_dir)
 
 
 def _duckdb_env() -> dict[str, str]:

@@ -36,6 +36,7 @@ from runner.nodes import Relation
 BUILTIN_MACRO_DIR = Path(__file__).parent / "macros"
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
 _END_TEST_BLOCK = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
+_REF_OR_SOURCE = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.DOTALL)
 
 
 class MacroReturn(Exception):
@@ -278,6 +279,29 @@ class Target:
     path: str = ""
     threads: int = 1
     profile_name: str = "kpi"
+
+
+def is_ref_call(value: Any) -> bool:
+    """Whether a test argument is a `ref(...)` or `source(...)` call."""
+    return isinstance(value, str) and _REF_OR_SOURCE.match(value) is not None
+
+
+def evaluate_argument(
+    templates: Templates,
+    expression: str,
+    context: ModelContext,
+    path: str | None,
+    line: int | None,
+) -> Any:
+    """Evaluate a test argument such as `ref('dim_reps')` in `context`."""
+    try:
+        return templates.expression(expression)(**context.namespace())
+    except CompilationError:
+        raise
+    except Exception as exc:
+        raise CompilationError(
+            f"test argument {expression!r} does not evaluate: {exc}.", path=path, line=line
+        ) from exc
 
 
 @dataclass
