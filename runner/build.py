@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, incremental_tests
+from runner import build_state, caches, incremental_tests
 from runner.errors import CompilationError, WarehouseError
 from runner.nodes import Materialization, Node
 from runner.planning import Command, Unit, plan_units
@@ -127,7 +127,7 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             except WarehouseError as exc:
                 publish_error = exc  # raised once the run's artifacts are written
         tables_after = tables_in(con)
-    remember_tables(project.loaded, tables_after)
+    caches.remember_tables(project.settings.target_path, project.settings.warehouse, tables_after)
     elapsed = time.perf_counter() - started
     for block in reporter.failure_blocks:
         reporter.block("\n" + block)
@@ -352,43 +352,15 @@ def publish(con: duckdb.DuckDBPyConnection, path: Path, reporter: Reporter) -> N
     )
 
 
-TABLES_FILE = "warehouse_tables.json"
-
-
-def remember_tables(loaded: LoadedProject, tables: frozenset[tuple[str, str]]) -> None:
-    """Note which tables the warehouse holds, as of its file's current
-    state, so that `compile` need not open it while nothing changed."""
-    from runner import artifacts
-
-    settings = loaded.settings
-    with contextlib.suppress(OSError):
-        stat = settings.warehouse.stat()
-        document = {
-            "warehouse": str(settings.warehouse),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "tables": sorted(tables),
-        }
-        artifacts.write_json(settings.target_path / TABLES_FILE, document)
-
-
 def tables_now(loaded: LoadedProject) -> frozenset[tuple[str, str]]:
     """The warehouse's tables: from the note of the last run while the file
-    is unchanged since, else read from the file (read-only)."""
-    import json
-
+    is the version it was noted at, else read from the file (read-only)."""
     from runner.warehouse import connect
 
     settings = loaded.settings
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        stat = settings.warehouse.stat()
-        note = json.loads((settings.target_path / TABLES_FILE).read_text("utf-8"))
-        if (note["warehouse"], note["size"], note["mtime_ns"]) == (
-            str(settings.warehouse),
-            stat.st_size,
-            stat.st_mtime_ns,
-        ):
-            return frozenset((s, t) for s, t in note["tables"])
+    noted = caches.remembered_tables(settings.target_path, settings.warehouse)
+    if noted is not None:
+        return noted
     with contextlib.suppress(Exception):
         con = connect(settings.warehouse, read_only=True)
         try:

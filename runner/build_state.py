@@ -28,12 +28,12 @@ view in between for a while.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from runner.caches import content_key
 from runner.graph import Graph
 from runner.nodes import Node, Relation, SourceTable, quote_identifier
 from runner.warehouse import META_SCHEMA
@@ -168,18 +168,14 @@ def versions_after_run(
         remembered = state.get(uid)
         if node.config.materialized == "view" or node.config.materialized == "ephemeral":
             own = definition[uid] if built_now else (remembered.logic if remembered else "?")
-            versions[uid] = _digest(own, parents)
+            versions[uid] = content_key(own, parents)
             if uid in building:
                 record[uid] = definition[uid]
         elif built_now:
-            versions[uid] = record[uid] = _digest(definition[uid], parents)
+            versions[uid] = record[uid] = content_key(definition[uid], parents)
         else:
             versions[uid] = remembered.logic if remembered else "?"
     return versions, record
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
 def full_rebuilds(

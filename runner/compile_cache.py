@@ -6,28 +6,23 @@ arguments, every macro file, the vars, the values of the environment
 variables `env_var()` read, the warehouse path, whether it compiles as an
 incremental run, and the relation (or, for an ephemeral model, the key) of
 every node it depends on. Editing one model re-renders that model only; a hit
-needs no Jinja at all.
+needs no Jinja at all. Keying and invalidation: `caches.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import pickle
 from functools import cached_property
 from typing import Any
 
+from runner.caches import content_key, read_pickle, write_pickle
 from runner.loaded import LoadedProject
 from runner.nodes import Node
 
 CACHE_FILE = "compile_cache.pickle"
-FORMAT = 3
+FORMAT = 4
 KEEP_RUNS = 8  # an entry unused by this many runs is dropped
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
 class CompileCache:
@@ -40,11 +35,11 @@ class CompileCache:
         self.last_used: dict[str, int] = {}  # entry -> the run that last used it
         self.run = 0
         self.used: set[str] = set()
-        with contextlib.suppress(Exception):
-            data = pickle.loads(self.path.read_bytes())
-            if isinstance(data, dict) and data.get("format") == FORMAT:
-                self.entries = data["entries"]
-                self.last_used = data["last_used"]
+        data = read_pickle(self.path, FORMAT)
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            if data is not None:
+                self.entries = dict(data["entries"])
+                self.last_used = dict(data["last_used"])
                 self.run = int(data["run"]) + 1
 
     @classmethod
@@ -56,7 +51,7 @@ class CompileCache:
         """What every node's rendering may read: macros, vars, env, target."""
         project = self.project
         env = sorted((name, os.environ.get(name)) for name in project.env_reads)
-        return _digest(
+        return content_key(
             sorted(project.macro_sources.items()),
             sorted((str(k), repr(v)) for k, v in project.vars.items()),
             env,
@@ -75,8 +70,8 @@ class CompileCache:
             elif target.config.materialized == "ephemeral" and dep not in _seen:
                 deps.append((dep, self.key(target, False, _seen | {node.unique_id})))
             else:
-                deps.append((dep, str(target.relation), target.config.materialized))
-        return _digest(
+                deps.append((dep, str(target.relation), str(target.config.materialized)))
+        return content_key(
             self._shared,
             node.unique_id,
             node.raw_code,
@@ -109,13 +104,5 @@ class CompileCache:
             if self.last_used.get(k, -1) > self.run - KEEP_RUNS
         }
         last_used = {k: self.last_used[k] for k in keep}
-        tmp = self.path.with_suffix(".tmp")
-        try:
-            document = {"format": FORMAT, "entries": keep, "last_used": last_used, "run": self.run}
-            payload = pickle.dumps(document)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(payload)
-            os.replace(tmp, self.path)
-        except (OSError, pickle.PicklingError, TypeError, AttributeError):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        document = {"format": FORMAT, "entries": keep, "last_used": last_used, "run": self.run}
+        write_pickle(self.path, document)

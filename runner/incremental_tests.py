@@ -22,13 +22,13 @@ full. The digest of a test's lineage is kept with its watermark in
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runner.build_state import NODE_STATE, TABLE_CHANGES, read_state, rebuilt_since
+from runner.caches import content_key
 from runner.graph import Graph
 from runner.nodes import Node, SourceTable, quote_literal
 
@@ -108,7 +108,7 @@ def plan_tests(
         lineage = _lineage(tested, nodes, graph)
         if lineage is None:
             continue  # a plain table (or a seed) upstream: no promise about _load_id
-        digest = _digest([logic(test), versions.get(tested, "source")])
+        digest = content_key(logic(test), versions.get(tested, "source"))
         digests[test.unique_id] = digest
         relation = sources[tested].relation if tested in sources else nodes[tested].relation
         if relation.display.lower() not in with_load_id:
@@ -177,7 +177,3 @@ def _last_losses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     except duckdb.CatalogException:
         return {}
     return {relation.lower(): int(load_id) for relation, load_id in rows}
-
-
-def _digest(parts: list[str]) -> str:
-    return hashlib.blake2b("\n".join(parts).encode("utf-8"), digest_size=16).hexdigest()

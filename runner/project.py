@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build, parse_cache
+from runner import build, caches, parse_cache
 from runner.build import RunOptions
 from runner.crm_formats import ExportFormat, load_notes, resolve_format
 from runner.errors import ProjectError
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 # Modules that need DuckDB, sqlglot or Jinja are imported inside the methods
 # that use them, so that `kpi ls` starts fast.
 
-TABLES_FILE = build.TABLES_FILE
+TABLES_FILE = caches.TABLES_FILE
 
 
 class Project:

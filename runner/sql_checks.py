@@ -9,13 +9,14 @@ imported only when a query is not in the on-disk cache of earlier answers.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner import caches
 from runner.warehouse import META_SCHEMA
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class SqlCache:
     """What is known of each compiled query, keyed by its hash, kept on disk:
     whether DuckDB parsed it, and which tables sqlglot says it reads."""
 
-    FORMAT = 2
+    FORMAT = 3
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -80,17 +81,15 @@ class SqlCache:
         self.parsed: set[str] = set()
         self.reads: dict[str, list[list[str]]] = {}
         self._memory: duckdb.DuckDBPyConnection | None = None
-        try:
-            data = json.loads(path.read_text("utf-8"))
-            if data.get("format") == self.FORMAT:
+        data = caches.read_json(path, self.FORMAT)
+        with contextlib.suppress(KeyError, TypeError):
+            if data is not None:
                 self.parsed = set(data["parsed"])
-                self.reads = data["reads"]
-        except (OSError, ValueError, KeyError, AttributeError):
-            pass
+                self.reads = dict(data["reads"])
 
     @staticmethod
     def key(sql: str) -> str:
-        return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+        return caches.content_key(sql)
 
     def syntax_error(
         self, con: duckdb.DuckDBPyConnection | None, sql: str
@@ -123,9 +122,8 @@ class SqlCache:
 
     def save(self) -> None:
         if self.changed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             document = {"format": self.FORMAT, "parsed": sorted(self.parsed), "reads": self.reads}
-            self.path.write_text(json.dumps(document), encoding="utf-8")
+            caches.write_json(self.path, document)
 
 
 def _tables_read(sql: str) -> list[tuple[str, str]]:
