@@ -41,7 +41,7 @@ def _metadata(project: LoadedProject, kind: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "project_name": project.settings.name,
         "adapter_type": "duckdb",
-        "invocation_id": os.environ.get("KPI_INVOCATION_ID", ""),
+        "invocation_id": project.settings.env.invocation_id,
     }
 
 

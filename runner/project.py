@@ -85,7 +85,8 @@ class Project:
         from runner.raw_load import export_dir_from
 
         settings = load_settings(Path(project_dir), warehouse, target_path)
-        export_dir = export_dir_from(raw_dir, settings.raw_dir, settings.project_dir)
+        given = raw_dir or settings.env.raw_dir
+        export_dir = export_dir_from(given, settings.raw_dir, settings.project_dir)
         export_format = resolve_format(crm, settings.crm, export_dir)
         cli_vars = {**export_format.as_vars(), **dict(vars or {})}
         if export_format.corporate_currency and "reporting_currency" not in {
@@ -178,9 +179,8 @@ class Project:
         """`raw_dir` given to `load`, else `KPI_RAW_DIR`, else `[tool.kpi] raw_dir`."""
         from runner.raw_load import export_dir_from
 
-        return export_dir_from(
-            self.raw_dir_override, self.settings.raw_dir, self.settings.project_dir
-        )
+        given = self.raw_dir_override or self.settings.env.raw_dir
+        return export_dir_from(given, self.settings.raw_dir, self.settings.project_dir)
 
     def load_raw(
         self,

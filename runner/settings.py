@@ -47,6 +47,7 @@ class Settings:
     publish: Path | None = None
     crm: str | None = None
     salesforce: Mapping[str, Any] = field(default_factory=dict)
+    env: Environment = field(default_factory=lambda: Environment())
 
     def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
         """The merged folder defaults for a file of `resource` in a folder.
@@ -58,23 +59,49 @@ class Settings:
         return folder_defaults(self.folder_configs.get(resource, {}), relative_dir)
 
 
-def _duckdb_env() -> dict[str, str]:
-    """DuckDB settings from the environment: `KPI_DUCKDB_MEMORY_LIMIT=4GB`
-    sets `memory_limit`, and so on for any setting."""
-    prefix = "KPI_DUCKDB_"
-    return {
-        key[len(prefix) :].lower(): value
-        for key, value in os.environ.items()
-        if key.startswith(prefix) and len(key) > len(prefix)
-    }
+@dataclass(frozen=True)
+class Environment:
+    """The `KPI_*` environment variables, read once, here and nowhere else.
+
+    `KPI_WAREHOUSE`, `KPI_TARGET_PATH`, `KPI_PUBLISH` and `KPI_RAW_DIR` stand
+    in for their `[tool.kpi]` keys (a command-line option wins over them);
+    `KPI_DUCKDB_<NAME>` sets DuckDB's setting `<name>` (`KPI_DUCKDB_MEMORY_LIMIT
+    =4GB`); `KPI_INVOCATION_ID` goes into the artifacts' metadata.
+    """
+
+    warehouse: str | None = None
+    target_path: str | None = None
+    publish: str | None = None
+    raw_dir: str | None = None
+    invocation_id: str = ""
+    duckdb: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        env = os.environ if environ is None else environ
+        prefix = "KPI_DUCKDB_"
+        return cls(
+            warehouse=env.get("KPI_WAREHOUSE") or None,
+            target_path=env.get("KPI_TARGET_PATH") or None,
+            publish=env.get("KPI_PUBLISH") or None,
+            raw_dir=env.get("KPI_RAW_DIR") or None,
+            invocation_id=env.get("KPI_INVOCATION_ID", ""),
+            duckdb={
+                key[len(prefix) :].lower(): value
+                for key, value in env.items()
+                if key.startswith(prefix) and len(key) > len(prefix)
+            },
+        )
 
 
 def load_settings(
     project_dir: Path,
     warehouse: str | Path | None = None,
     target_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read `pyproject.toml` in `project_dir`; `warehouse` overrides its path,
+    """Read `pyproject.toml` in `project_dir` and the `KPI_*` variables of
+    `environ` (default: the process's); `warehouse` overrides its path,
     `target_path` (or `KPI_TARGET_PATH`) where compiled SQL and artifacts go.
 
     The warehouse path is, in order: the argument, `KPI_WAREHOUSE`,
@@ -102,8 +129,9 @@ def load_settings(
             path=pyproject,
             hint="Add an empty [tool.kpi] table to make this folder a project.",
         )
-    settings = _settings_from_table(project_dir, document, table, warehouse)
-    target = target_path or os.environ.get("KPI_TARGET_PATH")
+    env = Environment.read(environ)
+    settings = _settings_from_table(project_dir, document, table, warehouse, env)
+    target = target_path or env.target_path
     if target:
         target = Path(target)
         settings = replace(
@@ -117,11 +145,10 @@ def _settings_from_table(
     document: Mapping[str, Any],
     table: Mapping[str, Any],
     warehouse: str | Path | None,
+    env: Environment,
 ) -> Settings:
     name = str(table.get("name") or document.get("project", {}).get("name") or project_dir.name)
-    warehouse_path = Path(
-        warehouse or os.environ.get("KPI_WAREHOUSE") or table.get("warehouse", "warehouse.duckdb")
-    )
+    warehouse_path = Path(warehouse or env.warehouse or table.get("warehouse", "warehouse.duckdb"))
     if not warehouse_path.is_absolute():
         warehouse_path = project_dir / warehouse_path
     threads = table.get("threads", os.cpu_count() or 1)
@@ -131,7 +158,7 @@ def _settings_from_table(
             path=project_dir / "pyproject.toml",
         )
     raw_dir = table.get("raw_dir")
-    publish = os.environ.get("KPI_PUBLISH") or table.get("publish")
+    publish = env.publish or table.get("publish")
     if publish and (project_dir / publish).resolve() == warehouse_path.resolve():
         raise ProjectError(
             f"[tool.kpi] publish names the warehouse itself ({warehouse_path}).",
@@ -151,12 +178,13 @@ def _settings_from_table(
         test_paths=tuple(table.get("test_paths", ("tests/data",))),
         vars=project_vars,
         folder_configs={key: table.get(key, {}) for key in ("models", "seeds", "data_tests")},
-        duckdb_settings={**table.get("duckdb", {}), **_duckdb_env()},
+        duckdb_settings={**table.get("duckdb", {}), **env.duckdb},
         raw_dir=(project_dir / raw_dir) if raw_dir else None,
         raw=dict(table.get("raw", {})),
         publish=(project_dir / publish) if publish else None,
         crm=str(table["crm"]) if table.get("crm") else None,
         salesforce=dict(table.get("salesforce", {})),
+        env=env,
     )
 
 
