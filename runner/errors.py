@@ -87,3 +87,8 @@ class LoadError(KpiError):
     """A raw export does not follow its contract (exit 1)."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (DuckDB's run to several)."""
+    return str(exc).strip().split("\n", 1)[0]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from runner import build_state, data_tests, materializations
 from runner.compiling import CompiledNode
 from runner.data_tests import TestOutcome
+from runner.errors import first_line
 from runner.nodes import Materialization, Node, Relation, quote_identifier
 from runner.planning import Unit
 from runner.reporting import Reporter
@@ -435,7 +436,3 @@ def seed_checksum(node: Node) -> str:
         return node.checksum
     types = json.dumps(sorted(node.config.column_types.items()))
     return hashlib.sha256(f"{node.checksum}\n{types}".encode()).hexdigest()
-
-
-def first_line(exc: BaseException) -> str:
-    return str(exc).strip().split("\n", 1)[0]

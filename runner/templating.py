@@ -31,7 +31,7 @@ import jinja2.nodes
 
 from runner.build_state import NODE_STATE
 from runner.errors import CompilationError
-from runner.nodes import Relation
+from runner.nodes import Relation, quote_literal
 
 BUILTIN_MACRO_DIR = Path(__file__).parent / "macros"
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
@@ -433,7 +433,7 @@ def sql_literal(value: Any) -> str:
         return f"cast('{value}' as double)"
     if isinstance(value, int | float):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(str(value))
 
 
 def _log(message: Any, info: bool = False) -> str:
