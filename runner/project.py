@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from runner import build, caches, parse_cache
 from runner.build import RunOptions
 from runner.crm_formats import ExportFormat, load_notes, resolve_format
-from runner.errors import ProjectError
+from runner.errors import ProjectError, first_line
 from runner.nodes import Node
 from runner.planning import Command
 from runner.reporting import Reporter
@@ -496,10 +496,9 @@ class Project:
             try:
                 result = con.execute(sql)
             except duckdb.CatalogException as exc:
-                first_line = str(exc).strip().splitlines()[0]
                 raise ProjectError(
                     f"the warehouse {self.settings.warehouse} lacks a table the metrics "
-                    f"read ({first_line}).",
+                    f"read ({first_line(exc)}).",
                     hint="Run `kpi build` first.",
                 ) from exc
             except duckdb.Error as exc:
