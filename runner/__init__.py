@@ -9,14 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.project import Project, RunResult
+    from runner.project import Project
+    from runner.results import RunResult
 
 __all__ = ["Project", "RunResult"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from runner import project
+    if name == "Project":
+        from runner.project import Project
 
-        return getattr(project, name)
+        return Project
+    if name == "RunResult":
+        from runner.results import RunResult
+
+        return RunResult
     raise AttributeError(name)

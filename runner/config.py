@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from runner.data_tests import THRESHOLD
 from runner.errors import ProjectError
 from runner.nodes import INCREMENTAL_STRATEGIES, SEVERITIES, Materialization, NodeConfig
 
@@ -84,6 +83,8 @@ def make_config(
     line: int | None = None,
 ) -> NodeConfig:
     """Merge config layers (later wins; tags add up) into a checked `NodeConfig`."""
+    from runner.data_tests import THRESHOLD
+
     merged: dict[str, Any] = dict(defaults)
     for layer in layers:
         for key, value in layer.items():

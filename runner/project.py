@@ -17,14 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build, caches, parse_cache
-from runner.build import RunOptions
+from runner import caches, parse_cache
 from runner.crm_formats import ExportFormat, load_notes, resolve_format
 from runner.errors import ProjectError, first_line
 from runner.nodes import Node
 from runner.planning import Command
 from runner.reporting import Reporter
-from runner.results import RunResult
+from runner.results import RunResult  # public here too: `from runner.project import RunResult`
 from runner.selection import select as select_nodes
 from runner.settings import Settings, load_settings
 from runner.warehouse import connect, exclusive_lock
@@ -32,6 +31,7 @@ from runner.warehouse import connect, exclusive_lock
 if TYPE_CHECKING:
     import duckdb
 
+    from runner.build import RunOptions
     from runner.compiling import CompiledNode
     from runner.loaded import LoadedProject
     from runner.metrics import MetricsResult
@@ -148,6 +148,7 @@ class Project:
         `is_incremental()` needs to know which tables exist: the warehouse is
         opened (read-only) only when an incremental model is selected.
         """
+        from runner import build
         from runner.compile_cache import CompileCache
         from runner.compiling import Compiler
 
@@ -258,6 +259,8 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Build the selected models."""
+        from runner.build import RunOptions
+
         options = RunOptions(
             tuple(select),
             tuple(exclude),
@@ -281,6 +284,8 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Load the selected seeds (only those that changed, unless `full_refresh`)."""
+        from runner.build import RunOptions
+
         options = RunOptions(
             tuple(select),
             tuple(exclude),
@@ -304,6 +309,8 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Run the data tests of the selected nodes."""
+        from runner.build import RunOptions
+
         options = RunOptions(
             tuple(select),
             tuple(exclude),
@@ -330,6 +337,8 @@ class Project:
     ) -> RunResult:
         """Load the raw export (unless not `load`), then seed, run and test in
         dependency order."""
+        from runner.build import RunOptions
+
         options = RunOptions(
             tuple(select),
             tuple(exclude),
@@ -345,6 +354,8 @@ class Project:
 
     def execute(self, command: Command, options: RunOptions) -> RunResult:
         """Run one of the run-like commands with `options` (what the CLI calls)."""
+        from runner import build
+
         return build.execute(self, command, options)
 
     @contextlib.contextmanager
