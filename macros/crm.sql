@@ -75,3 +75,31 @@
         {{- return([]) -}}
     {%- endif -%}
 {%- endmacro %}
+
+
+{% macro stage_changes(rows, deal_id, stage_name, entered_at, tiebreak) -%}
+    {#- The rows of `rows` (a CTE) that start a stage, as the contract's
+        opportunity_stage_history: per deal, in `entered_at` order (ties by
+        `tiebreak`), the first row and every row whose stage differs from the
+        previous row's (SOURCES.md: a CRM's history logs changes of other
+        fields too). Whether a row is kept depends on its neighbours, so
+        `_load_id` is the newest load among the deal's rows. -#}
+    select
+        {{ deal_id }} as opportunity_id,
+        {{ stage_name }} as stage_name,
+        {{ entered_at }} as entered_at,
+        deal_load_id as _load_id
+    from (
+        select
+            *,
+            lag({{ stage_name }}) over (
+                partition by {{ deal_id }} order by {{ entered_at }}, {{ tiebreak }}
+            ) as previous_stage_name,
+            row_number() over (
+                partition by {{ deal_id }} order by {{ entered_at }}, {{ tiebreak }}
+            ) as position,
+            max(_load_id) over (partition by {{ deal_id }}) as deal_load_id
+        from {{ rows }}
+    ) as sequenced
+    where position = 1 or {{ stage_name }} is distinct from previous_stage_name
+{%- endmacro %}

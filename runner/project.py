@@ -259,18 +259,16 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Build the selected models."""
-        from runner.build import RunOptions
-
-        options = RunOptions(
-            tuple(select),
-            tuple(exclude),
+        return self._execute_options(
+            Command.RUN,
+            select,
+            exclude,
             threads,
             full_refresh,
             fail_fast,
             store_failures,
             wait_seconds,
         )
-        return self.execute(Command.RUN, options)
 
     def seed(
         self,
@@ -284,18 +282,16 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Load the selected seeds (only those that changed, unless `full_refresh`)."""
-        from runner.build import RunOptions
-
-        options = RunOptions(
-            tuple(select),
-            tuple(exclude),
+        return self._execute_options(
+            Command.SEED,
+            select,
+            exclude,
             threads,
             full_refresh,
             fail_fast,
             store_failures,
             wait_seconds,
         )
-        return self.execute(Command.SEED, options)
 
     def test(
         self,
@@ -309,18 +305,16 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> RunResult:
         """Run the data tests of the selected nodes."""
-        from runner.build import RunOptions
-
-        options = RunOptions(
-            tuple(select),
-            tuple(exclude),
+        return self._execute_options(
+            Command.TEST,
+            select,
+            exclude,
             threads,
             full_refresh,
             fail_fast,
             store_failures,
             wait_seconds,
         )
-        return self.execute(Command.TEST, options)
 
     def build(
         self,
@@ -337,6 +331,33 @@ class Project:
     ) -> RunResult:
         """Load the raw export (unless not `load`), then seed, run and test in
         dependency order."""
+        return self._execute_options(
+            Command.BUILD,
+            select,
+            exclude,
+            threads,
+            full_refresh,
+            fail_fast,
+            store_failures,
+            wait_seconds,
+            on_bad_rows,
+            load,
+        )
+
+    def _execute_options(
+        self,
+        command: Command,
+        select: Sequence[str],
+        exclude: Sequence[str],
+        threads: int | None,
+        full_refresh: bool,
+        fail_fast: bool,
+        store_failures: bool,
+        wait_seconds: float,
+        on_bad_rows: str = "fail",
+        load: bool = True,
+    ) -> RunResult:
+        """The typed keywords of run/seed/test/build as one `RunOptions`."""
         from runner.build import RunOptions
 
         options = RunOptions(
@@ -350,7 +371,7 @@ class Project:
             on_bad_rows,
             load,
         )
-        return self.execute(Command.BUILD, options)
+        return self.execute(command, options)
 
     def execute(self, command: Command, options: RunOptions) -> RunResult:
         """Run one of the run-like commands with `options` (what the CLI calls)."""

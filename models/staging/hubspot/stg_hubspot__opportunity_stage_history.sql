@@ -24,25 +24,8 @@ entries as (
     where (select count(*) from deal_stages) = 0
 ),
 
-sequenced as (
-    select
-        *,
-        lag(stage_name) over (
-            partition by deal_id order by entered_at, stage_name
-        ) as previous_stage_name,
-        row_number() over (partition by deal_id order by entered_at, stage_name) as position,
-        max(_load_id) over (partition by deal_id) as deal_load_id
-    from entries
-),
-
 final as (
-    select
-        deal_id as opportunity_id,
-        stage_name,
-        entered_at,
-        deal_load_id as _load_id
-    from sequenced
-    where position = 1 or stage_name is distinct from previous_stage_name
+    {{ stage_changes('entries', 'deal_id', 'stage_name', 'entered_at', 'stage_name') }}
 )
 
 select * from final

@@ -11,27 +11,8 @@ history as (
     select * from {{ source('salesforce', 'OpportunityHistory') }}
 ),
 
-sequenced as (
-    select
-        OpportunityId,
-        StageName,
-        CreatedDate,
-        lag(StageName) over (
-            partition by OpportunityId order by CreatedDate, Id
-        ) as previous_stage_name,
-        row_number() over (partition by OpportunityId order by CreatedDate, Id) as position,
-        max(_load_id) over (partition by OpportunityId) as deal_load_id
-    from history
-),
-
 final as (
-    select
-        OpportunityId as opportunity_id,
-        StageName as stage_name,
-        CreatedDate as entered_at,
-        deal_load_id as _load_id
-    from sequenced
-    where position = 1 or StageName is distinct from previous_stage_name
+    {{ stage_changes('history', 'OpportunityId', 'StageName', 'CreatedDate', 'Id') }}
 )
 
 select * from final
