@@ -20,19 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, caches, incremental_tests
+from runner import build_state, caches, incremental_tests, state_tables
+from runner.engines.base import RelationKind
 from runner.errors import CompilationError, WarehouseError
 from runner.nodes import Materialization, Node
 from runner.planning import Command, Unit, plan_units
 from runner.reporting import Reporter
 from runner.results import NodeResult, NodeStatus, RunResult
-from runner.warehouse import ensure_schemas, existing_relations
 
 if TYPE_CHECKING:
-    import duckdb
-
     from runner.compile_cache import CompileCache
     from runner.compiling import CompiledNode, Compiler
+    from runner.engines.base import EngineAdapter
+    from runner.engines.duckdb import DuckDBAdapter
     from runner.loaded import LoadedProject
     from runner.project import Project
 
@@ -107,26 +107,26 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     )
     if not units:
         reporter.warning(f"nothing to {command}: the selection holds no {command}-able nodes.")
-    with project.writing(f"kpi {command}", options.wait_seconds) as con:
+    with project.writing(f"kpi {command}", options.wait_seconds) as adapter:
         project.load_warnings = []
         if command == Command.BUILD and options.load:
             # --full-refresh rebuilds models; reloading unchanged raw files
             # is `kpi load --full-refresh`.
-            project.load_raw_into(con, None, options.on_bad_rows, False)
-        relations = existing_relations(con)
-        existing = frozenset(k for k, kind in relations.items() if kind == "BASE TABLE")
+            project.load_raw_into(adapter, None, options.on_bad_rows, False)
+        relations = adapter.relations()
+        existing = frozenset(k for k, kind in relations.items() if kind == RelationKind.TABLE)
         plan = plan_build(
-            project.loaded, reporter, con, existing, command, selected, units, parents, options
+            project.loaded, reporter, adapter, existing, command, selected, units, parents, options
         )
-        results, passed = run_plan(project, con, plan, options)
-        record_passes(con, plan, passed)
+        results, passed = run_plan(project, adapter, plan, options)
+        record_passes(adapter, plan, passed)
         publish_error: WarehouseError | None = None
         if command == Command.BUILD and project.settings.publish and not _failed(results):
             try:
-                publish(con, project.settings.publish, reporter)
+                publish(adapter, project.settings.publish, reporter)
             except WarehouseError as exc:
                 publish_error = exc  # raised once the run's artifacts are written
-        tables_after = tables_in(con)
+        tables_after = tables_in(adapter)
     caches.remember_tables(project.settings.target_path, project.settings.warehouse, tables_after)
     elapsed = time.perf_counter() - started
     for block in reporter.failure_blocks:
@@ -155,7 +155,7 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
 def plan_build(
     loaded: LoadedProject,
     reporter: Reporter,
-    con: duckdb.DuckDBPyConnection,
+    adapter: EngineAdapter,
     existing: frozenset[tuple[str, str]],
     command: Command,
     selected: Sequence[Node],
@@ -168,7 +168,7 @@ def plan_build(
     from runner.compiling import Compiler
 
     compile_cache = CompileCache.for_project(loaded)
-    incremental = plan_incremental(loaded, reporter, con, units, options, compile_cache)
+    incremental = plan_incremental(loaded, reporter, adapter, units, options, compile_cache)
     compiler = Compiler(
         loaded,
         existing,
@@ -180,7 +180,7 @@ def plan_build(
     wanted = [n for u in units.values() for n in u.nodes]
     wanted += [n for n in selected if n.config.materialized == Materialization.EPHEMERAL]
     compiled, paths = compile_nodes(loaded, compiler, wanted)
-    check_sql(loaded, reporter, con, compiled, paths)
+    check_sql(loaded, reporter, adapter, compiled, paths)
     return BuildPlan(
         command,
         tuple(selected),
@@ -193,7 +193,7 @@ def plan_build(
 
 
 def run_plan(
-    project: Project, con: duckdb.DuckDBPyConnection, plan: BuildPlan, options: RunOptions
+    project: Project, adapter: EngineAdapter, plan: BuildPlan, options: RunOptions
 ) -> tuple[list[NodeResult], set[str]]:
     """Run the planned units; their results and the tests that passed on
     committed data."""
@@ -201,12 +201,13 @@ def run_plan(
 
     settings = project.settings
     reporter = project.reporter
-    ensure_schemas(con, {u.node.config.schema for u in plan.units.values() if not u.node.is_test})
+    for schema in sorted({u.node.config.schema for u in plan.units.values() if not u.node.is_test}):
+        adapter.create_schema(schema)
     threads = options.threads or settings.threads
     reporter.total = plan.total
     reporter.info(f"Running {plan.total} node(s) with {threads} thread(s).")
     executor = Executor(
-        con,
+        adapter,
         plan,
         options,
         reporter,
@@ -222,19 +223,19 @@ def run_plan(
     return results, executor.passed_tests
 
 
-def record_passes(con: duckdb.DuckDBPyConnection, plan: BuildPlan, passed: set[str]) -> None:
+def record_passes(adapter: EngineAdapter, plan: BuildPlan, passed: set[str]) -> None:
     """Remember, per test, the load it passed on (tests that check new rows only)."""
     digests = plan.incremental.tests.digests
     passes = {uid: digests[uid] for uid in passed if uid in digests}
     if passes:
-        build_state.ensure_tables(con)
-        build_state.record_passes(con, passes, plan.incremental.seen)
+        state_tables.ensure(adapter, state_tables.NODE_STATE)
+        state_tables.record_passes(adapter, passes, plan.incremental.seen)
 
 
 def plan_incremental(
     loaded: LoadedProject,
     reporter: Reporter,
-    con: duckdb.DuckDBPyConnection,
+    adapter: EngineAdapter,
     units: Mapping[str, Unit],
     options: RunOptions,
     compile_cache: CompileCache,
@@ -247,8 +248,8 @@ def plan_incremental(
     ]
     building = {u.node.unique_id for u in units.values()}
     if any(u.node.config.materialized in build_state.RELATIONS for u in units.values()):
-        build_state.ensure_tables(con)
-    state = build_state.read_state(con)
+        state_tables.ensure(adapter, state_tables.NODE_STATE, state_tables.TABLE_CHANGES)
+    state = state_tables.read_node_states(adapter)
     definitions = {
         uid: node.checksum if node.is_seed else compile_cache.key(node, False)
         for uid, node in nodes.items()
@@ -258,13 +259,13 @@ def plan_incremental(
         nodes, loaded.graph, building, state, definitions
     )
     logic = {node.unique_id: versions[node.unique_id] for node in incremental}
-    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic, loaded.graph)
+    rebuilds = build_state.full_rebuilds(adapter, nodes, loaded.sources, logic, loaded.graph)
     for uid, reason in sorted(rebuilds.items()):
         reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
     if options.full_refresh:
         rebuilds.update({uid: "--full-refresh" for uid in logic})
     tests = incremental_tests.plan_tests(
-        con,
+        adapter,
         nodes,
         loaded.sources,
         [n for u in units.values() for n in u.nodes if n.is_test],
@@ -274,7 +275,7 @@ def plan_incremental(
         incremental_tests.builtin_tests(loaded.macro_sources),
         loaded.graph,
     )
-    load_id = build_state.current_load_id(con)
+    load_id = state_tables.current_load_id(adapter)
     seen = build_state.seen_after_run(nodes, loaded.graph, building, state, load_id)
     return IncrementalPlan(load_id, seen, record, rebuilds, tests)
 
@@ -303,19 +304,19 @@ def compile_nodes(
 def check_sql(
     loaded: LoadedProject,
     reporter: Reporter,
-    con: duckdb.DuckDBPyConnection | None,
+    adapter: EngineAdapter | None,
     compiled: Mapping[str, CompiledNode],
     paths: Mapping[str, str],
 ) -> None:
-    """DuckDB parses every query (once: answers are cached; `con` None means
-    an in-memory DuckDB when one is needed); sqlglot lists what each reads."""
+    """The engine parses every query (once: answers are cached; `adapter` None
+    means an in-memory DuckDB when one is needed); sqlglot lists what each reads."""
     from runner import sql_checks
 
     cache = sql_checks.SqlCache(loaded.settings.target_path / "sql_cache.json")
     for uid, item in compiled.items():
         if item.node.is_seed or item.node.config.materialized == Materialization.EPHEMERAL:
             continue
-        error = cache.syntax_error(con, item.sql)
+        error = cache.syntax_error(adapter, item.sql)
         if error:
             message, line, column = error
             source = item.node.yml_path or item.node.path
@@ -340,11 +341,11 @@ def check_sql(
         cache.save()
 
 
-def publish(con: duckdb.DuckDBPyConnection, path: Path, reporter: Reporter) -> None:
+def publish(adapter: DuckDBAdapter, path: Path, reporter: Reporter) -> None:
     """Write the marts to a new file and rename it over `path`."""
     from runner.publish import publish_marts
 
-    published = publish_marts(con, path)
+    published = publish_marts(adapter, path)
     rows = sum(published.tables.values())
     reporter.info(
         f"Published {len(published.tables)} mart table(s), {rows:,} row(s), to {path} "
@@ -355,23 +356,23 @@ def publish(con: duckdb.DuckDBPyConnection, path: Path, reporter: Reporter) -> N
 def tables_now(loaded: LoadedProject) -> frozenset[tuple[str, str]]:
     """The warehouse's tables: from the note of the last run while the file
     is the version it was noted at, else read from the file (read-only)."""
-    from runner.warehouse import connect
+    from runner.engines.duckdb import DuckDBAdapter
 
     settings = loaded.settings
     noted = caches.remembered_tables(settings.target_path, settings.warehouse)
     if noted is not None:
         return noted
     with contextlib.suppress(Exception):
-        con = connect(settings.warehouse, read_only=True)
+        adapter = DuckDBAdapter.open(settings.warehouse, read_only=True)
         try:
-            return tables_in(con)
+            return tables_in(adapter)
         finally:
-            con.close()
+            adapter.close()
     return frozenset()
 
 
-def tables_in(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
-    return frozenset(k for k, kind in existing_relations(con).items() if kind == "BASE TABLE")
+def tables_in(adapter: EngineAdapter) -> frozenset[tuple[str, str]]:
+    return frozenset(k for k, kind in adapter.relations().items() if kind == RelationKind.TABLE)
 
 
 def stale_relations(

@@ -3,7 +3,8 @@
 `_kpi.node_state` holds, per relation the runner built and per passed test,
 the newest raw load whose rows it holds ("seen"; `last_seen_load_id()` in a
 model reads it), a digest of the definitions it was built from ("logic"), and
-when it was last rebuilt in full. The
+when it was last rebuilt in full (the tables and their SQL are
+`state_tables.py`'s; this module decides what the rows mean). The
 loader's `_kpi.table_changes` says, per raw table and load, how many rows
 were inserted, updated and deleted. An incremental model can only add and
 replace rows, so when a raw table upstream of it lost rows since its last
@@ -29,79 +30,22 @@ view in between for a while.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from runner import state_tables
 from runner.caches import content_key
 from runner.graph import Graph
-from runner.nodes import Node, Relation, SourceTable, quote_identifier
-from runner.warehouse import META_SCHEMA
+from runner.nodes import Node, SourceTable
+from runner.state_tables import NodeState
 
 if TYPE_CHECKING:
-    import duckdb
-
-NODE_STATE = Relation(META_SCHEMA, "node_state")
-TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
-
+    from runner.engines.base import EngineAdapter
 
 # Materializations whose relation holds rows as of its last build.
 BUILT_AS_OF_LAST_BUILD = frozenset({"table", "incremental"})
 # Materializations the runner creates a relation for (and records in node_state).
 RELATIONS = frozenset({"view", "table", "incremental", "seed"})
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """What `_kpi.node_state` remembers of one node."""
-
-    load_id: int  # the newest raw load whose rows it holds (a test: checked)
-    logic: str  # a view: its own definition; else what its rows were built from
-    full_load_id: int  # the load it was last rebuilt in full at
-    built_at: datetime | None  # when it was last built (a test: last passed)
-    full_built_at: datetime | None  # when it was last rebuilt in full
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
-    con.execute(
-        f"create table if not exists {NODE_STATE} (unique_id varchar, load_id bigint, "
-        "logic varchar, full_load_id bigint, built_at timestamp, full_built_at timestamp)"
-    )
-    con.execute(f"alter table {NODE_STATE} add column if not exists full_built_at timestamp")
-    con.execute(
-        f"create table if not exists {TABLE_CHANGES} (load_id bigint, relation varchar, "
-        "action varchar, inserted_rows bigint, updated_rows bigint, deleted_rows bigint, "
-        "loaded_at timestamp)"
-    )
-
-
-def current_load_id(con: duckdb.DuckDBPyConnection) -> int:
-    """The newest raw load in the warehouse (0 when nothing was loaded)."""
-    import duckdb
-
-    try:
-        row = con.execute(f"select coalesce(max(load_id), 0) from {TABLE_CHANGES}").fetchone()
-    except duckdb.CatalogException:
-        return 0
-    return int(row[0]) if row else 0
-
-
-def read_state(con: duckdb.DuckDBPyConnection) -> dict[str, NodeState]:
-    """Every node's remembered state (empty before the first incremental build)."""
-    import duckdb
-
-    try:
-        rows = con.execute(
-            f"select unique_id, load_id, logic, full_load_id, built_at, full_built_at "
-            f"from {NODE_STATE}"
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return {}
-    return {
-        uid: NodeState(int(load or 0), str(logic or ""), int(full or 0), built, full_built)
-        for uid, load, logic, full, built, full_built in rows
-    }
 
 
 def seen_after_run(
@@ -179,7 +123,7 @@ def versions_after_run(
 
 
 def full_rebuilds(
-    con: duckdb.DuckDBPyConnection,
+    adapter: EngineAdapter,
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
     logic: Mapping[str, str],
@@ -196,13 +140,9 @@ def full_rebuilds(
     """
     if not logic:
         return {}
-    state = read_state(con)
-    changes = con.execute(
-        f"select relation, max(load_id) filter (where deleted_rows > 0), "
-        f"max(load_id) filter (where updated_rows > 0) from {TABLE_CHANGES} group by 1"
-    ).fetchall()
-    last_delete = {r.lower(): d for r, d, _ in changes if d is not None}
-    last_update = {r.lower(): u for r, _, u in changes if u is not None}
+    state = state_tables.read_node_states(adapter)
+    changes = state_tables.raw_changes(adapter)
+    last_delete, last_update = changes.last_delete, changes.last_update
     reasons: dict[str, str] = {}
     for uid in [u for u in graph.topological_order() if u in logic]:
         digest = logic[uid]
@@ -246,38 +186,3 @@ def rebuilt_since(ancestor: NodeState | None, built_at: datetime | None) -> bool
     if ancestor is None or ancestor.full_built_at is None:
         return False
     return built_at is None or ancestor.full_built_at > built_at
-
-
-def record_build(
-    cur: duckdb.DuckDBPyConnection, unique_id: str, load_id: int, logic: str, full: bool
-) -> None:
-    """Remember, inside the build's transaction, the load a node has now seen,
-    and (`full`) that it was rebuilt in full now."""
-    row = cur.execute(
-        f"delete from {NODE_STATE} where unique_id = ? returning full_load_id, full_built_at",
-        [unique_id],
-    ).fetchone()
-    insert = f"insert into {NODE_STATE} values (?, ?, ?, ?, now()::timestamp, "
-    if full or row is None or row[1] is None:
-        cur.execute(insert + "now()::timestamp)", [unique_id, load_id, logic, load_id])
-    else:
-        cur.execute(insert + "?)", [unique_id, load_id, logic, row[0], row[1]])
-
-
-def record_passes(
-    con: duckdb.DuckDBPyConnection, passed: Mapping[str, str], seen: Mapping[str, int]
-) -> None:
-    """Remember the tests that passed, with their lineage digest and the load
-    their rows were checked up to, in one transaction at the end of a run."""
-    if not passed:
-        return
-    ids = sorted(passed)
-    con.execute("begin transaction")
-    con.execute(f"delete from {NODE_STATE} where unique_id in (select unnest(?))", [ids])
-    # one statement for all rows: executemany would run one insert per row
-    con.execute(
-        f"insert into {NODE_STATE} select unnest(?), unnest(?), unnest(?), 0, "
-        "now()::timestamp, null",
-        [ids, [seen[uid] for uid in ids], [passed[uid] for uid in ids]],
-    )
-    con.execute("commit")

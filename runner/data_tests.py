@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.engines.base import strip_statement
 from runner.errors import ProjectError
-from runner.materializations import strip_statement
-from runner.nodes import NodeConfig, Relation, quote_literal
+from runner.nodes import NodeConfig, Relation
 from runner.results import NodeStatus
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.base import EngineAdapter
 
 SAMPLE_ROWS = 5
 THRESHOLD = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(\d+)\s*$")
@@ -76,14 +76,12 @@ def judge(config: NodeConfig, failures: int, path: str | None = None) -> NodeSta
 
 
 def run_test(
-    cur: duckdb.DuckDBPyConnection,
+    cur: EngineAdapter,
     sql: str,
     config: NodeConfig,
     path: str | None = None,
 ) -> TestOutcome:
     """Run one compiled test query on `cur`."""
-    import duckdb
-
     query = strip_statement(sql)
     if config.limit is not None:
         query = f"select * from (\n{query}\n) limit {int(config.limit)}"
@@ -96,22 +94,21 @@ def run_test(
         result = cur.execute(f"select * from (\n{query}\n) as kpi_test limit {SAMPLE_ROWS}")
         columns = tuple(d[0] for d in result.description or ())
         return TestOutcome(status, failures, "", columns, tuple(result.fetchall()))
-    except duckdb.Error as exc:
+    except cur.Error as exc:
         return TestOutcome(NodeStatus.ERROR, 0, str(exc).strip())
 
 
-def store_failures(cur: duckdb.DuckDBPyConnection, relation: Relation, sql: str) -> None:
+def store_failures(cur: EngineAdapter, relation: Relation, sql: str) -> None:
     """Keep the test's failing rows in `relation` (in the `audit` schema)."""
-    cur.execute(f"create or replace table {relation} as\n{strip_statement(sql)}\n")
+    cur.create_table_as(relation, sql)
 
 
-def export_failures(cur: duckdb.DuckDBPyConnection, sql: str, file: Path) -> None:
+def export_failures(cur: EngineAdapter, sql: str, file: Path) -> None:
     """Write failing rows to a Parquet file, outside any transaction's reach."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    cur.execute(f"copy (\n{strip_statement(sql)}\n) to {quote_literal(str(file))} (format parquet)")
+    cur.write_parquet(sql, str(file))
 
 
-def import_failures(cur: duckdb.DuckDBPyConnection, relation: Relation, file: Path) -> None:
-    source = f"read_parquet({quote_literal(str(file))})"
-    cur.execute(f"create or replace table {relation} as select * from {source}")
+def import_failures(cur: EngineAdapter, relation: Relation, file: Path) -> None:
+    cur.create_table_as(relation, cur.parquet_select(str(file)))
     file.unlink(missing_ok=True)

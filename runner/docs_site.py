@@ -62,25 +62,21 @@ def compiled_sql(loaded: LoadedProject) -> dict[str, str]:
 def warehouse_columns(warehouse: Path) -> dict[str, dict[str, dict[str, str]]]:
     """Every column of the warehouse with its type, read-only (empty when the
     file is missing or a build holds it: the yml then says what it can)."""
-    from runner.warehouse import connect
+    from runner.engines.duckdb import DuckDBAdapter
 
     out: dict[str, dict[str, dict[str, str]]] = {}
     if not warehouse.exists():
         return out
     try:
-        con = connect(warehouse, read_only=True)
+        adapter = DuckDBAdapter.open(warehouse, read_only=True)
     except KpiError:
         return out
     try:
-        rows = con.execute(
-            "select table_schema, table_name, column_name, data_type "
-            "from information_schema.columns where table_catalog = current_database() "
-            "order by table_schema, table_name, ordinal_position"
-        ).fetchall()
+        columns = adapter.catalog_columns()
     finally:
-        con.close()
-    for schema, table, column, kind in rows:
-        out.setdefault(schema, {}).setdefault(table, {})[column] = kind
+        adapter.close()
+    for (schema, table), pairs in columns.items():
+        out.setdefault(schema, {}).setdefault(table, {}).update(pairs)
     return out
 
 

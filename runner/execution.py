@@ -6,7 +6,7 @@ builds a model (`SeedRunner` a seed) and runs the tests attached to it,
 nothing; the `Executor` schedules units, hands each one a cursor of its own
 thread, and passes the results to the reporter.
 
-A unit with tests runs in one DuckDB transaction: build the relation, run
+A unit with tests runs in one transaction (`EngineAdapter.transaction`): build the relation, run
 its tests, then commit, or roll back when an error-severity test failed, so
 that a table is only ever replaced by a version that passed its tests
 (write, audit, publish).
@@ -25,23 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, data_tests, materializations
+from runner import build_state, data_tests, materializations, state_tables
 from runner.compiling import CompiledNode
 from runner.data_tests import TestOutcome
 from runner.errors import first_line
-from runner.nodes import Materialization, Node, Relation, quote_identifier
+from runner.nodes import Materialization, Node, Relation
 from runner.planning import Unit
 from runner.reporting import Reporter
 from runner.results import NodeResult, NodeStatus, make_result
 from runner.scheduler import run_graph
-from runner.warehouse import META_SCHEMA
 
 if TYPE_CHECKING:
-    import duckdb
-
     from runner.build import BuildPlan, RunOptions
-
-SEED_STATE = Relation(META_SCHEMA, "seed_state")
+    from runner.engines.base import EngineAdapter
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,7 @@ class NodeRunner:
         self.context = context
         self.unit = unit
 
-    def run(self, cur: duckdb.DuckDBPyConnection) -> list[NodeResult]:
+    def run(self, cur: EngineAdapter) -> list[NodeResult]:
         raise NotImplementedError
 
     def result(
@@ -122,40 +118,39 @@ class NodeRunner:
 class RelationRunner(NodeRunner):
     """Builds a model's relation and audits it with its tests, in one transaction."""
 
-    def run(self, cur: duckdb.DuckDBPyConnection) -> list[NodeResult]:
-        import duckdb
-
+    def run(self, cur: EngineAdapter) -> list[NodeResult]:
         node = self.unit.node
         compiled = self.context.plan.compiled[node.unique_id]
         wall, start = time.time(), time.perf_counter()
         outcomes: list[tuple[Node, TestOutcome, float]] = []
         exported: list[tuple[Node, Path]] = []
         try:
-            cur.execute("begin transaction")
-            action, rows = self.materialize(cur, compiled)
-            if node.config.materialized in build_state.RELATIONS or node.is_seed:
-                build_state.record_build(
-                    cur,
-                    node.unique_id,
-                    self.context.plan.incremental.seen.get(node.unique_id, 0),
-                    self.context.plan.incremental.logic.get(node.unique_id, ""),
-                    full=not compiled.is_incremental,
-                )
-            for test in self.unit.tests:
-                t0 = time.perf_counter()
-                outcome = data_tests.run_test(cur, self.context.sql(test), test.config, test.path)
-                outcomes.append((test, outcome, time.perf_counter() - t0))
-                if outcome.status == NodeStatus.ERROR:
-                    # DuckDB aborts the transaction on a failed statement: nothing
-                    # more runs in it and it can only roll back.
-                    break
-                exported += self._export_failures(cur, test)
-            # a failed error-severity test, or a test that could not run at all
-            blocking = [t for t, o, _ in outcomes if o.blocks]
-            cur.execute("rollback" if blocking else "commit")
-        except duckdb.Error as exc:
-            with contextlib.suppress(duckdb.Error):
-                cur.execute("rollback")
+            with cur.transaction() as transaction:
+                action, rows = self.materialize(cur, compiled)
+                if node.config.materialized in build_state.RELATIONS or node.is_seed:
+                    state_tables.record_build(
+                        cur,
+                        node.unique_id,
+                        self.context.plan.incremental.seen.get(node.unique_id, 0),
+                        self.context.plan.incremental.logic.get(node.unique_id, ""),
+                        full=not compiled.is_incremental,
+                    )
+                for test in self.unit.tests:
+                    t0 = time.perf_counter()
+                    outcome = data_tests.run_test(
+                        cur, self.context.sql(test), test.config, test.path
+                    )
+                    outcomes.append((test, outcome, time.perf_counter() - t0))
+                    if outcome.status == NodeStatus.ERROR:
+                        # a failed statement aborts the transaction: nothing
+                        # more runs in it and it can only roll back.
+                        break
+                    exported += self._export_failures(cur, test)
+                # a failed error-severity test, or a test that could not run at all
+                blocking = [t for t, o, _ in outcomes if o.blocks]
+                if blocking:
+                    transaction.rollback()
+        except cur.Error as exc:
             seconds = time.perf_counter() - start
             head = self.result(
                 node, NodeStatus.ERROR, first_line(exc), seconds, wall, detail=str(exc).strip()
@@ -186,9 +181,7 @@ class RelationRunner(NodeRunner):
             results.append(self.skipped(test, reason, wall))
         return results
 
-    def materialize(
-        self, cur: duckdb.DuckDBPyConnection, compiled: CompiledNode
-    ) -> tuple[str, int | None]:
+    def materialize(self, cur: EngineAdapter, compiled: CompiledNode) -> tuple[str, int | None]:
         """Build the relation; the action taken (`created view`) and the rows written."""
         node = compiled.node
         relation = node.relation
@@ -217,9 +210,7 @@ class RelationRunner(NodeRunner):
             )
         return message
 
-    def _export_failures(
-        self, cur: duckdb.DuckDBPyConnection, test: Node
-    ) -> list[tuple[Node, Path]]:
+    def _export_failures(self, cur: EngineAdapter, test: Node) -> list[tuple[Node, Path]]:
         """Copy a test's failing rows out of the unit's transaction (to Parquet), so
         that they are kept whether the unit commits or rolls back."""
         if not self.context.wants_store(test):
@@ -228,16 +219,12 @@ class RelationRunner(NodeRunner):
         data_tests.export_failures(cur, self.context.sql(test), file)
         return [(test, file)]
 
-    def _import_failures(
-        self, cur: duckdb.DuckDBPyConnection, exported: list[tuple[Node, Path]]
-    ) -> None:
+    def _import_failures(self, cur: EngineAdapter, exported: list[tuple[Node, Path]]) -> None:
         """Load exported failing rows into the audit schema, after the transaction."""
-        import duckdb
-
         for test, file in exported:
             try:
                 data_tests.import_failures(cur, audit_relation(test), file)
-            except duckdb.Error as exc:
+            except cur.Error as exc:
                 self.context.warn(
                     f"the failing rows of {test.name} were not stored: {first_line(exc)}"
                 )
@@ -247,46 +234,31 @@ class SeedRunner(RelationRunner):
     """Loads a seed's CSV file into its table, unless the file and its column
     types are unchanged since the last load."""
 
-    def materialize(
-        self, cur: duckdb.DuckDBPyConnection, compiled: CompiledNode
-    ) -> tuple[str, int | None]:
+    def materialize(self, cur: EngineAdapter, compiled: CompiledNode) -> tuple[str, int | None]:
         node = compiled.node
         relation = node.relation
         if not self.context.options.full_refresh:
-            row = cur.execute(
-                f"select checksum from {SEED_STATE} where relation = ?", [relation.display]
-            ).fetchone()
-            exists = cur.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name = ?",
-                [relation.schema, relation.identifier],
-            ).fetchone()
-            if row and row[0] == seed_checksum(node) and exists and exists[0]:
+            loaded = state_tables.seed_checksum(cur, relation)
+            if loaded == seed_checksum(node) and cur.relation_kind(relation) is not None:
                 return "unchanged seed", None
         rows = materializations.load_csv_table(
             cur, relation, self.context.project_dir / node.path, node.config.column_types
         )
-        cur.execute(f"delete from {SEED_STATE} where relation = ?", [relation.display])
-        cur.execute(
-            f"insert into {SEED_STATE} values (?, ?, now()::timestamp)",
-            [relation.display, seed_checksum(node)],
-        )
+        state_tables.record_seed(cur, relation, seed_checksum(node))
         return "loaded seed", rows
 
 
 class TestRunner(NodeRunner):
     """Runs a standalone test (outside any model's transaction)."""
 
-    def run(self, cur: duckdb.DuckDBPyConnection) -> list[NodeResult]:
+    def run(self, cur: EngineAdapter) -> list[NodeResult]:
         test = self.unit.node
         wall, start = time.time(), time.perf_counter()
         outcome = data_tests.run_test(cur, self.context.sql(test), test.config, test.path)
         if self.context.wants_store(test) and outcome.status != NodeStatus.ERROR:
-            import duckdb
-
             try:
                 data_tests.store_failures(cur, audit_relation(test), self.context.sql(test))
-            except duckdb.Error as exc:
+            except cur.Error as exc:
                 self.context.warn(
                     f"the failing rows of {test.name} were not stored: {first_line(exc)}"
                 )
@@ -303,11 +275,11 @@ def runner_for(context: RunContext, unit: Unit) -> NodeRunner:
 
 
 class Executor:
-    """Runs planned units on one DuckDB database, one cursor per thread."""
+    """Runs planned units on one warehouse, one cursor per thread."""
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        adapter: EngineAdapter,
         plan: BuildPlan,
         options: RunOptions,
         reporter: Reporter,
@@ -316,21 +288,21 @@ class Executor:
         project_dir: Path,
         failures_dir: Path,
     ) -> None:
-        self.con = con
+        self.adapter = adapter
         self.reporter = reporter
         self.threads = threads
         self.context = RunContext(plan, options, project_dir, failures_dir, reporter.warning)
         self.results: dict[str, NodeResult] = {}
         self.passed_tests: set[str] = set()  # tests that passed on committed data
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: list[EngineAdapter] = []
         self._lock = threading.Lock()
         self._units: Mapping[str, Unit] = plan.units
 
     def execute(self) -> list[NodeResult]:
         units = self._units
         if any(u.node.is_seed for u in units.values()):
-            self._ensure_seed_state()
+            state_tables.ensure(self.adapter, state_tables.SEED_STATE)
         self._ensure_audit_schemas(units)
         try:
             run_graph(
@@ -352,21 +324,14 @@ class Executor:
             with contextlib.suppress(Exception):
                 cur.interrupt()
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = getattr(self._local, "cursor", None)
+    def _cursor(self) -> EngineAdapter:
+        cur: EngineAdapter | None = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self.con.cursor()
+            cur = self.adapter.cursor()
             self._local.cursor = cur
             with self._lock:
                 self._cursors.append(cur)
         return cur
-
-    def _ensure_seed_state(self) -> None:
-        self.con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
-        self.con.execute(
-            f"create table if not exists {SEED_STATE} "
-            "(relation varchar primary key, checksum varchar, loaded_at timestamp)"
-        )
 
     def _ensure_audit_schemas(self, units: Mapping[str, Unit]) -> None:
         """Create the schemas that stored failures go to, before any transaction
@@ -378,7 +343,7 @@ class Executor:
             if test.is_test and self.context.wants_store(test)
         }
         for schema in sorted(schemas):
-            self.con.execute(f"create schema if not exists {quote_identifier(schema)}")
+            self.adapter.create_schema(schema)
 
     def _run_unit(self, key: str) -> bool:
         unit = self._units[key]
@@ -394,10 +359,7 @@ class Executor:
     def _abandon_transaction(self) -> None:
         """Roll back whatever this thread's cursor left open, so that the next
         unit on it can begin its own transaction."""
-        import duckdb
-
-        with contextlib.suppress(duckdb.Error):
-            self._cursor().execute("rollback")
+        self._cursor().abandon_transaction()
 
     def _skip_unit(self, key: str, because: str) -> None:
         unit = self._units[key]

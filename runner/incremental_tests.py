@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.build_state import NODE_STATE, TABLE_CHANGES, read_state, rebuilt_since
+from runner import state_tables
+from runner.build_state import rebuilt_since
 from runner.caches import content_key
 from runner.graph import Graph
-from runner.nodes import Node, SourceTable, quote_literal
+from runner.nodes import Node, SourceTable
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.base import EngineAdapter
 
 LOAD_ID = "_load_id"
 ROW_LOCAL = frozenset({"not_null", "accepted_values", "accepted_range", "expression_is_true"})
@@ -64,14 +65,11 @@ def builtin_tests(macro_sources: Mapping[str, str]) -> frozenset[str]:
 
 def watermark_sql(test_id: str) -> str:
     """SQL for the load at which `test_id` last passed (0 if never)."""
-    return (
-        f"(select coalesce(max(load_id), 0) from {NODE_STATE} "
-        f"where unique_id = {quote_literal(test_id)})"
-    )
+    return state_tables.last_seen_load_id_sql(test_id)
 
 
 def plan_tests(
-    con: duckdb.DuckDBPyConnection,
+    adapter: EngineAdapter,
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
     tests: list[Node],
@@ -98,9 +96,9 @@ def plan_tests(
     ]
     if not candidates:
         return TestPlan(frozenset(), {})
-    with_load_id = _relations_with_load_id(con)
-    state = read_state(con)
-    lost_rows = _last_losses(con)
+    with_load_id = _relations_with_load_id(adapter)
+    state = state_tables.read_node_states(adapter)
+    lost_rows = state_tables.raw_changes(adapter).last_delete
     digests: dict[str, str] = {}
     chosen: set[str] = set()
     for test in candidates:
@@ -159,21 +157,9 @@ def _parent_kept_rows(
     return lost_rows.get(relation, 0) <= watermark
 
 
-def _relations_with_load_id(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "select table_schema, table_name from information_schema.columns "
-        f"where column_name = {quote_literal(LOAD_ID)}"
-    ).fetchall()
-    return {f"{schema}.{table}".lower() for schema, table in rows}
-
-
-def _last_losses(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    import duckdb
-
-    try:
-        rows = con.execute(
-            f"select relation, max(load_id) from {TABLE_CHANGES} where deleted_rows > 0 group by 1"
-        ).fetchall()
-    except duckdb.CatalogException:
-        return {}
-    return {relation.lower(): int(load_id) for relation, load_id in rows}
+def _relations_with_load_id(adapter: EngineAdapter) -> set[str]:
+    return {
+        f"{schema}.{table}".lower()
+        for (schema, table), columns in adapter.catalog_columns().items()
+        if any(name == LOAD_ID for name, _ in columns)
+    }

@@ -29,10 +29,9 @@ from runner.settings import Settings, load_settings
 from runner.warehouse import connect, exclusive_lock
 
 if TYPE_CHECKING:
-    import duckdb
-
     from runner.build import RunOptions
     from runner.compiling import CompiledNode
+    from runner.engines.duckdb import DuckDBAdapter
     from runner.loaded import LoadedProject
     from runner.metrics import MetricsResult
     from runner.raw_load import LoadReport
@@ -192,19 +191,19 @@ class Project:
         wait_seconds: float = 0.0,
     ) -> LoadReport:
         """Load a raw export into the `raw` schema (only changed files)."""
-        with self.writing("kpi load", wait_seconds) as con:
-            report = self.load_raw_into(con, raw_dir, on_bad_rows, full_refresh)
+        with self.writing("kpi load", wait_seconds) as adapter:
+            report = self.load_raw_into(adapter, raw_dir, on_bad_rows, full_refresh)
         self.reporter.repeat_warnings(self.load_warnings)
         return report
 
     def load_raw_into(
         self,
-        con: duckdb.DuckDBPyConnection,
+        adapter: DuckDBAdapter,
         raw_dir: str | Path | None,
         on_bad_rows: str,
         full_refresh: bool,
     ) -> LoadReport:
-        """Load the raw export on an open connection (build loads before it runs)."""
+        """Load the raw export on an open warehouse (build loads before it runs)."""
         from runner.raw_contract import table_contracts
         from runner.raw_load import LoadReport, describe_report, load_export
 
@@ -222,14 +221,14 @@ class Project:
         for text in self.export_format.missing_text():
             self.reporter.warning(text)
         report = load_export(
-            con,
+            adapter,
             export_dir,
             contracts,
             on_bad_rows=on_bad_rows,
             force=full_refresh,
             encoding=self.encoding,
         )
-        notes = load_notes(con, self.export_format, contracts)
+        notes = load_notes(adapter, self.export_format, contracts)
         self.load_warnings = [*self.export_format.missing_text(), *report.warnings, *notes]
         for warning in report.warnings:
             self.reporter.warning(warning)
@@ -380,22 +379,22 @@ class Project:
         return build.execute(self, command, options)
 
     @contextlib.contextmanager
-    def writing(
-        self, command: str, wait_seconds: float = 0.0
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
+    def writing(self, command: str, wait_seconds: float = 0.0) -> Iterator[DuckDBAdapter]:
         """Lock the warehouse and open it for writing, waiting up to
         `wait_seconds` in all for another writer and for readers to let go."""
+        from runner.engines.duckdb import DuckDBAdapter
+
         deadline = time.monotonic() + wait_seconds
         with exclusive_lock(self.settings.warehouse, command, wait_seconds):
-            con = connect(
+            adapter = DuckDBAdapter.open(
                 self.settings.warehouse,
                 settings=self.settings.duckdb_settings,
                 wait_seconds=max(0.0, deadline - time.monotonic()),
             )
             try:
-                yield con
+                yield adapter
             finally:
-                con.close()
+                adapter.close()
 
     # -- reading --------------------------------------------------------------
 

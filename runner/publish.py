@@ -9,7 +9,7 @@ connection sees the new version; a reader never blocks a build, since the
 build never opens the published file. A build killed while publishing leaves
 only a temporary file, removed by the next publish.
 
-    publish_marts(con, Path("marts.duckdb"))   # con: the build's connection
+    publish_marts(adapter, Path("marts.duckdb"))   # the build's DuckDB adapter
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.engines.base import EngineAdapter
 from runner.errors import WarehouseError
-from runner.nodes import quote_identifier, quote_literal
+from runner.nodes import Relation
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.duckdb import DuckDBAdapter
 
 MARTS_SCHEMA = "marts"
 INFO_TABLE = "publish_info"
@@ -54,12 +55,13 @@ def remove_leftovers(published: Path) -> None:
             leftover.unlink()
 
 
-def publish_marts(con: duckdb.DuckDBPyConnection, published: Path) -> Published:
-    """Copy every table of the `marts` schema that `con` sees into the `main`
+def publish_marts(adapter: DuckDBAdapter, published: Path) -> Published:
+    """Copy every table of the `marts` schema that `adapter` sees into the `main`
     schema of a new file and rename it over `published`, with a
     `publish_info` table (published_at, table_name, row_count) that says what
     the version holds. (Named `marts.duckdb`, the file answers the same
-    queries as the warehouse: `select * from marts.kpi_win_rate`.)"""
+    queries as the warehouse: `select * from marts.kpi_win_rate`.) Publishing
+    writes a DuckDB file, so it takes the DuckDB adapter."""
     import time
 
     import duckdb
@@ -75,20 +77,17 @@ def publish_marts(con: duckdb.DuckDBPyConnection, published: Path) -> Published:
             hint="Check that [tool.kpi] publish names a writable folder.",
         ) from exc
     tmp = temporary_path(published)
-    tables = _mart_tables(con)
+    tables = _mart_tables(adapter)
     counts: dict[str, int] = {}
     try:
-        con.execute(f"attach {quote_literal(str(tmp))} as {_ALIAS}")
+        adapter.attach(tmp, _ALIAS)
         try:
             for table in tables:
-                target = f"{_ALIAS}.main.{quote_identifier(table)}"
-                source = f"{MARTS_SCHEMA}.{quote_identifier(table)}"
-                con.execute(f"create table {target} as select * from {source}")
-                row = con.execute(f"select count(*) from {target}").fetchone()
-                counts[table] = int(row[0]) if row else 0
-            _write_info(con, counts)
+                source = Relation(MARTS_SCHEMA, table)
+                counts[table] = adapter.create_table_in(_ALIAS, table, f"select * from {source}")
+            _write_info(adapter, counts)
         finally:
-            con.execute(f"detach {_ALIAS}")
+            adapter.detach(_ALIAS)
         _fsync(tmp)
         os.replace(tmp, published)
         _fsync(published.parent)
@@ -104,25 +103,25 @@ def publish_marts(con: duckdb.DuckDBPyConnection, published: Path) -> Published:
     return Published(published, counts, time.perf_counter() - started)
 
 
-def _mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _mart_tables(adapter: EngineAdapter) -> list[str]:
     """The tables and views of the `marts` schema (views are written as tables)."""
-    rows = con.execute(
-        "select table_name from information_schema.tables where table_schema = ? "
-        "and table_catalog = current_database() order by 1",
-        [MARTS_SCHEMA],
-    ).fetchall()
-    return [r[0] for r in rows if r[0] != INFO_TABLE]
+    names = sorted(name for _, name in adapter.catalog_columns([MARTS_SCHEMA]))
+    return [n for n in names if n != INFO_TABLE]
 
 
-def _write_info(con: duckdb.DuckDBPyConnection, counts: dict[str, int]) -> None:
-    info = f"{_ALIAS}.main.{INFO_TABLE}"
-    con.execute(
-        f"create table {info} (published_at timestamp, table_name varchar, row_count bigint)"
-    )
+def _write_info(adapter: DuckDBAdapter, counts: dict[str, int]) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    con.executemany(
-        f"insert into {info} values (?, ?, ?)", [(now, t, n) for t, n in counts.items()]
+    rows = " union all ".join(
+        "select cast(? as timestamp) as published_at, cast(? as varchar) as table_name, "
+        "cast(? as bigint) as row_count"
+        for _ in counts
     )
+    select = rows or (
+        "select cast(null as timestamp) as published_at, cast(null as varchar) as table_name, "
+        "cast(null as bigint) as row_count where false"
+    )
+    params = [v for t, n in counts.items() for v in (now, t, n)]
+    adapter.create_table_in(_ALIAS, INFO_TABLE, select, params)
 
 
 def _fsync(path: Path) -> None:

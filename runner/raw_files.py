@@ -2,8 +2,9 @@
 
 A table is `<table>.csv` or `<table>.parquet`, plus appended parts
 `<table>.<part>.csv|parquet` loaded after it in name order. The state table
-`_kpi.load_state` remembers each loaded file's size, mtime and SHA-256, so that
-files with the same content are skipped and new parts are appended.
+`_kpi.load_state` (owned by `state_tables.py`) remembers each loaded file's
+size, mtime and SHA-256, so that files with the same content are skipped and
+new parts are appended.
 
 Each file is opened once, and every later read (its hash, DuckDB's scans,
 line numbers) goes through that open descriptor as `/proc/self/fd/N`: a path
@@ -23,15 +24,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner import state_tables
 from runner.errors import LoadError
-from runner.nodes import Relation
 from runner.raw_contract import TableContract
-from runner.warehouse import META_SCHEMA
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.base import EngineAdapter
 
-LOAD_STATE = Relation(META_SCHEMA, "load_state")
 FD_DIR = Path("/proc/self/fd")
 GLOB_CHARACTERS = frozenset("*?[]{}")
 
@@ -164,19 +163,14 @@ class TablePlan:
 
 
 def plan_tables(
-    con: duckdb.DuckDBPyConnection,
+    adapter: EngineAdapter,
     contracts: Sequence[TableContract],
     files: Mapping[str, list[ExportFile]],
     force: bool,
 ) -> list[TablePlan]:
-    state = _load_state(con)
-    existing = {
-        (s.lower(), t.lower())
-        for s, t in con.execute(
-            "select table_schema, table_name from information_schema.tables"
-        ).fetchall()
-    }
-    columns = _columns_of(con)
+    state = state_tables.loaded_files(adapter)
+    existing = set(adapter.relations())
+    columns = _columns_of(adapter)
     plans = []
     for contract in contracts:
         table_files = files[contract.name]
@@ -208,17 +202,12 @@ def plan_tables(
     return plans
 
 
-def _columns_of(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[str]]:
+def _columns_of(adapter: EngineAdapter) -> dict[tuple[str, str], list[str]]:
     """The contract columns of every table (the loader's own `_load_id` left out)."""
-    columns: dict[tuple[str, str], list[str]] = {}
-    for schema, table, column in con.execute(
-        "select schema_name, table_name, column_name from duckdb_columns() "
-        "where not internal and database_name = current_database() "
-        "order by schema_name, table_name, column_index"
-    ).fetchall():
-        if column != "_load_id":
-            columns.setdefault((schema.lower(), table.lower()), []).append(column.lower())
-    return columns
+    return {
+        (schema.lower(), table.lower()): [name.lower() for name, _ in cols if name != "_load_id"]
+        for (schema, table), cols in adapter.catalog_columns().items()
+    }
 
 
 def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
@@ -241,19 +230,6 @@ def _new_files_come_last(files: Sequence[ExportFile], loaded: Mapping[str, objec
         elif seen_new:
             return False
     return True
-
-
-def _load_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[int, int, str]]]:
-    try:
-        rows = con.execute(
-            f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
-        ).fetchall()
-    except Exception:  # noqa: BLE001 - no state yet
-        return {}
-    state: dict[str, dict[str, tuple[int, int, str]]] = {}
-    for table, file, size, mtime_ns, sha in rows:
-        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
-    return state
 
 
 def lines_at(path: Path, positions: Sequence[int], newline: bytes = b"\n") -> list[int]:

@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner import build_state
-from runner.build_state import TABLE_CHANGES
+from runner import state_tables
 from runner.errors import KpiError, LoadError, ProjectError
 from runner.nodes import Relation, quote_identifier, quote_literal
 from runner.raw_contract import (
@@ -51,7 +50,6 @@ from runner.raw_contract import (
 from runner.raw_encoding import check_encoding, is_utf8, is_utf8_name, utf8_copy
 from runner.raw_files import (
     FD_DIR,
-    LOAD_STATE,
     ExportFile,
     TablePlan,
     close_export_files,
@@ -60,13 +58,22 @@ from runner.raw_files import (
     plan_tables,
     record_lines,
 )
-from runner.warehouse import META_SCHEMA, duckdb_failure
+from runner.warehouse import duckdb_failure
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.duckdb import DuckDBAdapter
 
 LOAD_ID_COLUMN = "_load_id"
 REJECTED_ROWS_TABLE = "rejected_rows"
+REJECTED_ROWS = {
+    "table_name": "varchar",
+    "file_name": "varchar",
+    "line_number": "bigint",
+    "reason": "varchar",
+    "raw_row": "varchar",
+    "load_id": "bigint",
+    "rejected_at": "timestamp",
+}
 SHOWN_PER_FILE = 10
 _SQL_QUOTE = "''''"  # the SQL literal of one single quote
 _OUT_OF_BOUNDS = (
@@ -268,7 +275,7 @@ class _Source:
 class _Loader:
     def __init__(
         self,
-        cur: duckdb.DuckDBPyConnection,
+        cur: DuckDBAdapter,
         report: LoadReport,
         load_id: int,
         encoding: str | None = None,
@@ -452,7 +459,6 @@ class _Loader:
         rows = self.row_sql(source, contract)
         names = ", ".join(quote_identifier(c.name) for c in contract.columns)
         sql = f"""
-            create temp table {staged} as
             with source as (
                 select row_number() over () as __kpi_ord, *
                 from {source.sql}
@@ -480,7 +486,7 @@ class _Loader:
             from kept
         """
         try:
-            self.cur.execute(sql)
+            self.cur.create_temp_table_as(staged, sql, replace=False)
         except Exception as exc:
             raise self.read_error(file, exc) from exc
         return staged
@@ -491,7 +497,7 @@ class _Loader:
         Ctrl-C (DuckDB's "Query interrupted") is raised as the interrupt."""
         if isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower():
             raise KeyboardInterrupt from exc
-        return duckdb_failure(self.cur, exc) or _read_error(file, exc)
+        return duckdb_failure(self.cur.connection, exc) or _read_error(file, exc)
 
     def reader_rejections(self, file: ExportFile, source: _Source) -> list[Rejection]:
         """Rows DuckDB's CSV reader itself refused (field counts, quotes, encoding)."""
@@ -510,7 +516,7 @@ class _Loader:
         for (_, record, kinds, message, raw), line in zip(rows, lines, strict=True):
             reason = _reader_reason(kinds, message)
             out.append(Rejection(file.name, line, reason, record=record, raw=raw))
-        self.cur.execute(f"drop table if exists {quote_identifier(source.rejects_table)}")
+        self.cur.drop_temp(source.rejects_table)
         return out
 
 
@@ -547,7 +553,7 @@ def _file_error_line(file: ExportFile, exc: BaseException) -> str:
 
 
 def _locate_rejections(
-    cur: duckdb.DuckDBPyConnection,
+    cur: DuckDBAdapter,
     staged: str,
     file: ExportFile,
     source: _Source,
@@ -586,7 +592,7 @@ def _locate_rejections(
 
 
 def load_export(
-    con: duckdb.DuckDBPyConnection,
+    adapter: DuckDBAdapter,
     export_dir: Path,
     contracts: Sequence[TableContract],
     *,
@@ -594,7 +600,8 @@ def load_export(
     force: bool = False,
     encoding: str | None = None,
 ) -> LoadReport:
-    """Load `export_dir` into the raw tables of `contracts`, all or nothing;
+    """Load `export_dir` into the raw tables of `contracts`, all or nothing
+    (on DuckDB, whatever the build's target: see `runner/engines/duckdb.py`);
     `encoding` is that of every CSV file (else UTF-8, or the contract's
     fallback for a file that is not)."""
     if on_bad_rows not in ("fail", "quarantine"):
@@ -614,7 +621,7 @@ def load_export(
                 + "\n  ".join(problems),
                 path=export_dir,
             )
-        _load_files(con, contracts, files, report, on_bad_rows, force, encoding)
+        _load_files(adapter, contracts, files, report, on_bad_rows, force, encoding)
     finally:
         close_export_files(files)
     report.seconds = time.perf_counter() - started
@@ -622,7 +629,7 @@ def load_export(
 
 
 def _load_files(
-    con: duckdb.DuckDBPyConnection,
+    adapter: DuckDBAdapter,
     contracts: Sequence[TableContract],
     files: dict[str, list[ExportFile]],
     report: LoadReport,
@@ -634,85 +641,55 @@ def _load_files(
     import duckdb
 
     export_dir = report.export_dir
-    _ensure_state_tables(con)
+    state_tables.ensure(
+        adapter, state_tables.NODE_STATE, state_tables.TABLE_CHANGES, state_tables.LOAD_STATE
+    )
     try:
-        plans = plan_tables(con, contracts, files, force)
+        plans = plan_tables(adapter, contracts, files, force)
     except duckdb.Error as exc:
-        raise duckdb_failure(con, exc) or LoadError(
+        raise duckdb_failure(adapter.connection, exc) or LoadError(
             f"loading failed, nothing was loaded: {_error_line(exc)}", path=export_dir
         ) from exc
     for plan in plans:
         report.actions[plan.contract.name] = plan.action
     if all(p.action == "skip" for p in plans):
         return
-    cur = con.cursor()
+    cur = adapter.cursor()
     try:
         # a descriptor number may name another file in the next load
         with contextlib.suppress(duckdb.Error):
             cur.execute("set enable_external_file_cache = false")
-        cur.execute("begin transaction")
-        load_id = _next_load_id(cur)
-        report.load_id = load_id
-        loader = _Loader(cur, report, load_id, encoding)
-        schemas = {p.contract.relation.schema for p in plans}
-        for schema in sorted(schemas):
-            cur.execute(f"create schema if not exists {quote_identifier(schema)}")
-        _ensure_rejected_rows(cur, sorted(schemas)[0])
-        try:
-            for plan in plans:
-                if plan.action != "skip":
-                    _load_table(loader, plan, on_bad_rows)
-        finally:
-            loader.close()
-        if report.rejected and on_bad_rows == "fail":
-            cur.execute("rollback")
-            also = "".join(f"\n  Also: {w}" for w in report.warnings)
-            raise LoadError(
-                f"{report.rejected:,} row(s) of the export break the contract; nothing was "
-                "loaded, and the raw tables and marts are as they were:\n"
-                + report.rejection_text()
-                + also,
-                path=export_dir,
-                hint="\nFix the rows, or load with --on-bad-rows quarantine to load the "
-                "other rows and keep these in raw.rejected_rows.",
-            )
-        cur.execute("commit")
+        with cur.transaction():
+            load_id = state_tables.next_load_id(cur)
+            report.load_id = load_id
+            loader = _Loader(cur, report, load_id, encoding)
+            schemas = {p.contract.relation.schema for p in plans}
+            for schema in sorted(schemas):
+                cur.create_schema(schema)
+            cur.create_table(Relation(sorted(schemas)[0], REJECTED_ROWS_TABLE), REJECTED_ROWS)
+            try:
+                for plan in plans:
+                    if plan.action != "skip":
+                        _load_table(loader, plan, on_bad_rows)
+            finally:
+                loader.close()
+            if report.rejected and on_bad_rows == "fail":
+                also = "".join(f"\n  Also: {w}" for w in report.warnings)
+                raise LoadError(  # rolls the transaction back
+                    f"{report.rejected:,} row(s) of the export break the contract; nothing was "
+                    "loaded, and the raw tables and marts are as they were:\n"
+                    + report.rejection_text()
+                    + also,
+                    path=export_dir,
+                    hint="\nFix the rows, or load with --on-bad-rows quarantine to load the "
+                    "other rows and keep these in raw.rejected_rows.",
+                )
     except duckdb.Error as exc:
-        with contextlib.suppress(duckdb.Error):
-            cur.execute("rollback")
-        raise duckdb_failure(cur, exc) or LoadError(
+        raise duckdb_failure(cur.connection, exc) or LoadError(
             f"loading failed, nothing was loaded: {_error_line(exc)}", path=export_dir
         ) from exc
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            cur.execute("rollback")
-        raise
     finally:
         cur.close()
-
-
-def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create schema if not exists {quote_identifier(META_SCHEMA)}")
-    build_state.ensure_tables(con)
-    con.execute(
-        f"create table if not exists {LOAD_STATE} (table_name varchar, file_name varchar, "
-        "size bigint, mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, "
-        "load_id bigint, action varchar, loaded_at timestamp)"
-    )
-
-
-def _ensure_rejected_rows(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
-    relation = Relation(schema, REJECTED_ROWS_TABLE)
-    cur.execute(
-        f"create table if not exists {relation} (table_name varchar, file_name varchar, "
-        "line_number bigint, reason varchar, raw_row varchar, load_id bigint, "
-        "rejected_at timestamp)"
-    )
-
-
-def _next_load_id(cur: duckdb.DuckDBPyConnection) -> int:
-    row = cur.execute(f"select coalesce(max(load_id), 0) + 1 from {LOAD_STATE}").fetchone()
-    return int(row[0]) if row else 1
 
 
 def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
@@ -758,7 +735,7 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     _load_table_staged(loader, plan, on_bad_rows, counts, dropped)
 
 
-def _has_duplicates(cur: duckdb.DuckDBPyConnection, plan: TablePlan, typed: str) -> bool:
+def _has_duplicates(cur: DuckDBAdapter, plan: TablePlan, typed: str) -> bool:
     """Whether a key repeats within the new rows, or (appending) an old row's."""
     contract = plan.contract
     if not contract.primary_key:
@@ -800,13 +777,10 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         return
     old_rows = _row_count(cur, relation)
     if old_rows is None or not contract.primary_key or plan.new_columns:
-        cur.execute(
-            f"create or replace table {relation} as "
-            f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
+        written = cur.create_table_as(
+            relation, f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
         )
-        _record_changes(
-            loader, plan, inserted=_row_count(cur, relation) or 0, deleted=old_rows or 0
-        )
+        _record_changes(loader, plan, inserted=written, deleted=old_rows or 0)
         return
     key = [quote_identifier(k) for k in contract.primary_key]
     on_key = " and ".join(f"a.{k} = b.{k}" for k in key)
@@ -815,13 +789,16 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         for c in contract.columns
     )
     delta, gone = loader._name("delta"), loader._name("gone")
-    cur.execute(
-        f"create temp table {delta} as "
-        f"select a.* from ({typed}) as a anti join {relation} as b on {same_row}"
+    cur.create_temp_table_as(
+        delta,
+        f"select a.* from ({typed}) as a anti join {relation} as b on {same_row}",
+        replace=False,
     )
-    cur.execute(
-        f"create temp table {gone} as select {', '.join(f'a.{k}' for k in key)} "
-        f"from {relation} as a anti join ({typed}) as b on {on_key}"
+    cur.create_temp_table_as(
+        gone,
+        f"select {', '.join(f'a.{k}' for k in key)} "
+        f"from {relation} as a anti join ({typed}) as b on {on_key}",
+        replace=False,
     )
     updated = _count(
         cur, f"select count(*) from {delta} as a semi join {relation} as b on {on_key}"
@@ -834,28 +811,23 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
             f"or exists (select 1 from {gone} as a where {on_key})"
         )
         cur.execute(f"insert into {relation} select *, {load_id} from {delta}")
-    cur.execute(f"drop table {delta}")
-    cur.execute(f"drop table {gone}")
+    cur.drop_temp(delta, if_exists=False)
+    cur.drop_temp(gone, if_exists=False)
     _record_changes(
         loader, plan, inserted=changed - updated, updated=updated, deleted=deleted, how="compare"
     )
 
 
-def _count(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+def _count(cur: DuckDBAdapter, sql: str) -> int:
     row = cur.execute(sql).fetchone()
     return int(row[0]) if row else 0
 
 
-def _row_count(cur: duckdb.DuckDBPyConnection, relation: Relation) -> int | None:
+def _row_count(cur: DuckDBAdapter, relation: Relation) -> int | None:
     """Rows of `relation`, or None when it does not exist."""
-    exists = cur.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [relation.schema, relation.identifier],
-    ).fetchone()
-    if not exists or not exists[0]:
+    if cur.relation_kind(relation) is None:
         return None
-    row = cur.execute(f"select count(*) from {relation}").fetchone()
-    return int(row[0]) if row else 0
+    return cur.row_count(relation)
 
 
 def _record_changes(
@@ -867,26 +839,26 @@ def _record_changes(
     how: str = "load",
 ) -> None:
     loader.report.changes[plan.contract.name] = (how, inserted, updated, deleted)
-    loader.cur.execute(
-        f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, ?, now()::timestamp)",
-        [loader.load_id, plan.contract.relation.display, plan.action, inserted, updated, deleted],
+    state_tables.record_table_change(
+        loader.cur,
+        loader.load_id,
+        plan.contract.relation.display,
+        plan.action,
+        inserted,
+        updated,
+        deleted,
     )
 
 
 def _record_state(loader: _Loader, plan: TablePlan) -> None:
     """Remember the table's files, so that unchanged ones are skipped next time."""
-    cur = loader.cur
     name = plan.contract.name
     if plan.action == "reload":
-        cur.execute(f"delete from {LOAD_STATE} where table_name = ?", [name])
-    for result in loader.report.files:
-        if result.file.table != name:
-            continue
-        cur.execute(
-            f"insert into {LOAD_STATE} (table_name, file_name, size, mtime_ns, sha256, rows, "
-            "rejected, load_id, action, loaded_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
-            [
+        state_tables.forget_loaded_files(loader.cur, name)
+    state_tables.record_loaded_files(
+        loader.cur,
+        [
+            state_tables.LoadedFile(
                 name,
                 result.file.name,
                 result.file.size,
@@ -896,8 +868,11 @@ def _record_state(loader: _Loader, plan: TablePlan) -> None:
                 result.rejected,
                 loader.load_id,
                 plan.action,
-            ],
-        )
+            )
+            for result in loader.report.files
+            if result.file.table == name
+        ],
+    )
 
 
 def _load_table_staged(
@@ -934,9 +909,9 @@ def _load_table_staged(
             f"duplicate key ({', '.join(contract.primary_key)}): an earlier row has the same value"
         )
         raw = f"to_json(struct_pack({names}))"
-        cur.execute(
+        cur.create_temp_table_as(
+            all_rows,
             f"""
-            create temp table {all_rows} as
             select * replace (
                 coalesce(__kpi_raw, case when __kpi_reason is not null then {raw} end)
                     as __kpi_raw
@@ -955,10 +930,11 @@ def _load_table_staged(
             )
             from ({union}) as new_rows
             )
-            """
+            """,
+            replace=False,
         )
     else:
-        cur.execute(f"create temp table {all_rows} as {union}")
+        cur.create_temp_table_as(all_rows, union, replace=False)
     for file, source, _, reader_rejects in results:
         index = plan.new_files.index(file)
         tally = cur.execute(
@@ -969,9 +945,7 @@ def _load_table_staged(
         good, bad = (int(tally[0]), int(tally[1])) if tally else (0, 0)
         result = FileResult(file, good, bad + len(reader_rejects), dropped[file.name])
         view = loader._name("file")
-        cur.execute(
-            f"create temp view {view} as select * from {all_rows} where __kpi_file = {index}"
-        )
+        cur.create_temp_view(view, f"select * from {all_rows} where __kpi_file = {index}")
         quarantine = on_bad_rows == "quarantine" and result.rejected > 0
         located = _locate_rejections(
             cur, view, file, source, reader_rejects, None if quarantine else SHOWN_PER_FILE
@@ -990,11 +964,11 @@ def _load_table_staged(
     )
     _record_state(loader, plan)
     for table in [all_rows, *staged_tables]:
-        cur.execute(f"drop table if exists {table}")
+        cur.drop_temp(table)
 
 
 def _quarantine(
-    cur: duckdb.DuckDBPyConnection,
+    cur: DuckDBAdapter,
     contract: TableContract,
     file: ExportFile,
     located: Sequence[tuple[Rejection, str | None]],

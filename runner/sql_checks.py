@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import caches
-from runner.warehouse import META_SCHEMA
+from runner.state_tables import META_SCHEMA
 
 if TYPE_CHECKING:
     import duckdb
+
+    from runner.engines.base import EngineAdapter
 
 _LINE_CARET = re.compile(r"LINE (\d+): (.*)\n(\s*)\^", re.MULTILINE)
 _TABLE_FUNCTIONS = frozenset(
@@ -91,14 +93,14 @@ class SqlCache:
     def key(sql: str) -> str:
         return caches.content_key(sql)
 
-    def syntax_error(
-        self, con: duckdb.DuckDBPyConnection | None, sql: str
-    ) -> tuple[str, int, int] | None:
+    def syntax_error(self, adapter: EngineAdapter | None, sql: str) -> tuple[str, int, int] | None:
         """`syntax_error`, asked of DuckDB only for a query not seen parsing
-        before; with `con` None, of an in-memory DuckDB."""
+        before: of the warehouse's connection when it is DuckDB, else of an
+        in-memory DuckDB."""
         key = self.key(sql)
         if key in self.parsed:
             return None
+        con = adapter.connection if adapter is not None and adapter.dialect == "duckdb" else None
         if con is None:
             if self._memory is None:
                 import duckdb

@@ -29,9 +29,9 @@ from typing import Any
 import jinja2
 import jinja2.nodes
 
-from runner.build_state import NODE_STATE
 from runner.errors import CompilationError
 from runner.nodes import Relation, quote_literal
+from runner.state_tables import last_seen_load_id_sql
 
 BUILTIN_MACRO_DIR = Path(__file__).parent / "macros"
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
@@ -399,10 +399,7 @@ class ModelContext:
         from run to run."""
         if self.this is None or not self.unique_id:
             return "0"
-        return (
-            f"(select coalesce(max(load_id), 0) from {NODE_STATE} "
-            f"where unique_id = {sql_literal(self.unique_id)})"
-        )
+        return last_seen_load_id_sql(self.unique_id)
 
     def raise_compiler_error(self, message: str, hint: str | None = None) -> None:
         raise CompilationError(message, path=self.path, line=call_site_line(self.path), hint=hint)

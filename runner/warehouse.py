@@ -19,12 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.errors import KpiError, LockError, ResourceError, WarehouseError
-from runner.nodes import quote_identifier
 
 if TYPE_CHECKING:
     import duckdb
-
-META_SCHEMA = "_kpi"
 
 
 def lock_path(warehouse: Path) -> Path:
@@ -242,16 +239,3 @@ def _database_path(con: duckdb.DuckDBPyConnection) -> str | None:
     except Exception:  # noqa: BLE001 - a connection that failed may refuse even this
         return None
     return str(row[0]) if row and row[0] else None
-
-
-def existing_relations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
-    """`{(schema, name): 'BASE TABLE' | 'VIEW'}`, names lowercased."""
-    rows = con.execute(
-        "select table_schema, table_name, table_type from information_schema.tables"
-    ).fetchall()
-    return {(s.lower(), n.lower()): t for s, n, t in rows}
-
-
-def ensure_schemas(con: duckdb.DuckDBPyConnection, schemas: set[str]) -> None:
-    for schema in sorted(schemas):
-        con.execute(f"create schema if not exists {quote_identifier(schema)}")

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from runner.engines.duckdb import DuckDBAdapter
 from runner.project import Project
 from runner.reporting import Reporter
 
@@ -129,6 +130,12 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect()
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def engine(con: duckdb.DuckDBPyConnection) -> DuckDBAdapter:
+    """The DuckDB engine adapter on an in-memory database."""
+    return DuckDBAdapter(con)
 
 
 @pytest.fixture(scope="session")

@@ -54,19 +54,19 @@ def test_judge(config: NodeConfig, failures: int, status: str) -> None:
     assert judge(config, failures) == status
 
 
-def test_run_test_counts_failing_rows_and_keeps_the_first_five(con) -> None:
-    outcome = run_test(con, "select range as id from range(7);", NodeConfig())
+def test_run_test_counts_failing_rows_and_keeps_the_first_five(engine) -> None:
+    outcome = run_test(engine, "select range as id from range(7);", NodeConfig())
     assert (outcome.status, outcome.failures, outcome.columns) == ("fail", 7, ("id",))
     assert outcome.sample == ((0,), (1,), (2,), (3,), (4,))
 
 
-def test_run_test_limit_caps_the_count(con) -> None:
-    outcome = run_test(con, "select * from range(100)", NodeConfig(limit=3))
+def test_run_test_limit_caps_the_count(engine) -> None:
+    outcome = run_test(engine, "select * from range(100)", NodeConfig(limit=3))
     assert outcome.failures == 3
 
 
-def test_run_test_reports_sql_errors_as_error(con) -> None:
-    outcome = run_test(con, "select nope from range(1)", NodeConfig())
+def test_run_test_reports_sql_errors_as_error(engine) -> None:
+    outcome = run_test(engine, "select nope from range(1)", NodeConfig())
     assert outcome.status == "error"
     assert "nope" in outcome.message
     assert outcome.blocks

@@ -14,6 +14,12 @@ from runner.nodes import Relation
 T = Relation("main", "t")
 
 
+@pytest.fixture
+def con(engine):
+    """The materializations run on the engine adapter (DuckDB, in memory)."""
+    return engine
+
+
 def rows(con, sql="select * from t order by all"):
     return con.execute(sql).fetchall()
 
@@ -28,21 +34,21 @@ def kind(con, name="t"):
 def test_build_view_and_rebuild_it(con) -> None:
     mat.build_view(con, T, "select 1 as id;")
     mat.build_view(con, T, "select 2 as id\n;\n")
-    assert (kind(con), rows(con)) == ("VIEW", [(2,)])
+    assert (kind(con), rows(con)) == ("view", [(2,)])
 
 
 def test_build_table_returns_its_row_count(con) -> None:
     assert mat.build_table(con, T, "select * from range(3) r(id)") == 3
     assert mat.build_table(con, T, "select 9 as id") == 1
-    assert (kind(con), rows(con)) == ("BASE TABLE", [(9,)])
+    assert (kind(con), rows(con)) == ("table", [(9,)])
 
 
 def test_a_view_can_become_a_table_and_back(con) -> None:
     mat.build_view(con, T, "select 1 as id")
     assert mat.build_table(con, T, "select 2 as id") == 1
-    assert kind(con) == "BASE TABLE"
+    assert kind(con) == "table"
     mat.build_view(con, T, "select 3 as id")
-    assert (kind(con), rows(con)) == ("VIEW", [(3,)])
+    assert (kind(con), rows(con)) == ("view", [(3,)])
 
 
 def test_a_failed_build_in_a_transaction_leaves_the_table_as_it_was(con) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from runner.engines.duckdb import DuckDBAdapter
 from runner.project import Project
 from runner.publish import INFO_TABLE, publish_marts
 
@@ -93,7 +94,7 @@ def warehouse(demo_build: tuple[Project, Path], tmp_path: Path) -> Path:
 def test_publish_writes_every_mart_and_entity_table(warehouse: Path, tmp_path: Path) -> None:
     con = duckdb.connect(str(warehouse))
     try:
-        result = publish_marts(con, tmp_path / "pub" / "marts.duckdb")
+        result = publish_marts(DuckDBAdapter(con), tmp_path / "pub" / "marts.duckdb")
     finally:
         con.close()
     tmp_path = tmp_path / "pub"

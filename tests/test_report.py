@@ -12,6 +12,7 @@ import duckdb
 from click.testing import CliRunner
 
 from runner.cli import main
+from runner.engines.duckdb import DuckDBAdapter
 from runner.project import Project
 from runner.report import KPIS, last_complete_month, report_data
 
@@ -67,7 +68,7 @@ def test_report_data_reads_the_published_file_schema(demo_build, tmp_path: Path)
     copy.write_bytes(warehouse.read_bytes())
     con = duckdb.connect(str(copy))
     try:
-        publish_marts(con, tmp_path / "marts.duckdb")
+        publish_marts(DuckDBAdapter(con), tmp_path / "marts.duckdb")
     finally:
         con.close()
     published = duckdb.connect(str(tmp_path / "marts.duckdb"), read_only=True)

@@ -1,0 +1,287 @@
+"""The warehouse's own state: the `_kpi` schema, its tables and their SQL.
+
+This module alone names the state tables; everything else asks it.
+
+| table | one row per | written by |
+|---|---|---|
+| `_kpi.node_state` | relation built and test passed | the build (`record_build`, `record_passes`) |
+| `_kpi.table_changes` | raw table and load | the loader (`record_table_change`) |
+| `_kpi.load_state` | raw file loaded | the loader (`record_loaded_file`) |
+| `_kpi.seed_state` | seed loaded | the seed runner (`record_seed`) |
+
+What the rows mean (what a node has seen, when an incremental model rebuilds
+in full) is `build_state.py`'s and `raw_files.py`'s business; this module
+creates the tables (through the engine adapter), reads them and writes them.
+
+    state_tables.ensure(adapter, state_tables.NODE_STATE)
+    state_tables.current_load_id(adapter)   # 0 before the first load
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from runner.nodes import Relation, quote_literal
+
+if TYPE_CHECKING:
+    from runner.engines.base import EngineAdapter
+
+META_SCHEMA = "_kpi"
+
+NODE_STATE = Relation(META_SCHEMA, "node_state")
+TABLE_CHANGES = Relation(META_SCHEMA, "table_changes")
+LOAD_STATE = Relation(META_SCHEMA, "load_state")
+SEED_STATE = Relation(META_SCHEMA, "seed_state")
+
+COLUMNS: Mapping[Relation, Mapping[str, str]] = {
+    NODE_STATE: {
+        "unique_id": "varchar",
+        "load_id": "bigint",
+        "logic": "varchar",
+        "full_load_id": "bigint",
+        "built_at": "timestamp",
+        "full_built_at": "timestamp",
+    },
+    TABLE_CHANGES: {
+        "load_id": "bigint",
+        "relation": "varchar",
+        "action": "varchar",
+        "inserted_rows": "bigint",
+        "updated_rows": "bigint",
+        "deleted_rows": "bigint",
+        "loaded_at": "timestamp",
+    },
+    LOAD_STATE: {
+        "table_name": "varchar",
+        "file_name": "varchar",
+        "size": "bigint",
+        "mtime_ns": "bigint",
+        "sha256": "varchar",
+        "rows": "bigint",
+        "rejected": "bigint",
+        "load_id": "bigint",
+        "action": "varchar",
+        "loaded_at": "timestamp",
+    },
+    SEED_STATE: {"relation": "varchar", "checksum": "varchar", "loaded_at": "timestamp"},
+}
+# columns added after the first release: added to older warehouses' tables
+ADDED_COLUMNS: Mapping[Relation, tuple[str, ...]] = {NODE_STATE: ("full_built_at",)}
+NOW = "now()::timestamp"
+
+
+def ensure(adapter: EngineAdapter, *tables: Relation) -> None:
+    """Create the `_kpi` schema and `tables` (all four when none are named)
+    unless they exist."""
+    adapter.create_schema(META_SCHEMA)
+    for table in tables or tuple(COLUMNS):
+        adapter.create_table(table, COLUMNS[table])
+        for column in ADDED_COLUMNS.get(table, ()):
+            adapter.add_column(table, column, COLUMNS[table][column])
+
+
+def _exists(adapter: EngineAdapter, table: Relation) -> bool:
+    return adapter.relation_kind(table) is not None
+
+
+# -- node_state ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What `_kpi.node_state` remembers of one node."""
+
+    load_id: int  # the newest raw load whose rows it holds (a test: checked)
+    logic: str  # a view: its own definition; else what its rows were built from
+    full_load_id: int  # the load it was last rebuilt in full at
+    built_at: datetime | None  # when it was last built (a test: last passed)
+    full_built_at: datetime | None  # when it was last rebuilt in full
+
+
+def read_node_states(adapter: EngineAdapter) -> dict[str, NodeState]:
+    """Every node's remembered state (empty before the first build)."""
+    columns = {c.lower() for c, _ in adapter.columns(NODE_STATE)}
+    if not columns:
+        return {}
+    full_built_at = "full_built_at" if "full_built_at" in columns else "null"
+    rows = adapter.fetchall(
+        f"select unique_id, load_id, logic, full_load_id, built_at, {full_built_at} "
+        f"from {NODE_STATE}"
+    )
+    return {
+        uid: NodeState(int(load or 0), str(logic or ""), int(full or 0), built, full_built)
+        for uid, load, logic, full, built, full_built in rows
+    }
+
+
+def last_seen_load_id_sql(unique_id: str) -> str:
+    """SQL for the newest raw load `unique_id` had seen when it was last built,
+    or the load a test last passed on (0 when never): a subquery, so the
+    compiled SQL stays the same from run to run."""
+    return (
+        f"(select coalesce(max(load_id), 0) from {NODE_STATE} "
+        f"where unique_id = {quote_literal(unique_id)})"
+    )
+
+
+def record_build(
+    adapter: EngineAdapter, unique_id: str, load_id: int, logic: str, full: bool
+) -> None:
+    """Remember, inside the build's transaction, the load a node has now seen,
+    and (`full`) that it was rebuilt in full now."""
+    row = adapter.fetchone(
+        f"delete from {NODE_STATE} where unique_id = ? returning full_load_id, full_built_at",
+        [unique_id],
+    )
+    insert = f"insert into {NODE_STATE} values (?, ?, ?, ?, {NOW}, "
+    if full or row is None or row[1] is None:
+        adapter.execute(insert + f"{NOW})", [unique_id, load_id, logic, load_id])
+    else:
+        adapter.execute(insert + "?)", [unique_id, load_id, logic, row[0], row[1]])
+
+
+def record_passes(
+    adapter: EngineAdapter, passed: Mapping[str, str], seen: Mapping[str, int]
+) -> None:
+    """Remember the tests that passed, with their lineage digest and the load
+    their rows were checked up to, in one transaction."""
+    if not passed:
+        return
+    ids = sorted(passed)
+    with adapter.transaction():
+        adapter.execute(f"delete from {NODE_STATE} where unique_id in (select unnest(?))", [ids])
+        # one statement for all rows: executemany would run one insert per row
+        adapter.execute(
+            f"insert into {NODE_STATE} select unnest(?), unnest(?), unnest(?), 0, {NOW}, null",
+            [ids, [seen[uid] for uid in ids], [passed[uid] for uid in ids]],
+        )
+
+
+# -- table_changes --------------------------------------------------------------------
+
+
+def current_load_id(adapter: EngineAdapter) -> int:
+    """The newest raw load in the warehouse (0 when nothing was loaded)."""
+    if not _exists(adapter, TABLE_CHANGES):
+        return 0
+    row = adapter.fetchone(f"select coalesce(max(load_id), 0) from {TABLE_CHANGES}")
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class RawChanges:
+    """Per raw relation (`schema.table`, lowercased): the newest load that
+    deleted rows from it, and the newest that updated rows."""
+
+    last_delete: Mapping[str, int]
+    last_update: Mapping[str, int]
+
+
+def raw_changes(adapter: EngineAdapter) -> RawChanges:
+    if not _exists(adapter, TABLE_CHANGES):
+        return RawChanges({}, {})
+    rows = adapter.fetchall(
+        f"select relation, max(load_id) filter (where deleted_rows > 0), "
+        f"max(load_id) filter (where updated_rows > 0) from {TABLE_CHANGES} group by 1"
+    )
+    return RawChanges(
+        {r.lower(): int(d) for r, d, _ in rows if d is not None},
+        {r.lower(): int(u) for r, _, u in rows if u is not None},
+    )
+
+
+def record_table_change(
+    adapter: EngineAdapter,
+    load_id: int,
+    relation: str,
+    action: str,
+    inserted: int,
+    updated: int,
+    deleted: int,
+) -> None:
+    adapter.execute(
+        f"insert into {TABLE_CHANGES} values (?, ?, ?, ?, ?, ?, {NOW})",
+        [load_id, relation, action, inserted, updated, deleted],
+    )
+
+
+# -- load_state ---------------------------------------------------------------------------
+
+
+def loaded_files(adapter: EngineAdapter) -> dict[str, dict[str, tuple[int, int, str]]]:
+    """`{table: {file name: (size, mtime_ns, sha256)}}` of what was loaded."""
+    if not _exists(adapter, LOAD_STATE):
+        return {}
+    rows = adapter.fetchall(
+        f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
+    )
+    state: dict[str, dict[str, tuple[int, int, str]]] = {}
+    for table, file, size, mtime_ns, sha in rows:
+        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
+    return state
+
+
+def next_load_id(adapter: EngineAdapter) -> int:
+    row = adapter.fetchone(f"select coalesce(max(load_id), 0) + 1 from {LOAD_STATE}")
+    return int(row[0]) if row else 1
+
+
+def forget_loaded_files(adapter: EngineAdapter, table: str) -> None:
+    adapter.execute(f"delete from {LOAD_STATE} where table_name = ?", [table])
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """One row of `_kpi.load_state`."""
+
+    table: str
+    file_name: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    rows: int
+    rejected: int
+    load_id: int
+    action: str
+
+
+def record_loaded_files(adapter: EngineAdapter, files: Sequence[LoadedFile]) -> None:
+    for f in files:
+        adapter.execute(
+            f"insert into {LOAD_STATE} (table_name, file_name, size, mtime_ns, sha256, rows, "
+            f"rejected, load_id, action, loaded_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})",
+            [
+                f.table,
+                f.file_name,
+                f.size,
+                f.mtime_ns,
+                f.sha256,
+                f.rows,
+                f.rejected,
+                f.load_id,
+                f.action,
+            ],
+        )
+
+
+# -- seed_state -----------------------------------------------------------------------------
+
+
+def seed_checksum(adapter: EngineAdapter, relation: Relation) -> str | None:
+    """The checksum the seed's table was last loaded with (None when unknown)."""
+    row = adapter.fetchone(
+        f"select checksum from {SEED_STATE} where relation = ?", [relation.display]
+    )
+    return str(row[0]) if row else None
+
+
+def record_seed(adapter: EngineAdapter, relation: Relation, checksum: str) -> None:
+    adapter.execute(f"delete from {SEED_STATE} where relation = ?", [relation.display])
+    adapter.execute(f"insert into {SEED_STATE} values (?, ?, {NOW})", [relation.display, checksum])
+
+
+def is_state_schema(schema: str) -> bool:
+    return schema.lower() == META_SCHEMA
