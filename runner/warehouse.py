@@ -1,4 +1,4 @@
-"""The DuckDB warehouse file: opening it, locking it, and what it holds.
+"""The DuckDB warehouse file: opening it, locking it, and DuckDB's errors about it.
 
 Writers take an exclusive lock on `<warehouse>.lock` that records who holds
 it (pid, command, start time), so a second build is told who to wait for
