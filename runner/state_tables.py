@@ -12,6 +12,10 @@ This module alone names the state tables; everything else asks it.
 What the rows mean (what a node has seen, when an incremental model rebuilds
 in full) is `build_state.py`'s and `raw_files.py`'s business; this module
 creates the tables (through the engine adapter), reads them and writes them.
+The SQL keeps to what DuckDB and Spark SQL share (`?` parameters, `case`
+rather than `filter`) except in the two writes on every build's path:
+`record_build` (`delete ... returning`, one statement per node) and
+`record_passes` (lists bound to `unnest(?)`, one statement for all rows).
 
     state_tables.ensure(adapter, state_tables.NODE_STATE)
     state_tables.current_load_id(adapter)   # 0 before the first load
@@ -70,7 +74,7 @@ COLUMNS: Mapping[Relation, Mapping[str, str]] = {
 }
 # columns added after the first release: added to older warehouses' tables
 ADDED_COLUMNS: Mapping[Relation, tuple[str, ...]] = {NODE_STATE: ("full_built_at",)}
-NOW = "now()::timestamp"
+NOW = "cast(current_timestamp as timestamp)"  # UTC: the session's time zone
 
 
 def ensure(adapter: EngineAdapter, *tables: Relation) -> None:
@@ -184,8 +188,8 @@ def raw_changes(adapter: EngineAdapter) -> RawChanges:
     if not _exists(adapter, TABLE_CHANGES):
         return RawChanges({}, {})
     rows = adapter.fetchall(
-        f"select relation, max(load_id) filter (where deleted_rows > 0), "
-        f"max(load_id) filter (where updated_rows > 0) from {TABLE_CHANGES} group by 1"
+        "select relation, max(case when deleted_rows > 0 then load_id end), "
+        f"max(case when updated_rows > 0 then load_id end) from {TABLE_CHANGES} group by 1"
     )
     return RawChanges(
         {r.lower(): int(d) for r, d, _ in rows if d is not None},
