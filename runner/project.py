@@ -382,19 +382,27 @@ class Project:
     def writing(self, command: str, wait_seconds: float = 0.0) -> Iterator[DuckDBAdapter]:
         """Lock the warehouse and open it for writing, waiting up to
         `wait_seconds` in all for another writer and for readers to let go."""
-        from runner.engines.duckdb import DuckDBAdapter
-
         deadline = time.monotonic() + wait_seconds
         with exclusive_lock(self.settings.warehouse, command, wait_seconds):
-            adapter = DuckDBAdapter.open(
-                self.settings.warehouse,
-                settings=self.settings.duckdb_settings,
-                wait_seconds=max(0.0, deadline - time.monotonic()),
-            )
+            adapter = self.open_warehouse(wait_seconds=max(0.0, deadline - time.monotonic()))
             try:
                 yield adapter
             finally:
                 adapter.close()
+
+    def open_warehouse(
+        self, *, read_only: bool = False, wait_seconds: float = 0.0
+    ) -> DuckDBAdapter:
+        """The warehouse's engine adapter, open (close it when done); writers
+        hold the lock first (`writing`)."""
+        from runner.engines.duckdb import DuckDBAdapter
+
+        return DuckDBAdapter.open(
+            self.settings.warehouse,
+            read_only=read_only,
+            settings=self.settings.duckdb_settings,
+            wait_seconds=wait_seconds,
+        )
 
     # -- reading --------------------------------------------------------------
 
@@ -414,23 +422,18 @@ class Project:
             self.loaded.node_by_name(model)  # a clear error for an unknown name
             inline = f"select * from {{{{ ref('{model}') }}}}"
         sql = Compiler(self.loaded).compile_inline(inline or "")
-        con = connect(
-            self.settings.warehouse,
-            read_only=True,
-            settings=self.settings.duckdb_settings,
-            wait_seconds=wait_seconds,
-        )
+        adapter = self.open_warehouse(read_only=True, wait_seconds=wait_seconds)
         try:
-            import duckdb
-
             try:
-                result = con.execute(f"select * from (\n{sql}\n) as kpi_show limit {int(limit)}")
-            except duckdb.Error as exc:
+                result = adapter.execute(
+                    f"select * from (\n{sql}\n) as kpi_show limit {int(limit)}"
+                )
+            except adapter.Error as exc:
                 raise ProjectError(f"the query failed: {str(exc).strip()}") from exc
             columns = [d[0] for d in result.description or ()]
             return columns, result.fetchall()
         finally:
-            con.close()
+            adapter.close()
 
     def report(
         self,
