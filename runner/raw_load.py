@@ -641,10 +641,10 @@ def _load_files(
     import duckdb
 
     export_dir = report.export_dir
-    state_tables.ensure(
-        adapter, state_tables.NODE_STATE, state_tables.TABLE_CHANGES, state_tables.LOAD_STATE
-    )
     try:
+        state_tables.ensure(
+            adapter, state_tables.NODE_STATE, state_tables.TABLE_CHANGES, state_tables.LOAD_STATE
+        )
         plans = plan_tables(adapter, contracts, files, force)
     except duckdb.Error as exc:
         raise duckdb_failure(adapter.connection, exc) or LoadError(

@@ -111,6 +111,11 @@ class DuckDBAdapter(EngineAdapter):
 
     # -- DDL ---------------------------------------------------------------------------
 
+    def add_column(self, relation: Relation, name: str, sql_type: str) -> None:
+        self.execute(
+            f"alter table {relation} add column if not exists {quote_identifier(name)} {sql_type}"
+        )
+
     def create_table_as(self, relation: Relation, select: str, *, replace: bool = True) -> int:
         if replace:
             self._drop_other_kind(relation, RelationKind.TABLE)
