@@ -6,10 +6,10 @@ builds a model (`SeedRunner` a seed) and runs the tests attached to it,
 nothing; the `Executor` schedules units, hands each one a cursor of its own
 thread, and passes the results to the reporter.
 
-A unit with tests runs in one transaction (`EngineAdapter.transaction`): build the relation, run
-its tests, then commit, or roll back when an error-severity test failed, so
-that a table is only ever replaced by a version that passed its tests
-(write, audit, publish).
+A unit with tests runs in one transaction (`EngineAdapter.transaction`):
+build the relation, run its tests, then commit, or roll back when an
+error-severity test failed, so that a table is only ever replaced by a
+version that passed its tests (write, audit, publish).
 """
 
 from __future__ import annotations
