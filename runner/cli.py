@@ -505,12 +505,14 @@ def generate_command(
     """
     import time
 
-    from runner.crm.generate import generate_export
+    from runner.errors import KpiError, ProjectError
 
     started = time.perf_counter()
     try:
+        from runner.crm.generate import generate_export
+
         if crm != "contract" and append:
-            raise ValueError("--append writes contract part files; it cannot be used with --crm")
+            raise ProjectError("--append writes contract part files; it cannot be used with --crm.")
         if crm != "contract":
             from runner.crm.generate_crm import write_crm_export
 
@@ -531,11 +533,11 @@ def generate_command(
                 months=months,
                 append=append,
             )
-    except (ValueError, OSError) as exc:
+    except (KpiError, OSError) as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"Error: {out_dir}: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code if isinstance(exc, KpiError) else 2)
     for table, rows in counts.items():
         click.echo(f"  {table}: {rows:,} rows", err=True)
     total = sum(counts.values())

@@ -247,7 +247,7 @@ def _read_properties(settings: Settings, files: _Files) -> _Properties:
                 props.model_files[name] = path
         props.metrics += [(path, entry) for entry in _entries(document, "metrics", path)]
         for entry in _entries(document, "sources", path):
-            for table in _source_tables(entry, path):
+            for table in source_tables(entry, path):
                 if table.unique_id in props.sources:
                     raise ProjectError(
                         f"source table {table.source_name}.{table.name} is declared "
@@ -284,7 +284,8 @@ def _columns(entry: Mapping[str, Any]) -> dict[str, Column]:
     return columns
 
 
-def _source_tables(entry: Mapping[str, Any], path: str) -> list[SourceTable]:
+def source_tables(entry: Mapping[str, Any], path: str) -> list[SourceTable]:
+    """The tables of one `sources:` entry of a yml file."""
     source_name = str(entry["name"])
     tables = []
     for table in entry.get("tables") or []:

@@ -66,6 +66,7 @@ class ColumnContract:
     type: str
     required: bool
     warn_if_absent: bool = True  # `meta.warn_if_absent: false`: absent is the usual case
+    multi_currency: bool = False  # `meta.multi_currency`: only a multi-currency export has it
 
     @property
     def sql_type(self) -> str:
@@ -89,6 +90,7 @@ class TableContract:
     fold_underscores: bool = False  # `StageName` and `stage_name` name one column
     encoding_fallback: str | None = None  # for files that are not valid UTF-8
     crm: str = "contract"  # the export format the table belongs to
+    multi_currency: bool = False  # `meta.multi_currency`: only a multi-currency export has it
 
     @property
     def column_names(self) -> list[str]:
@@ -122,6 +124,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                     kind,
                     bool(column.meta.get("required")),
                     bool(column.meta.get("warn_if_absent", True)),
+                    bool(column.meta.get("multi_currency")),
                 )
             )
         rules = _rules(table, "reject_when")
@@ -147,6 +150,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                 fold_underscores=bool(meta.get("fold_underscores")),
                 encoding_fallback=meta.get("encoding_fallback"),
                 crm=str(meta.get("crm") or "contract"),
+                multi_currency=bool(table.meta.get("multi_currency")),
             )
         )
     return contracts

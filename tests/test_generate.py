@@ -13,7 +13,10 @@ import duckdb
 import pytest
 import yaml
 
-from runner.crm.generate import CONTRACT, EVENT_TABLES, generate_export
+from runner.crm.export_contract import CONTRACT, EVENT_TABLES
+from runner.crm.generate import generate_export
+from runner.errors import ProjectError
+from runner.raw_contract import SQL_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES_YML = ROOT / "models" / "staging" / "crm" / "_crm__sources.yml"
@@ -98,14 +101,7 @@ def load(folder: Path, with_file: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 def cast(column: str, kind: str) -> str:
-    sql_type = {
-        "timestamp": "TIMESTAMPTZ",
-        "date": "DATE",
-        "bool": "BOOLEAN",
-        "money": "DECIMAL(18,2)",
-        "integer": "INTEGER",
-        "number": "DOUBLE",
-    }.get(kind, "VARCHAR")
+    sql_type = "TIMESTAMPTZ" if kind == "timestamp" else SQL_TYPES[kind]
     value = f"CAST({column} AS {sql_type})"
     return (
         f"CAST({value} AS TIMESTAMP) AS {column}" if kind == "timestamp" else f"{value} AS {column}"
@@ -309,6 +305,13 @@ def test_parquet_holds_the_same_rows_as_csv(tmp_path: Path) -> None:
         assert from_csv.sql(f"SELECT * FROM {table}").fetchall() == (
             from_parquet.sql(f"SELECT * FROM {table}").fetchall()
         ), table
+    # Parquet columns carry the contract's own types (money DECIMAL(18,4), integer BIGINT)
+    for table, columns in CONTRACT.items():
+        path = tmp_path / "parquet" / f"{table}.parquet"
+        types = duckdb.sql(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
+        assert [(name, kind) for name, kind, *_ in types] == [
+            (column, SQL_TYPES[kind]) for column, kind in columns
+        ], table
 
 
 # --------------------------------------------------------------------------- integrity
@@ -654,7 +657,7 @@ def test_a_new_export_replaces_part_files(tmp_path: Path) -> None:
 
 
 def test_append_needs_an_export(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"teams\.csv"):
+    with pytest.raises(ProjectError, match=r"teams\.csv"):
         generate_export(tmp_path, append=True)
 
 
@@ -668,5 +671,5 @@ def test_append_needs_an_export(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, arguments: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ProjectError, match=message):
         generate_export(tmp_path, **arguments)

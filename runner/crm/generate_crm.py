@@ -22,7 +22,11 @@ from pathlib import Path
 
 import duckdb
 
-from runner.crm.generate import CONTRACT, generate_export, sql_str
+from runner.crm.export_contract import CONTRACT
+from runner.crm.files import CENTS
+from runner.crm.generate import generate_export
+from runner.errors import ProjectError
+from runner.nodes import quote_literal
 
 EMPTY_REFERENCE = "000000000000000AAA"
 
@@ -217,7 +221,7 @@ def write_crm_export(
     as Parquet, and HubSpot always, snake_case tables."""
     objects = {"salesforce": SALESFORCE, "hubspot": HUBSPOT}.get(crm)
     if objects is None:
-        raise ValueError(f"--crm must be salesforce or hubspot, not '{crm}'")
+        raise ProjectError(f"--crm must be salesforce or hubspot, not '{crm}'.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="crm-contract-") as contract_dir:
@@ -230,11 +234,13 @@ def write_crm_export(
         )
         with duckdb.connect() as con:
             con.execute("set TimeZone = 'UTC'")
-            for table in CONTRACT:
-                path = Path(contract_dir) / f"{table}.parquet"
-                con.execute(
-                    f"create view {table} as select * from read_parquet({sql_str(str(path))})"
+            for table, columns in CONTRACT.items():
+                path = quote_literal(str(Path(contract_dir) / f"{table}.parquet"))
+                cents = ", ".join(
+                    f"cast({c} as {CENTS}) as {c}" for c, t in columns if t == "money"
                 )
+                replace = f" replace ({cents})" if cents else ""
+                con.execute(f"create view {table} as select *{replace} from read_parquet({path})")
             con.execute("""
                 create view typed_activities as
                 select *, case
@@ -284,7 +290,7 @@ def _write(
         query = f"select {renamed} from ({sql})"
         options = "format csv, header true" if file_format == "csv" else "format parquet"
     count = con.execute(
-        f"copy ({query} order by all) to {sql_str(str(temporary))} ({options})"
+        f"copy ({query} order by all) to {quote_literal(str(temporary))} ({options})"
     ).fetchone()
     os.replace(temporary, path)
     return int(count[0]) if count else 0
