@@ -26,8 +26,9 @@ apart show as a difference, with the rows, so nothing is hidden). It exits 1
 when a mart differs.
 
 The throwaway dbt project (bench/out/dbt-crosscheck/<N>/dbt_project/) links our
-models/, macros/ and tests/data/ unchanged; bench/dbt_shims/ is one more macro
-path. Its folder configs and vars are read from `[tool.kpi]` in pyproject.toml.
+models/, macros/, seeds/ and data_tests/ unchanged; runner/macros/ (the
+runner's generic tests) and bench/dbt_shims/ are two more macro paths. Its
+folder configs and vars are read from `[tool.kpi]` in pyproject.toml.
 
 Differences between our project and dbt that had to be bridged:
 
@@ -44,9 +45,11 @@ Differences between our project and dbt that had to be bridged:
   would fail on them: there the runner's build state has no dbt equivalent.
 - Generic tests built into our runner that dbt lacks: `accepted_range`,
   `expression_is_true`, `unique_combination_of_columns` (dbt-utils has tests of
-  those names; here they are `{% test %}` shims with our SQL). Our runner's
-  `new_rows` argument (test only the rows changed since the test last passed)
-  has no dbt equivalent; dbt always tests every row.
+  those names). dbt reads them, and our versions of its own four, from the
+  runner's own runner/macros/generic_tests.sql (a project `{% test %}` replaces
+  dbt's built-in one of the same name). Their `new_rows` argument (test only the
+  rows changed since the test last passed) is one dbt never passes: dbt always
+  tests every row.
 - `append_only=[...]` in model configs (our runner checks that those raw tables
   only grew, else rebuilds in full) is unknown to dbt: it keeps the key in the
   node's config and ignores it, without a warning.
@@ -57,7 +60,7 @@ Differences between our project and dbt that had to be bridged:
 - Raw data: `kpi build` loads the export itself; dbt has no loader, so both
   build from a copy of a warehouse loaded by `kpi load` (schema `raw`, with
   `_load_id`), and kpi runs with `--skip-load`.
-- Singular tests live in tests/data/ (dbt's default is tests/): `test-paths`.
+- Singular tests live in data_tests/ (dbt's default is tests/): `test-paths`.
 - Everything else our templates use (`ref`, `source`, `config`, `var`,
   `env_var`, `is_incremental`, `this`, `target`, `log`, `return`,
   `exceptions`, `{% call %}`, `{% test %}` blocks, test `arguments:`, `name:`,
@@ -279,13 +282,15 @@ def fresh_copy(source: Path, target: Path) -> None:
 
 
 def write_dbt_project(project: Path, warehouse: Path, settings: KpiSettings) -> None:
-    """A dbt project over our models/, macros/ and tests/data/ (links), with
-    the shims as one more macro path and a profile for `warehouse`."""
+    """A dbt project over our models/, macros/, seeds/ and data_tests/ (links),
+    with the runner's generic tests and the shims as two more macro paths and a
+    profile for `warehouse`."""
     project.mkdir(parents=True, exist_ok=True)
     links = {
         "models": ROOT / "models",
         "macros": ROOT / "macros",
-        "tests": ROOT / "tests" / "data",
+        "tests": ROOT / "data_tests",
+        "runner_macros": ROOT / "runner" / "macros",
         "shims": SHIMS,
     }
     if (ROOT / "seeds").is_dir():
@@ -301,7 +306,7 @@ def write_dbt_project(project: Path, warehouse: Path, settings: KpiSettings) -> 
         "config-version": 2,
         "profile": DBT_PROJECT_NAME,
         "model-paths": ["models"],
-        "macro-paths": ["macros", "shims"],
+        "macro-paths": ["macros", "runner_macros", "shims"],
         "test-paths": ["tests"],
         "seed-paths": ["seeds"] if "seeds" in links else [],
         "analysis-paths": [],

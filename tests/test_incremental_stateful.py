@@ -41,7 +41,7 @@ from runner.reporting import Reporter
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "crm_small"
 SCHEMAS = ("raw", "staging", "intermediate", "marts")
-PROJECT_PARTS = ("pyproject.toml", "models", "macros", "seeds", "tests/data")
+PROJECT_PARTS = ("pyproject.toml", "models", "macros", "seeds", "data_tests")
 EXAMPLES = int(os.environ.get("KPI_STATEFUL_EXAMPLES", "3"))
 STEPS = int(os.environ.get("KPI_STATEFUL_STEPS", "6"))
 
@@ -54,8 +54,13 @@ EDITS = {
     ),
     "macro maps demos to meetings": (
         "macros/activity_types.sql",
-        "when 'demo' then 'demo'",
-        "when 'demo' then 'meeting'",
+        "activity_type as mapped_activity_type",
+        "replace(activity_type, 'demo', 'meeting') as mapped_activity_type",
+    ),
+    "seed maps demos to meetings": (
+        "seeds/activity_types.csv",
+        "type,demo,demo",
+        "type,demo,meeting",
     ),
     "staging column doubles amounts": (
         "models/staging/crm/stg_crm__opportunities.sql",

@@ -201,13 +201,35 @@ def test_item3_a_stale_view_left_by_a_partial_build_still_rebuilds_below(
     says now)."""
     build(workspace)
     macro = workspace / "project" / "macros" / "activity_types.sql"
-    macro.write_text(
-        macro.read_text().replace("when 'demo' then 'demo'", "when 'demo' then 'meeting'")
+    text = macro.read_text()
+    edited = text.replace(
+        "activity_type as mapped_activity_type",
+        "replace(activity_type, 'demo', 'meeting') as mapped_activity_type",
     )
+    assert edited != text
+    macro.write_text(edited)
     build(workspace, select=["kpi_sales_effort"])
     # the aggregate rebuilds in full, but from stg_crm__activities as the
     # warehouse holds it: the view still maps demos to demos
     build(workspace, select=["int_activities_aggregated"])
+    build(workspace)
+    assert mart(workspace, "select sum(demos) from intermediate.int_activities_aggregated") == [
+        (0,)
+    ]
+    assert_equals_clean_build(workspace)
+
+
+def test_a_seed_edit_rebuilds_the_incremental_models_that_read_it(workspace: Path) -> None:
+    """The activity-type seed maps demos to meetings: the next build reloads
+    the seed and rebuilds what counts activities, as a clean build would."""
+    build(workspace)
+    assert mart(workspace, "select sum(demos) from intermediate.int_activities_aggregated") != [
+        (0,)
+    ]
+    seed = workspace / "project" / "seeds" / "activity_types.csv"
+    text = seed.read_text()
+    assert "type,demo,demo\n" in text
+    seed.write_text(text.replace("type,demo,demo\n", "type,demo,meeting\n"))
     build(workspace)
     assert mart(workspace, "select sum(demos) from intermediate.int_activities_aggregated") == [
         (0,)

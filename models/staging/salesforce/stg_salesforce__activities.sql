@@ -53,11 +53,10 @@ done_tasks as (
     select
         Id as activity_id,
         OwnerId as owner_id,
-        case
-            when lower(TaskSubtype) = 'call' then 'call'
-            when lower(TaskSubtype) in ('email', 'listemail') then 'email'
-            else {{ normalize_activity_type('Type') }}
-        end as activity_type,
+        coalesce(
+            {{ mapped_activity_type('task_subtype', 'lower(TaskSubtype)') }},
+            {{ normalize_activity_type('Type') }}
+        ) as activity_type,
         coalesce(CompletedDateTime, CreatedDate) as occurred_at,
         WhoId,
         WhatId,
