@@ -115,6 +115,8 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             project.load_raw_into(adapter, None, options.on_bad_rows, False)
         relations = adapter.relations()
         existing = frozenset(k for k, kind in relations.items() if kind == RelationKind.TABLE)
+        if command == Command.RUN:
+            warn_missing_seeds(project.loaded, reporter, units, existing)
         plan = plan_build(
             project.loaded, reporter, adapter, existing, command, selected, units, parents, options
         )
@@ -150,6 +152,30 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     if publish_error is not None:
         raise publish_error
     return RunResult(command, results, elapsed, summary, stale)
+
+
+def warn_missing_seeds(
+    loaded: LoadedProject,
+    reporter: Reporter,
+    units: Mapping[str, Unit],
+    existing: frozenset[tuple[str, str]],
+) -> None:
+    """`kpi run` builds models only: say which seeds they read that the
+    warehouse does not hold yet, before those models fail on them."""
+    readers: dict[str, list[str]] = {}
+    for unit in units.values():
+        for parent in loaded.graph.ancestors(unit.node.unique_id):
+            seed = loaded.nodes.get(parent)
+            if seed is None or not seed.is_seed:
+                continue
+            relation = seed.relation
+            if (relation.schema.lower(), relation.identifier.lower()) not in existing:
+                readers.setdefault(seed.name, []).append(unit.node.name)
+    for name, models in sorted(readers.items()):
+        reporter.warning(
+            f"seed {name} is not in the warehouse yet, and {', '.join(sorted(models))} "
+            "read it: load it first with `kpi seed` (or run `kpi build`)."
+        )
 
 
 def plan_build(

@@ -33,6 +33,7 @@ def build_dim_months(work: Path, **settings: Any) -> list[tuple[Any, ...]]:
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
+    project.seed()
     result = project.run(select=["+dim_months"])
     assert result.exit_code == 0, result.summary
     con = duckdb.connect(str(work / "w.duckdb"), read_only=True)

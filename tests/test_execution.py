@@ -390,3 +390,23 @@ def test_nothing_selected_warns(make_project, load, output) -> None:
     result = project.seed()
     assert result.results == []
     assert "nothing to seed" in output(project)
+
+
+def test_run_names_the_seeds_its_models_read_that_are_not_loaded(make_project, load, output):
+    root = make_project(
+        {
+            "seeds/regions.csv": "id\n1\n",
+            "models/m.sql": "select * from {{ ref('regions') }}",
+            "models/n.sql": "select 1 as id",
+        }
+    )
+    project = load(root)
+    assert project.run().exit_code == 1
+    assert (
+        "Warning: seed regions is not in the warehouse yet, and m read it: load it first "
+        "with `kpi seed` (or run `kpi build`)." in output(project)
+    )
+    project = load(root)
+    assert project.seed().exit_code == 0
+    assert project.run().exit_code == 0
+    assert "Warning" not in output(project)

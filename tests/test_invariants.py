@@ -249,6 +249,7 @@ def build(warehouse: Path, export: Path, full_refresh: bool = False) -> None:
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
+    project.seed()
     result = project.run(full_refresh=full_refresh)
     assert result.exit_code == 0, [r.message for r in result.results if r.status == "error"]
 

@@ -610,6 +610,7 @@ def test_metrics_are_the_marts_by_month_and_summed_ratios_above(
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
+    project.seed()
     assert project.run().exit_code == 0
     con = duckdb.connect(str(work / "w.duckdb"), read_only=True)
     bounds: dict[date, tuple[date, date]] = {}  # period -> its first and last month in range

@@ -102,7 +102,7 @@ EXPORT: dict[str, list[dict[str, str]]] = {
 
 
 def build(work: Path, export: dict[str, list[dict[str, str]]], **settings: Any) -> RunResult:
-    """Write `export`, load it and run the models (no data tests) into `work`;
+    """Write `export`, load it and the seeds and run the models (no data tests) into `work`;
     what the runner printed is kept in `LOGS[work]`."""
     write_export(work / "export", export)
     project = Project.load(
@@ -114,6 +114,7 @@ def build(work: Path, export: dict[str, list[dict[str, str]]], **settings: Any) 
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
+    project.seed()
     result = project.run()
     LOGS[work] = project.reporter.stream.getvalue()  # type: ignore[attr-defined]
     return result
