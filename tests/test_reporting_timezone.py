@@ -115,6 +115,7 @@ def build(warehouse: Path, export: Path, **settings: Any) -> Project:
         reporter=Reporter(stream=io.StringIO()),
     )
     project.load_raw()
+    project.seed()
     result = project.run()
     assert result.exit_code == 0, [r.message for r in result.results if r.status == "error"]
     return project

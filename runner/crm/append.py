@@ -1,7 +1,7 @@
-"""An append: an existing export moved forward by one to two weeks.
+"""Appending: an existing export moved forward (`generate_export(append=True)`).
 
-`append=True` moves an existing export forward by one to two weeks, starting
-one second after its latest timestamp: new leads, new deals (from new leads or
+`append_export` moves the export forward by one to two weeks, starting one
+second after its latest timestamp: new leads, new deals (from new leads or
 without a lead, on new or existing accounts), stage changes of open deals
 (some close), activities, subscriptions of deals won in that window, a few
 churned subscriptions and the quotas of a month that starts in it. The
