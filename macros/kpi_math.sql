@@ -32,3 +32,10 @@
     {#- How many rows of the group meet `condition`, as BIGINT. -#}
     count(*) filter (where {{ condition }})
 {%- endmacro %}
+
+
+{% macro microseconds_between(start, end) -%}
+    {#- The exact number of microseconds from the timestamp `start` to `end`, as
+        BIGINT (negative when `end` is earlier; NULL when either is NULL). -#}
+    date_diff('microsecond', {{ start }}, {{ end }})
+{%- endmacro %}

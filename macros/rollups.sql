@@ -65,3 +65,25 @@
             then lag({{ column }}) {{ window }}
     end
 {%- endmacro %}
+
+
+{% macro union_all_by_name(relations) -%}
+    {#- The rows of several CTEs stacked on their column names: `relations` is a
+        list of `[cte, [column, ...]]`; the result has every column named, in
+        the order first named, and NULL where a CTE lacks the column. An
+        explicit `union all`, which every SQL engine reads the same way. -#}
+    {%- set columns = [] -%}
+    {%- for relation in relations -%}
+        {%- for column in relation[1] if column not in columns -%}
+            {%- do columns.append(column) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for relation in relations %}
+    {{ 'union all' if not loop.first }}
+    select
+        {%- for column in columns %}
+        {{ column if column in relation[1] else 'null as ' ~ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ relation[0] }}
+    {%- endfor %}
+{%- endmacro %}

@@ -115,8 +115,8 @@ final as (
         sql_at is not null as is_sql,
         is_customer,
         first_response_at,
-        epoch_us(first_response_at) - epoch_us(created_at) as response_microseconds,
-        (epoch_us(first_response_at) - epoch_us(created_at)) / 60000000.0
+        {{ microseconds_between('created_at', 'first_response_at') }} as response_microseconds,
+        {{ safe_divide(microseconds_between('created_at', 'first_response_at'), '60000000.0') }}
             as response_minutes,
         _load_id
     from joined

@@ -67,18 +67,21 @@ range_bounds as (
     from data_bounds
 ),
 
-months as (
+month_starts as (
     select
-        cast(
-            unnest(
-                generate_series(
-                    cast(first_month as timestamp),
-                    cast(last_month as timestamp),
-                    interval 1 month
-                )
-            ) as date
-        ) as month
+        unnest(
+            generate_series(
+                cast(first_month as timestamp),
+                cast(last_month as timestamp),
+                interval 1 month
+            )
+        ) as month_start
     from range_bounds
+),
+
+months as (
+    select cast(month_start as date) as month
+    from month_starts
 ),
 
 final as (

@@ -70,7 +70,8 @@ running_counts as (
         month as from_month,
         lead(month) over owner_stage as to_month,
         sum(open_deals_change) over (
-            owner_stage rows between unbounded preceding and current row
+            partition by owner_id, stage_name order by month
+            rows between unbounded preceding and current row
         ) as open_deals
     from monthly_changes
     window owner_stage as (partition by owner_id, stage_name order by month)

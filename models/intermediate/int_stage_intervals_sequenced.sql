@@ -134,11 +134,13 @@ final as (
         left_at is not null and not is_closed_stage as is_exit,
         case
             when left_at is not null and not is_closed_stage
-                then epoch_us(left_at) - epoch_us(entered_at)
+                then {{ microseconds_between('entered_at', 'left_at') }}
         end as microseconds_in_stage,
         case
             when left_at is not null and not is_closed_stage
-                then (epoch_us(left_at) - epoch_us(entered_at)) / 86400000000.0
+                then {{ safe_divide(
+                    microseconds_between('entered_at', 'left_at'), '86400000000.0'
+                ) }}
         end as days_in_stage,
         deal_load_id as _load_id
     from sequenced

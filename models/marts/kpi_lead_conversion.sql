@@ -50,9 +50,10 @@ leads as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from leads
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['leads', ['month', 'team_id', 'rep_id', 'lead_id', 'is_mql', 'is_sql', 'is_customer']]
+    ]) }}
 ),
 
 rolled_up as (

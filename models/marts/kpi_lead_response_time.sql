@@ -48,9 +48,13 @@ leads as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from leads
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['leads', [
+            'month', 'team_id', 'rep_id', 'lead_id', 'response_microseconds',
+            'response_minutes',
+        ]]
+    ]) }}
 ),
 
 rolled_up as (
@@ -58,8 +62,8 @@ rolled_up as (
         count(rep_rows.lead_id) as leads,
         count(rep_rows.response_minutes) as contacted_leads,
         {# summed exactly in microseconds, then divided once (order-independent) #}
-        {{ sum_or_zero('rep_rows.response_microseconds', 'hugeint') }} / 60000000.0
-            as total_response_minutes,
+        {{ safe_divide(sum_or_zero('rep_rows.response_microseconds', 'decimal(38, 0)'),
+            '60000000.0') }} as total_response_minutes,
         median(rep_rows.response_minutes) as median_response_minutes,
         {{ count_where('rep_rows.response_minutes <= 60') }} as contacted_within_1h
     {% endcall %}

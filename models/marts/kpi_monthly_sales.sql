@@ -37,9 +37,10 @@ quotas as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from won_deals
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['won_deals', ['month', 'team_id', 'rep_id', 'won_deals', 'won_amount']]
+    ]) }}
 ),
 
 rep_months as (

@@ -59,11 +59,11 @@ quota_holders as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from quota_holders
-    union all by name
-    select * from won_deals
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['quota_holders', ['month', 'team_id', 'rep_id', 'quota_amount']],
+        ['won_deals', ['month', 'team_id', 'rep_id', 'won_amount']]
+    ]) }}
 ),
 
 rep_months as (

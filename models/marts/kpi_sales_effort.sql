@@ -65,9 +65,13 @@ owner_activities as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from owner_activities
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['owner_activities', [
+            'month', 'team_id', 'rep_id', 'calls', 'emails', 'meetings', 'demos',
+            'other_activities', 'total_activities',
+        ]]
+    ]) }}
 ),
 
 rolled_up as (

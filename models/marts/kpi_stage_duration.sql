@@ -42,9 +42,13 @@ open_deals as (
 rep_rows as (
     {# one row per exit (days_in_stage) and per rep's open-deal count: the median
        is over the exits themselves at every level #}
-    select * from exits
-    union all by name
-    select * from open_deals
+    {{ union_all_by_name([
+        ['exits', [
+            'month', 'team_id', 'rep_id', 'stage_name', 'microseconds_in_stage',
+            'days_in_stage',
+        ]],
+        ['open_deals', ['month', 'team_id', 'rep_id', 'stage_name', 'open_deals']]
+    ]) }}
 ),
 
 month_stages as (
@@ -66,8 +70,8 @@ rolled_up as (
         count(rep_rows.days_in_stage) as exits,
         {# summed exactly in microseconds, then divided once: the same total
            whatever the order in which DuckDB adds the rows #}
-        {{ sum_or_zero('rep_rows.microseconds_in_stage', 'hugeint') }} / 86400000000.0
-            as total_days_in_stage,
+        {{ safe_divide(sum_or_zero('rep_rows.microseconds_in_stage', 'decimal(38, 0)'),
+            '86400000000.0') }} as total_days_in_stage,
         median(rep_rows.days_in_stage) as median_days_in_stage,
         {{ sum_or_zero('rep_rows.open_deals') }} as open_deals_at_month_end
     {% endcall %}

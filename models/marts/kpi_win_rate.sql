@@ -26,9 +26,10 @@ closed_deals as (
 ),
 
 rep_rows as (
-    select * from active_reps
-    union all by name
-    select * from closed_deals
+    {{ union_all_by_name([
+        ['active_reps', ['month', 'team_id', 'rep_id']],
+        ['closed_deals', ['month', 'team_id', 'rep_id', 'won_deals', 'lost_deals', 'closed_deals']]
+    ]) }}
 ),
 
 rolled_up as (
