@@ -128,6 +128,7 @@ def full_rebuilds(
     sources: Mapping[str, SourceTable],
     logic: Mapping[str, str],
     graph: Graph,
+    state: Mapping[str, NodeState] | None = None,
 ) -> dict[str, str]:
     """Incremental models that must rebuild in full this run, with the reason.
 
@@ -140,7 +141,8 @@ def full_rebuilds(
     """
     if not logic:
         return {}
-    state = state_tables.read_node_states(adapter)
+    if state is None:  # `state`: of another warehouse (Spark's), else the adapter's own
+        state = state_tables.read_node_states(adapter)
     changes = state_tables.raw_changes(adapter)
     last_delete, last_update = changes.last_delete, changes.last_update
     reasons: dict[str, str] = {}

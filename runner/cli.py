@@ -7,6 +7,7 @@ command line is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -37,6 +38,7 @@ class ProjectArgs:
     debug: bool
     crm: str | None = None
     encoding: str | None = None
+    target: str | None = None
 
     def load(self, raw_dir: str | None = None) -> Project:
         from runner.project import Project
@@ -49,6 +51,7 @@ class ProjectArgs:
             target_path=self.target_path,
             crm=self.crm,
             encoding=self.encoding,
+            target=self.target,
         )
 
 
@@ -245,6 +248,22 @@ def _internal(exc: BaseException, debug: bool) -> SystemExit:
     return SystemExit(1)
 
 
+def target_option(func: F) -> F:
+    """`--target duckdb|spark`: the engine the command runs on."""
+
+    @functools.wraps(func)
+    def wrapper(args: ProjectArgs, *pos: Any, target: str, **kwargs: Any) -> Any:
+        return func(dataclasses.replace(args, target=target), *pos, **kwargs)
+
+    return click.option(
+        "--target",
+        type=click.Choice(["duckdb", "spark"]),
+        default="duckdb",
+        show_default=True,
+        help="The engine: DuckDB, or Spark ([tool.kpi.targets.spark]; pip install '.[spark]').",
+    )(wrapper)  # type: ignore[return-value]
+
+
 def select_options(func: F) -> F:
     return _apply(
         func,
@@ -356,6 +375,7 @@ def _run(command: str, args: ProjectArgs, values: dict[str, Any]) -> RunResult:
 
 @main.command("build", cls=SelectingCommand)
 @project_command
+@target_option
 @run_options
 @raw_options
 @click.option("--skip-load", is_flag=True, help="Do not load the raw export first.")
@@ -379,6 +399,7 @@ def build_command(args: ProjectArgs, **options: Any) -> None:
 
 @main.command("run", cls=SelectingCommand)
 @project_command
+@target_option
 @run_options
 def run_command(args: ProjectArgs, **options: Any) -> None:
     """Build the selected models (views, tables, incremental, ephemeral).
@@ -405,6 +426,7 @@ def seed_command(args: ProjectArgs, **options: Any) -> None:
 
 @main.command("test", cls=SelectingCommand)
 @project_command
+@target_option
 @run_options
 def test_command(args: ProjectArgs, **options: Any) -> None:
     """Run the data tests of the selected nodes against the warehouse.
@@ -547,6 +569,7 @@ def generate_command(
 
 @main.command("compile", cls=SelectingCommand)
 @project_command
+@target_option
 @select_options
 @click.option(
     "--full-refresh", is_flag=True, help="Compile as a full refresh (is_incremental() is false)."
@@ -562,10 +585,10 @@ def compile_command(
     """
     project = args.load()
     compiled = project.compile(list(select), list(exclude), full_refresh=full_refresh)
-    click.echo(
-        f"Compiled {len(compiled)} node(s) into {project.settings.target_path / 'compiled'}.",
-        err=True,
-    )
+    folder = project.settings.target_path / "compiled"
+    if project.settings.target == "spark":
+        folder = folder / "spark"
+    click.echo(f"Compiled {len(compiled)} node(s) into {folder}.", err=True)
 
 
 @main.command("ls", cls=SelectingCommand)
@@ -624,6 +647,7 @@ def ls_command(
 
 @main.command("show")
 @project_command
+@target_option
 @click.argument("model", required=False)
 @click.option("--inline", help="A query to run instead of a model (Jinja and ref() work).")
 @click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True)

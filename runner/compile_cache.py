@@ -57,6 +57,7 @@ class CompileCache:
             env,
             str(project.settings.warehouse),
             project.settings.threads,
+            project.settings.target,
         )
 
     def key(self, node: Node, incremental: bool, _seen: frozenset[str] = frozenset()) -> str:

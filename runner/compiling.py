@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -71,6 +72,9 @@ class Compiler:
     cache: CompileCache | None = None
     rebuild_in_full: frozenset[str] = frozenset()
     new_rows_tests: frozenset[str] = frozenset()
+    # a target without the state table in SQL (Spark): `last_seen_load_id()` as
+    # a literal, each model's remembered load
+    last_seen: Mapping[str, int] | None = None
     _compiled: dict[str, CompiledNode] = field(default_factory=dict)
 
     @cached_property
@@ -186,6 +190,7 @@ class Compiler:
             resolve_source=resolve_source,
             incremental=self.is_incremental(node),
             unique_id=node.unique_id,
+            last_seen=None if self.last_seen is None else self.last_seen.get(node.unique_id, 0),
         )
         return context, ctes, reads
 
@@ -246,13 +251,14 @@ class Compiler:
         return CompiledNode(node, inject_ctes(sql, ctes), reads=tuple(reads))
 
 
-def write_compiled(target_path: Path, compiled: CompiledNode) -> Path:
-    """Write `target/compiled/<path>` (tests: `<yml folder>/<test name>.sql`)."""
+def write_compiled(target_path: Path, compiled: CompiledNode, folder: str = "compiled") -> Path:
+    """Write `target/<folder>/<path>` (tests: `<yml folder>/<test name>.sql`);
+    the folder is `compiled`, or `compiled/spark` for the Spark target."""
     node = compiled.node
     relative = Path(node.path)
     if node.is_test and node.test_metadata is not None:
         relative = relative.parent / f"{node.name}.sql"
-    out = target_path / "compiled" / relative
+    out = target_path / folder / relative
     text = compiled.sql
     if node.config.materialized == "ephemeral":
         text = inject_ctes(

@@ -73,7 +73,10 @@ class LoadedProject:
     def target(self) -> Target:
         from runner.templating import Target
 
-        return Target(path=str(self.settings.warehouse), threads=self.settings.threads)
+        settings = self.settings
+        if settings.target == "spark":
+            return Target(name="spark", type="spark", path=str(settings.warehouse), threads=1)
+        return Target(path=str(settings.warehouse), threads=settings.threads)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

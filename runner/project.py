@@ -75,15 +75,17 @@ class Project:
         target_path: str | Path | None = None,
         crm: str | None = None,
         encoding: str | None = None,
+        target: str | None = None,
     ) -> Project:
         """Parse the project; `raw_dir` overrides where `build` loads raw data from,
         `target_path` where compiled SQL, artifacts and caches go, `crm` forces the
         export's format (else `[tool.kpi] crm`, else detected from the export's
         files), `encoding` the encoding of every CSV file (else UTF-8, falling
-        back to Windows-1252 for CRM exports)."""
+        back to Windows-1252 for CRM exports), `target` the engine (`duckdb`, the
+        default, or `spark`)."""
         from runner.raw_load import export_dir_from
 
-        settings = load_settings(Path(project_dir), warehouse, target_path)
+        settings = load_settings(Path(project_dir), warehouse, target_path, target=target)
         given = raw_dir or settings.env.raw_dir
         export_dir = export_dir_from(given, settings.raw_dir, settings.project_dir)
         export_format = resolve_format(crm, settings.crm, export_dir)
@@ -152,6 +154,8 @@ class Project:
         from runner.compiling import Compiler
 
         nodes = self.select(select, exclude)
+        if self.settings.target == "spark":
+            return self._compile_spark(nodes, full_refresh)
         existing: frozenset[tuple[str, str]] = frozenset()
         incremental = any(n.config.materialized == "incremental" for n in nodes)
         if incremental and self.settings.warehouse.exists():
@@ -161,6 +165,18 @@ class Project:
         )
         compiled, paths = build.compile_nodes(self.loaded, compiler, nodes)
         build.check_sql(self.loaded, self.reporter, None, compiled, paths)
+        self.write_manifest(paths)
+        return compiled
+
+    def _compile_spark(self, nodes: Sequence[Node], full_refresh: bool) -> dict[str, CompiledNode]:
+        """`compile` on the Spark target: Spark SQL in `target/compiled/spark/`,
+        parsed by Spark (is_incremental() as for a first build)."""
+        from runner import spark_build
+        from runner.compiling import Compiler
+
+        compiler = Compiler(self.loaded, frozenset(), full_refresh, None, last_seen={})
+        adapter = spark_build.open_adapter(self)
+        compiled, paths = spark_build.compile_for_spark(self.loaded, compiler, nodes, adapter)
         self.write_manifest(paths)
         return compiled
 
@@ -374,6 +390,10 @@ class Project:
 
     def execute(self, command: Command, options: RunOptions) -> RunResult:
         """Run one of the run-like commands with `options` (what the CLI calls)."""
+        if self.settings.target == "spark":
+            from runner import spark_build
+
+            return spark_build.execute(self, command, options)
         from runner import build
 
         return build.execute(self, command, options)
@@ -421,6 +441,8 @@ class Project:
         if model is not None:
             self.loaded.node_by_name(model)  # a clear error for an unknown name
             inline = f"select * from {{{{ ref('{model}') }}}}"
+        if self.settings.target == "spark":
+            return self._show_spark(inline or "", limit)
         sql = Compiler(self.loaded).compile_inline(inline or "")
         adapter = self.open_warehouse(read_only=True, wait_seconds=wait_seconds)
         try:
@@ -434,6 +456,19 @@ class Project:
             return columns, result.fetchall()
         finally:
             adapter.close()
+
+    def _show_spark(self, inline: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+        from runner import spark_build
+        from runner.compiling import Compiler
+        from runner.transpile import spark_first_line, to_spark
+
+        sql = to_spark(Compiler(self.loaded, last_seen={}).compile_inline(inline), name="show")
+        adapter = spark_build.open_adapter(self)
+        try:
+            columns, rows = adapter.fetch(sql.rstrip().rstrip(";"), limit)
+        except Exception as exc:
+            raise ProjectError(f"the query failed on Spark: {spark_first_line(exc)}") from exc
+        return list(columns), rows
 
     def report(
         self,

@@ -48,6 +48,8 @@ class Settings:
     crm: str | None = None
     salesforce: Mapping[str, Any] = field(default_factory=dict)
     env: Environment = field(default_factory=lambda: Environment())
+    target: str = "duckdb"  # the engine a run builds on: duckdb or spark
+    spark: Mapping[str, Any] = field(default_factory=dict)  # [tool.kpi.targets.spark]
 
     def folder_config(self, resource: str, relative_dir: str) -> dict[str, Any]:
         """The merged folder defaults for a file of `resource` in a folder.
@@ -99,6 +101,7 @@ def load_settings(
     warehouse: str | Path | None = None,
     target_path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    target: str | None = None,
 ) -> Settings:
     """Read `pyproject.toml` in `project_dir` and the `KPI_*` variables of
     `environ` (default: the process's); `warehouse` overrides its path,
@@ -106,7 +109,8 @@ def load_settings(
 
     The warehouse path is, in order: the argument, `KPI_WAREHOUSE`,
     `[tool.kpi] warehouse`, `warehouse.duckdb`; relative paths are relative to
-    the project folder.
+    the project folder. `target` is the engine (`duckdb`, the default, or
+    `spark`, configured by `[tool.kpi.targets.spark]`).
     """
     project_dir = project_dir.resolve()
     pyproject = project_dir / "pyproject.toml"
@@ -131,6 +135,13 @@ def load_settings(
         )
     env = Environment.read(environ)
     settings = _settings_from_table(project_dir, document, table, warehouse, env)
+    if target is not None:
+        if target not in TARGETS:
+            raise ProjectError(
+                f"there is no target {target!r}; the targets are {', '.join(TARGETS)}.",
+                hint="Pass --target duckdb (the default) or --target spark.",
+            )
+        settings = replace(settings, target=target)
     target = target_path or env.target_path
     if target:
         target = Path(target)
@@ -185,7 +196,11 @@ def _settings_from_table(
         crm=str(table["crm"]) if table.get("crm") else None,
         salesforce=dict(table.get("salesforce", {})),
         env=env,
+        spark=dict(table.get("targets", {}).get("spark", {})),
     )
+
+
+TARGETS = ("duckdb", "spark")
 
 
 # KPI_SPEC section 5: reporting settings, written in `[tool.kpi]` (or passed

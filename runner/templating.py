@@ -326,6 +326,7 @@ class ModelContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
     env_reads: dict[str, str | None] = field(default_factory=dict)
     unique_id: str = ""
+    last_seen: int | None = None  # `last_seen_load_id()` as this literal (Spark)
 
     def namespace(self) -> dict[str, Any]:
         return {
@@ -399,6 +400,8 @@ class ModelContext:
         from run to run."""
         if self.this is None or not self.unique_id:
             return "0"
+        if self.last_seen is not None:
+            return str(int(self.last_seen))
         return last_seen_load_id_sql(self.unique_id)
 
     def raise_compiler_error(self, message: str, hint: str | None = None) -> None:

@@ -1,0 +1,320 @@
+"""Relations on Spark: `SparkAdapter`, the Spark engine of the runner.
+
+Every table is an external table whose files live under the target's
+`warehouse_dir`, at `<warehouse_dir>/<schema>/<table>`; a view is kept in the
+catalog and its SQL in `_kpi.views`, so that a new session (Spark's built-in
+catalog lives as long as its session) finds the warehouse as it was left:
+`attach()` registers every table directory and recreates the views.
+
+Spark has no transactions. A model is built into a staging table
+(`__kpi_new__<name>`), its tests read that table, and only then is it swapped
+in: on Parquet by moving directories (drop the old files, move the new ones
+in: two steps, not atomic; a crash between them leaves the model missing
+until the next build), on Delta and Iceberg by `create or replace table ...
+as select * from <staging>` (one atomic commit of the table format).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.build_state import NodeState
+from runner.nodes import Relation
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from runner.spark_session import SparkTarget
+
+META_SCHEMA = "_kpi"
+STAGING_PREFIX = "__kpi_new__"
+NODE_STATE = Relation(META_SCHEMA, "node_state")
+VIEWS = Relation(META_SCHEMA, "views")
+
+
+def name(relation: Relation) -> str:
+    """`relation` in Spark SQL: `schema`.`table`."""
+    return f"`{relation.schema}`.`{relation.identifier}`"
+
+
+class SparkAdapter:
+    """What the runner does to relations on one Spark session."""
+
+    supports_transactions = False
+
+    def __init__(self, session: SparkSession, target: SparkTarget) -> None:
+        self.session = session
+        self.target = target
+        self.root = target.warehouse_dir
+        self.format = target.file_format
+        # what the catalog holds, per schema listed once (this adapter is the
+        # only writer while a build runs): {schema: {name: kind}}
+        self._kinds: dict[str, dict[str, str]] = {}
+        self._schemas: set[str] = set()  # created (or found) by this adapter
+
+    # -- the catalog ------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Register the tables found under `warehouse_dir` (each schema folder,
+        each table folder) and recreate the recorded views."""
+        if not self.root.is_dir():
+            return
+        found = []
+        for schema_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if schema_dir.name.startswith("_catalog"):
+                continue
+            tables = [
+                p
+                for p in sorted(schema_dir.iterdir())
+                if p.is_dir() and not p.name.startswith(STAGING_PREFIX)
+            ]
+            if tables:
+                self.create_schema(schema_dir.name)
+                self._schema_kinds(schema_dir.name)
+                found += [Relation(schema_dir.name, t.name) for t in tables]
+        # registering reads each table's Parquet footers: a few at a time
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(self.register, found))
+        for relation, sql in self.recorded_views():
+            with contextlib.suppress(Exception):  # its inputs may be gone: rebuilt later
+                self.sql(f"create or replace view {name(relation)} as\n{sql}")
+
+    def location(self, relation: Relation) -> Path:
+        return self.root / relation.schema / relation.identifier
+
+    def register(self, relation: Relation) -> None:
+        """Point the catalog's `relation` at its folder (whatever it named before)."""
+        location = self.location(relation)
+        current = self.table_location(relation)
+        if current == str(location):
+            self.sql(f"refresh table {name(relation)}")
+            return
+        if current is not None or self.relation_kind(relation) == "VIEW":
+            self.drop(relation, keep_files=True)
+        self.sql(
+            f"create table {name(relation)} using {_format_of(location)} "
+            f"location '{_path_literal(location)}'"
+        )
+        self._noted(relation, "BASE TABLE")
+
+    def table_location(self, relation: Relation) -> str | None:
+        if self.relation_kind(relation) != "BASE TABLE":
+            return None
+        rows = self.sql(f"describe table extended {name(relation)}").collect()
+        for row in rows:
+            if str(row[0]).strip().lower() == "location":
+                return str(row[1]).removeprefix("file:")
+        return None
+
+    def create_schema(self, schema: str) -> None:
+        if schema.lower() in self._schemas:
+            return
+        self.sql(f"create database if not exists `{schema}`")
+        self._schemas.add(schema.lower())
+
+    def _schema_kinds(self, schema: str) -> dict[str, str]:
+        key = schema.lower()
+        if key not in self._kinds:
+            kinds: dict[str, str] = {}
+            if self.session.catalog.databaseExists(schema):
+                # SHOW is much faster than catalog.listTables, which reads
+                # every table's metadata
+                for row in self.sql(f"show tables in `{schema}`").collect():
+                    if not row["isTemporary"]:
+                        kinds[str(row["tableName"]).lower()] = "BASE TABLE"
+                for row in self.sql(f"show views in `{schema}`").collect():
+                    if not row["isTemporary"] and str(row["viewName"]).lower() in kinds:
+                        kinds[str(row["viewName"]).lower()] = "VIEW"
+            self._kinds[key] = kinds
+        return self._kinds[key]
+
+    def relation_kind(self, relation: Relation) -> str | None:
+        """'BASE TABLE', 'VIEW' or None."""
+        return self._schema_kinds(relation.schema).get(relation.identifier.lower())
+
+    def _noted(self, relation: Relation, kind: str | None) -> None:
+        kinds = self._schema_kinds(relation.schema)
+        if kind is None:
+            kinds.pop(relation.identifier.lower(), None)
+        else:
+            kinds[relation.identifier.lower()] = kind
+
+    def existing_tables(self, schemas: Iterable[str]) -> frozenset[tuple[str, str]]:
+        return frozenset(
+            (schema.lower(), table)
+            for schema in schemas
+            for table, kind in self._schema_kinds(schema).items()
+            if kind == "BASE TABLE"
+        )
+
+    # -- statements -------------------------------------------------------------
+
+    def sql(self, statement: str) -> Any:
+        return self.session.sql(statement)
+
+    def count(self, query: str) -> int:
+        row = self.sql(f"select count(*) from (\n{query}\n) as kpi_count").collect()[0]
+        return int(row[0])
+
+    def fetch(self, query: str, limit: int) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        frame = self.sql(query).limit(limit)
+        return tuple(frame.columns), [tuple(row) for row in frame.collect()]
+
+    def create_view(self, relation: Relation, sql: str) -> None:
+        if self.relation_kind(relation) == "BASE TABLE":
+            self.drop(relation)
+        self.sql(f"create or replace view {name(relation)} as\n{sql}")
+        self._noted(relation, "VIEW")
+        self.record_view(relation, sql)
+
+    def create_table_as(self, relation: Relation, sql: str) -> int:
+        """Write the rows of `sql` to `relation`'s folder and register it; the rows written."""
+        self.drop(relation)
+        location = self.location(relation)
+        self.sql(
+            f"create table {name(relation)} using {self.format} "
+            f"location '{_path_literal(location)}' as\n{sql}"
+        )
+        self._noted(relation, "BASE TABLE")
+        return self.count(f"select * from {name(relation)}")
+
+    def staging(self, relation: Relation) -> Relation:
+        return Relation(relation.schema, STAGING_PREFIX + relation.identifier)
+
+    def swap_in(self, staging: Relation, relation: Relation) -> None:
+        """Replace `relation` by `staging` (see the module docstring)."""
+        if self.format == "parquet":
+            self.drop(relation)
+            self.sql(f"drop table if exists {name(staging)}")
+            self._noted(staging, None)
+            self._move(self.location(staging), self.location(relation))
+            self.register(relation)
+            self.forget_view(relation)
+            return
+        if self.relation_kind(relation) == "VIEW":
+            self.drop(relation)
+        self.sql(
+            f"create or replace table {name(relation)} using {self.format} "
+            f"location '{_path_literal(self.location(relation))}' "
+            f"as select * from {name(staging)}"
+        )
+        self._noted(relation, "BASE TABLE")
+        self.drop(staging)
+        self.forget_view(relation)
+
+    def drop(self, relation: Relation, keep_files: bool = False) -> None:
+        kind = self.relation_kind(relation)
+        if kind == "VIEW":
+            self.sql(f"drop view if exists {name(relation)}")
+            self.forget_view(relation)
+        elif kind == "BASE TABLE":
+            self.sql(f"drop table if exists {name(relation)}")
+        self._noted(relation, None)
+        if not keep_files:
+            self._remove(self.location(relation))
+
+    def columns(self, relation: Relation) -> list[str]:
+        return list(self.sql(f"select * from {name(relation)} limit 0").columns)
+
+    # -- files ----------------------------------------------------------------
+
+    def _filesystem(self, path: Path) -> tuple[Any, Any]:
+        jvm = self.session.sparkContext._jvm  # type: ignore[attr-defined]
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(str(path))
+        conf = self.session.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+        return hadoop_path.getFileSystem(conf), hadoop_path
+
+    def _remove(self, path: Path) -> None:
+        fs, hadoop_path = self._filesystem(path)
+        if fs.exists(hadoop_path):
+            fs.delete(hadoop_path, True)
+
+    def _move(self, source: Path, destination: Path) -> None:
+        fs, src = self._filesystem(source)
+        _, dst = self._filesystem(destination)
+        self._remove(destination)
+        fs.mkdirs(dst.getParent())
+        if not fs.rename(src, dst):
+            raise OSError(f"could not move {source} to {destination}")
+
+    # -- the runner's own state ---------------------------------------------------
+
+    def read_state(self) -> dict[str, NodeState]:
+        if self.relation_kind(NODE_STATE) is None:
+            return {}
+        rows = self.sql(
+            f"select unique_id, load_id, logic, full_load_id, built_at, full_built_at "
+            f"from {name(NODE_STATE)}"
+        ).collect()
+        return {
+            str(r[0]): NodeState(int(r[1] or 0), str(r[2] or ""), int(r[3] or 0), r[4], r[5])
+            for r in rows
+        }
+
+    def write_state(self, state: Mapping[str, NodeState]) -> None:
+        rows = [
+            (uid, s.load_id, s.logic, s.full_load_id, s.built_at, s.full_built_at)
+            for uid, s in sorted(state.items())
+        ]
+        schema = (
+            "unique_id string, load_id bigint, logic string, full_load_id bigint, "
+            "built_at timestamp_ntz, full_built_at timestamp_ntz"
+        )
+        self._write_rows(NODE_STATE, rows, schema)
+
+    def recorded_views(self) -> list[tuple[Relation, str]]:
+        if self.relation_kind(VIEWS) is None:
+            return []
+        rows = self.sql(f"select schema, name, sql from {name(VIEWS)} order by position").collect()
+        return [(Relation(str(r[0]), str(r[1])), str(r[2])) for r in rows]
+
+    def record_view(self, relation: Relation, sql: str) -> None:
+        views = [(r, s) for r, s in self.recorded_views() if r != relation]
+        self._write_views([*views, (relation, sql)])
+
+    def forget_view(self, relation: Relation) -> None:
+        views = self.recorded_views()
+        kept = [(r, s) for r, s in views if r != relation]
+        if len(kept) != len(views):
+            self._write_views(kept)
+
+    def _write_views(self, views: Sequence[tuple[Relation, str]]) -> None:
+        rows = [(i, r.schema, r.identifier, s) for i, (r, s) in enumerate(views)]
+        self._write_rows(VIEWS, rows, "position int, schema string, name string, sql string")
+
+    def _write_rows(self, relation: Relation, rows: list[tuple[Any, ...]], schema: str) -> None:
+        """Replace a small `_kpi` table by `rows` (written from the driver)."""
+        self.create_schema(relation.schema)
+        frame = self.session.createDataFrame(rows, schema).coalesce(1)
+        staging = self.staging(relation)
+        frame.write.mode("overwrite").parquet(str(self.location(staging)))
+        if self.relation_kind(relation) == "BASE TABLE":
+            self.sql(f"drop table {name(relation)}")
+        self._move(self.location(staging), self.location(relation))
+        self.sql(
+            f"create table {name(relation)} using parquet "
+            f"location '{_path_literal(self.location(relation))}'"
+        )
+        self._noted(relation, "BASE TABLE")
+
+
+def now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _format_of(location: Path) -> str:
+    """The table format of a table folder: its own metadata says which."""
+    if (location / "_delta_log").is_dir():
+        return "delta"
+    if (location / "metadata").is_dir():
+        return "iceberg"
+    return "parquet"
+
+
+def _path_literal(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,77 @@
+"""The typed raw tables, handed to Spark as Parquet.
+
+The loader validates and types the export into DuckDB as on every target;
+for Spark, each raw table the models read is then written to
+`<warehouse_dir>/<schema>/<table>/` as Parquet (timestamps without a time
+zone, which Spark reads as TIMESTAMP_NTZ) and registered as an external
+table of the same name. A table is written again only when a load changed
+it. A project whose export already lives in the lake points `sources` at
+those tables instead and marks them not `load_from_export`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.caches import content_key
+from runner.nodes import Relation, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+MARKER = "_kpi_export"  # Spark skips files whose names start with `_`
+
+
+def export_tables(
+    con: duckdb.DuckDBPyConnection, relations: Iterable[Relation], root: Path
+) -> list[Relation]:
+    """Write each DuckDB table of `relations` that changed to its Parquet
+    folder under `root`; the relations written."""
+    tables = {
+        (s.lower(), n.lower())
+        for s, n in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    written = []
+    for relation in relations:
+        if (relation.schema.lower(), relation.identifier.lower()) not in tables:
+            continue
+        folder = root / relation.schema / relation.identifier
+        version = _version(con, relation)
+        marker = folder / MARKER
+        if marker.is_file() and marker.read_text(encoding="utf-8") == version:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.parquet"):
+            old.unlink()
+        target = quote_literal(str(folder / "part-0.parquet"))
+        con.execute(f"copy (select * from {relation}) to {target} (format parquet)")
+        marker.write_text(version, encoding="utf-8")
+        written.append(relation)
+    return written
+
+
+def _version(con: duckdb.DuckDBPyConnection, relation: Relation) -> str:
+    """What identifies a raw table's content: its loads (and its columns)."""
+    import duckdb
+
+    try:
+        loads = con.execute(
+            "select load_id, action, inserted_rows, updated_rows, deleted_rows "
+            "from _kpi.table_changes where lower(relation) = lower(?) order by all",
+            [relation.display],
+        ).fetchall()
+    except duckdb.Error:
+        loads = []
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where lower(table_schema) = lower(?) and lower(table_name) = lower(?) "
+        "order by ordinal_position",
+        [relation.schema, relation.identifier],
+    ).fetchall()
+    if not loads:  # not written by the loader: its rows are all we know
+        loads = con.execute(f"select count(*) from {relation}").fetchall()
+    return content_key(repr(loads), repr(columns))

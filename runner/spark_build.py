@@ -1,0 +1,574 @@
+"""A build on the Spark target: `kpi build/run/test --target spark`.
+
+The same plan as on DuckDB (units, the incremental plan, compiled SQL),
+with three differences:
+
+- the raw export is loaded and typed into DuckDB as always, then handed to
+  Spark as Parquet (`raw_export.py`);
+- every query is rendered with `target.type == 'spark'`, translated to Spark
+  SQL (`transpile.py`), written to `target/compiled/spark/` and parsed by
+  Spark before anything runs; `last_seen_load_id()` is a literal;
+- units run one after the other (Spark spreads each query over its cores);
+  a model is built into a staging table, its tests read that table, and it
+  is swapped in only when no error-severity test failed
+  (`engines/spark.py`). Every test reads the whole table (no new-rows-only
+  tests), and failing rows are not stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner import build_state
+from runner.build import BuildPlan, IncrementalPlan, RunOptions, stale_relations
+from runner.data_tests import SAMPLE_ROWS, TestOutcome, judge
+from runner.errors import CompilationError
+from runner.incremental_tests import TestPlan
+from runner.materializations import strip_statement
+from runner.nodes import Materialization, Node, Relation
+from runner.planning import Command, Unit, plan_units
+from runner.results import NodeResult, NodeStatus, RunResult, make_result
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from runner.compiling import CompiledNode
+    from runner.engines.spark import SparkAdapter
+    from runner.loaded import LoadedProject
+    from runner.project import Project
+    from runner.reporting import Reporter
+
+COMPILED_FOLDER = "compiled/spark"
+
+
+def open_adapter(project: Project) -> SparkAdapter:
+    """The Spark session of the project's target, with its warehouse attached."""
+    from runner.engines.spark import SparkAdapter
+    from runner.spark_session import SparkTarget, get_session
+
+    target = SparkTarget.from_settings(project.settings)
+    project.reporter.info(f"Spark: {target.master}, {target.file_format} in {target.warehouse_dir}")
+    adapter = SparkAdapter(get_session(target), target)
+    adapter.attach()
+    return adapter
+
+
+def execute(project: Project, command: Command, options: RunOptions) -> RunResult:
+    """Plan and run `command` on the Spark target."""
+    from runner import artifacts, raw_export
+
+    started = time.perf_counter()
+    reporter = project.reporter
+    loaded = project.loaded
+    selected = tuple(project.select(options.select, options.exclude))
+    units, parents = plan_units(
+        project.nodes, {n.unique_id for n in selected}, command, loaded.graph
+    )
+    if not units:
+        reporter.warning(f"nothing to {command}: the selection holds no {command}-able nodes.")
+    with project.writing(f"kpi {command} --target spark", options.wait_seconds) as con:
+        project.load_warnings = []
+        if command == Command.BUILD and options.load:
+            project.load_raw_into(con, None, options.on_bad_rows, False)
+        adapter = open_adapter(project)
+        sources = [s.relation for s in loaded.sources.values()]
+        written = raw_export.export_tables(con, sources, adapter.root)
+        for relation in sources:
+            if adapter.location(relation).is_dir():
+                adapter.create_schema(relation.schema)
+                adapter.register(relation)
+        if written:
+            reporter.info(f"Handed {len(written)} raw table(s) to Spark as Parquet.")
+        plan = plan_spark_build(project, con, adapter, command, selected, units, parents, options)
+        executor = SparkExecutor(project, adapter, plan, options)
+        try:
+            results = executor.execute()
+        finally:
+            adapter.write_state(executor.state)
+    elapsed = time.perf_counter() - started
+    for block in reporter.failure_blocks:
+        reporter.block("\n" + block)
+    stale = stale_relations(results, {k: "BASE TABLE" for k in executor.existing})
+    if stale:
+        reporter.warning(
+            "these relations were not rebuilt and keep their previous version, now "
+            "stale: " + ", ".join(stale)
+        )
+    summary = reporter.summary(elapsed)
+    reporter.repeat_warnings(project.load_warnings)
+    order = {n.unique_id: i for i, n in enumerate(selected)}
+    results.sort(key=lambda r: order.get(r.unique_id, len(order)))
+    artifacts.write_json(
+        project.settings.target_path / "run_results.json",
+        artifacts.run_results(loaded, results, elapsed, options.artifact_args(command)),
+    )
+    project.write_manifest(plan.paths)
+    return RunResult(command, results, elapsed, summary, stale)
+
+
+def plan_spark_build(
+    project: Project,
+    con: duckdb.DuckDBPyConnection,
+    adapter: SparkAdapter,
+    command: Command,
+    selected: Sequence[Node],
+    units: Mapping[str, Unit],
+    parents: Mapping[str, set[str]],
+    options: RunOptions,
+) -> BuildPlan:
+    """The incremental plan from the state kept in Spark's catalog, then the
+    compiled, translated and parsed SQL of every node to run."""
+    from runner.compile_cache import CompileCache
+    from runner.compiling import Compiler
+
+    loaded = project.loaded
+    nodes = loaded.nodes
+    schemas = {n.config.schema for n in nodes.values() if not n.is_test}
+    existing = adapter.existing_tables(schemas)
+    state = adapter.read_state()
+    keys = CompileCache(loaded)
+    definitions = {
+        uid: node.checksum if node.is_seed else keys.key(node, False)
+        for uid, node in nodes.items()
+        if not node.is_test
+    }
+    building = {u.node.unique_id for u in units.values()}
+    versions, record = build_state.versions_after_run(
+        nodes, loaded.graph, building, state, definitions
+    )
+    incremental = [
+        u.node for u in units.values() if u.node.config.materialized == Materialization.INCREMENTAL
+    ]
+    logic = {node.unique_id: versions[node.unique_id] for node in incremental}
+    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic, loaded.graph, state)
+    for uid, reason in sorted(rebuilds.items()):
+        project.reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
+    if options.full_refresh:
+        rebuilds.update({uid: "--full-refresh" for uid in logic})
+    load_id = build_state.current_load_id(con)
+    seen = build_state.seen_after_run(nodes, loaded.graph, building, state, load_id)
+    compiler = Compiler(
+        loaded,
+        existing,
+        options.full_refresh,
+        None,
+        frozenset(rebuilds),
+        frozenset(),
+        last_seen={uid: s.load_id for uid, s in state.items()},
+    )
+    wanted = [n for u in units.values() for n in u.nodes]
+    compiled, paths = compile_for_spark(loaded, compiler, wanted, adapter)
+    tests = TestPlan(frozenset(), {})
+    return BuildPlan(
+        command,
+        tuple(selected),
+        units,
+        {key: frozenset(p) for key, p in parents.items()},
+        IncrementalPlan(load_id, seen, record, rebuilds, tests),
+        compiled,
+        paths,
+    )
+
+
+def compile_for_spark(
+    loaded: LoadedProject, compiler: Any, nodes: Sequence[Node], adapter: SparkAdapter | None
+) -> tuple[dict[str, CompiledNode], dict[str, str]]:
+    """Render, translate and write every node to `target/compiled/spark/`; then
+    Spark parses every query (when a session is given), before anything runs."""
+    from runner.compiling import write_compiled
+    from runner.transpile import to_spark
+
+    settings = loaded.settings
+    compiled: dict[str, CompiledNode] = {}
+    paths: dict[str, str] = {}
+    for node in nodes:
+        item = compiler.compile(node)
+        if node.is_seed or node.config.materialized == Materialization.EPHEMERAL:
+            compiled[node.unique_id] = item
+            continue
+        spark_sql = to_spark(item.sql, name=node.name, path=node.path)
+        item = replace(item, sql=spark_sql)
+        compiled[node.unique_id] = item
+        out = write_compiled(settings.target_path, item, COMPILED_FOLDER)
+        paths[node.unique_id] = _relative(out, settings.project_dir)
+    if adapter is not None:
+        check_spark_sql(adapter, compiled, paths)
+    return compiled, paths
+
+
+def check_spark_sql(
+    adapter: SparkAdapter, compiled: Mapping[str, CompiledNode], paths: Mapping[str, str]
+) -> None:
+    """Spark's own parser reads every query; the first it refuses stops the run."""
+    from runner.transpile import spark_parse_error
+
+    parser = adapter.session._jsparkSession.sessionState().sqlParser()  # type: ignore[attr-defined]
+    for uid, item in compiled.items():
+        if uid not in paths:
+            continue
+        error = spark_parse_error(parser, item.sql)
+        if error is None:
+            continue
+        message, line, column = error
+        node = item.node
+        source = node.yml_path or node.path
+        raise CompilationError(
+            f"{node.resource_type} '{node.name}' ({source}) does not parse on Spark: {message}.",
+            path=paths[uid],
+            line=line,
+            column=column,
+            hint="Line and column are those of the Spark SQL; nothing was run. Write the "
+            "construct in SQL both engines read (docs/spark.md lists what was rewritten), "
+            "or branch on `target.type`.",
+        )
+
+
+class SparkExecutor:
+    """Runs the planned units on Spark, one at a time, in dependency order."""
+
+    def __init__(
+        self, project: Project, adapter: SparkAdapter, plan: BuildPlan, options: RunOptions
+    ) -> None:
+        self.project = project
+        self.adapter = adapter
+        self.plan = plan
+        self.options = options
+        self.reporter: Reporter = project.reporter
+        self.state = adapter.read_state()
+        schemas = {u.node.config.schema for u in plan.units.values() if not u.node.is_test}
+        self.existing = adapter.existing_tables(schemas)
+        self.results: dict[str, NodeResult] = {}
+
+    def execute(self) -> list[NodeResult]:
+        from runner.scheduler import run_graph
+
+        plan = self.plan
+        for schema in sorted(
+            {u.node.config.schema for u in plan.units.values() if not u.node.is_test}
+        ):
+            self.adapter.create_schema(schema)
+        self.reporter.total = plan.total
+        self.reporter.info(f"Running {plan.total} node(s) on Spark.")
+        if any(
+            self.options.store_failures or n.config.store_failures
+            for u in plan.units.values()
+            for n in u.nodes
+            if n.is_test
+        ):
+            self.reporter.warning("failing rows are not stored on the Spark target.")
+        run_graph(
+            plan.parents,
+            self._run_unit,
+            threads=1,
+            on_skip=self._skip_unit,
+            fail_fast=self.options.fail_fast,
+        )
+        return list(self.results.values())
+
+    # -- units ------------------------------------------------------------------
+
+    def _run_unit(self, key: str) -> bool:
+        unit = self.plan.units[key]
+        if unit.node.is_test:
+            results = [self._run_test_alone(unit.node)]
+        else:
+            results = self._run_relation(unit)
+        for result in results:
+            self.results[result.unique_id] = result
+        self.reporter.report(results)
+        return not results[0].status.failed
+
+    def _skip_unit(self, key: str, because: str) -> None:
+        unit = self.plan.units[key]
+        reason = (
+            f"skipped because {self.plan.units[because].node.name} failed"
+            if because in self.plan.units
+            else "skipped (--fail-fast)"
+        )
+        wall = time.time()
+        results = [self._result(n, NodeStatus.SKIPPED, reason, 0.0, wall) for n in unit.nodes]
+        for result in results:
+            self.results[result.unique_id] = result
+        self.reporter.report(results)
+
+    def _run_relation(self, unit: Unit) -> list[NodeResult]:
+        node = unit.node
+        compiled = self.plan.compiled[node.unique_id]
+        relation = node.relation
+        adapter = self.adapter
+        wall, start = time.time(), time.perf_counter()
+        outcomes: list[tuple[Node, TestOutcome, float]] = []
+        staging: Relation | None = None
+        try:
+            action, rows, staging = self._materialize(compiled)
+            queries = []
+            for test in unit.tests:
+                sql = self._sql(test)
+                if staging is not None:
+                    from runner.transpile import retarget
+
+                    sql = retarget(sql, {(relation.schema, relation.identifier): _key(staging)})
+                queries.append((test, sql))
+            t0 = time.perf_counter()
+            judged = run_tests(adapter, queries)
+            each = (time.perf_counter() - t0) / max(1, len(judged))
+            outcomes = [
+                (test, outcome, each) for (test, _), outcome in zip(queries, judged, strict=True)
+            ]
+            blocking = [t for t, o, _ in outcomes if o.blocks]
+            if staging is not None:
+                if blocking:
+                    adapter.drop(staging)
+                else:
+                    adapter.swap_in(staging, relation)
+        except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
+            if staging is not None:
+                _quietly(lambda: adapter.drop(staging))
+            seconds = time.perf_counter() - start
+            message = _first_line(exc)
+            head = self._result(
+                node, NodeStatus.ERROR, message, seconds, wall, detail=_spark_message(exc)
+            )
+            because = f"{node.name} failed"
+            return [
+                head,
+                *(self._result(t, NodeStatus.SKIPPED, because, 0.0, wall) for t in unit.tests),
+            ]
+        seconds = time.perf_counter() - start
+        if blocking:
+            names = ", ".join(t.name for t in blocking)
+            message = (
+                f"not published: a blocking test failed ({names}); the previous version is kept"
+            )
+            head = self._result(
+                node,
+                NodeStatus.ERROR,
+                message,
+                seconds,
+                wall,
+                rows=rows,
+                action=action,
+                blocked_by=tuple(t.name for t in blocking),
+            )
+        else:
+            self._record(node, compiled)
+            head = self._result(
+                node, NodeStatus.SUCCESS, action, seconds, wall, rows=rows, action=action
+            )
+        results = [head]
+        for test, outcome, secs in outcomes:
+            results.append(self._test_result(test, outcome, secs, wall))
+        return results
+
+    def _materialize(self, compiled: CompiledNode) -> tuple[str, int | None, Relation | None]:
+        """Build the node; (action, rows, the staging table to swap in or None)."""
+        node = compiled.node
+        adapter = self.adapter
+        relation = node.relation
+        if node.is_seed:
+            staging = adapter.staging(relation)
+            rows = self._load_seed(node, staging)
+            return "loaded seed", rows, staging
+        kind = node.config.materialized
+        sql = strip_statement(compiled.sql)
+        if kind == Materialization.VIEW:
+            adapter.create_view(relation, sql)
+            return "created view", None, None
+        staging = adapter.staging(relation)
+        if kind == Materialization.INCREMENTAL and compiled.is_incremental:
+            sql, action = self._incremental_rows(node, sql)
+            rows = adapter.create_table_as(staging, sql)
+            return action, rows, staging
+        rows = adapter.create_table_as(staging, sql)
+        return "created table", rows, staging
+
+    def _incremental_rows(self, node: Node, batch_sql: str) -> tuple[str, str]:
+        """The table's next content: its rows not replaced by the batch (and, with
+        `valid_keys`, still valid), then the batch's (copy on write)."""
+        from runner.engines.spark import name
+
+        relation = node.relation
+        columns = self.adapter.columns(relation)
+        listed = ", ".join(f"`{c}`" for c in columns)
+        batch = f"__kpi_batch__{relation.identifier}"
+        self.adapter.sql(f"create or replace temporary view `{batch}` as\n{batch_sql}")
+        if node.config.incremental_strategy != "delete+insert":
+            kept = f"select {listed} from {name(relation)}"
+            return f"{kept}\nunion all\nselect {listed} from `{batch}`", "inserted into"
+        keys = node.config.unique_key
+        match = " and ".join(f"kept.`{k}` <=> batch.`{k}`" for k in keys)
+        key_list = ", ".join(f"`{k}`" for k in keys)
+        kept = (
+            f"select kept.* from {name(relation)} as kept\n"
+            f"left anti join (select distinct {key_list} from `{batch}`) as batch on {match}"
+        )
+        if node.config.valid_keys:
+            valid = _spark_relation(node.config.valid_keys)
+            in_range = " and ".join(f"kept.`{k}` <=> valid.`{k}`" for k in keys)
+            kept += f"\nleft semi join {valid} as valid on {in_range}"
+        sql = (
+            f"select {listed} from (\n{kept}\n) as kept_rows\n"
+            f"union all\nselect {listed} from `{batch}`"
+        )
+        return sql, "merged into"
+
+    def _load_seed(self, node: Node, staging: Relation) -> int:
+        """A seed's CSV, typed by DuckDB as on every target, as the staging table."""
+        import duckdb
+
+        from runner.materializations import load_csv_table
+
+        folder = self.adapter.location(staging)
+        folder.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect() as con:
+            temporary = Relation("main", "seed")
+            path = self.project.settings.project_dir / node.path
+            load_csv_table(con, temporary, path, node.config.column_types)
+            con.execute(f"copy {temporary} to '{folder / 'part-0.parquet'}' (format parquet)")
+        self.adapter.register(staging)
+        return self.adapter.count(f"select * from `{staging.schema}`.`{staging.identifier}`")
+
+    def _record(self, node: Node, compiled: CompiledNode) -> None:
+        from runner.engines.spark import now
+
+        if node.config.materialized not in build_state.RELATIONS and not node.is_seed:
+            return
+        incremental = self.plan.incremental
+        uid = node.unique_id
+        seen = incremental.seen.get(uid, 0)
+        logic = incremental.logic.get(uid, "")
+        old = self.state.get(uid)
+        moment = now()
+        if compiled.is_incremental and old is not None and old.full_built_at is not None:
+            self.state[uid] = build_state.NodeState(
+                seen, logic, old.full_load_id, moment, old.full_built_at
+            )
+        else:
+            self.state[uid] = build_state.NodeState(seen, logic, seen, moment, moment)
+
+    def _run_test_alone(self, test: Node) -> NodeResult:
+        wall, start = time.time(), time.perf_counter()
+        outcome = run_test(self.adapter, self._sql(test), test)
+        return self._test_result(test, outcome, time.perf_counter() - start, wall)
+
+    # -- results ------------------------------------------------------------------
+
+    def _sql(self, node: Node) -> str:
+        return strip_statement(self.plan.compiled[node.unique_id].sql)
+
+    def _result(
+        self,
+        node: Node,
+        status: NodeStatus,
+        message: str,
+        seconds: float,
+        wall: float,
+        **details: Any,
+    ) -> NodeResult:
+        path = self.plan.paths.get(node.unique_id)
+        return make_result(node, status, message, seconds, wall, path, **details)
+
+    def _test_result(
+        self, test: Node, outcome: TestOutcome, seconds: float, wall: float
+    ) -> NodeResult:
+        return self._result(
+            test,
+            outcome.status,
+            outcome.message,
+            seconds,
+            wall,
+            failures=outcome.failures,
+            detail=outcome.message,
+            columns=outcome.columns,
+            sample=outcome.sample,
+        )
+
+
+def run_tests(adapter: SparkAdapter, tests: Sequence[tuple[Node, str]]) -> list[TestOutcome]:
+    """The tests of one relation, fused: one query counts the failing rows of
+    every test (one Spark job instead of one per test); a failing test's first
+    rows are then read on their own. When the fused query fails, each test runs
+    alone, so that the one that cannot run is named."""
+    if len(tests) < 2:
+        return [run_test(adapter, sql, test) for test, sql in tests]
+    parts = [
+        f"select {i} as test_index, count(*) as failures from (\n{_test_query(sql, test)}\n) "
+        f"as test_{i}"
+        for i, (test, sql) in enumerate(tests)
+    ]
+    try:
+        rows = adapter.sql("\nunion all\n".join(parts)).collect()
+    except Exception:  # noqa: BLE001 - which test failed is found by running each
+        return [run_test(adapter, sql, test) for test, sql in tests]
+    counts = {int(row[0]): int(row[1]) for row in rows}
+    return [
+        _judged(adapter, _test_query(sql, test), test, counts[i])
+        for i, (test, sql) in enumerate(tests)
+    ]
+
+
+def run_test(adapter: SparkAdapter, sql: str, test: Node) -> TestOutcome:
+    """One test query on Spark: count its failing rows and judge them."""
+    query = _test_query(sql, test)
+    try:
+        return _judged(adapter, query, test, adapter.count(query))
+    except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
+        return TestOutcome(NodeStatus.ERROR, 0, _spark_message(exc))
+
+
+def _test_query(sql: str, test: Node) -> str:
+    query = strip_statement(sql)
+    if test.config.limit is not None:
+        query = f"select * from (\n{query}\n) as limited limit {int(test.config.limit)}"
+    return query
+
+
+def _judged(adapter: SparkAdapter, query: str, test: Node, failures: int) -> TestOutcome:
+    status = judge(test.config, failures, test.path)
+    if status == NodeStatus.PASS:
+        return TestOutcome(status, failures)
+    try:
+        columns, rows = adapter.fetch(query, SAMPLE_ROWS)
+    except Exception:  # noqa: BLE001 - the count stands without its sample
+        columns, rows = (), []
+    return TestOutcome(status, failures, "", columns, tuple(rows))
+
+
+def _key(relation: Relation) -> tuple[str, str]:
+    return relation.schema, relation.identifier
+
+
+def _spark_relation(text: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_table(text, dialect="duckdb").sql(dialect="spark")
+
+
+def _spark_message(exc: BaseException) -> str:
+    from runner.transpile import _spark_message as message
+
+    return message(exc).strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    for line in _spark_message(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return repr(exc)
+
+
+def _quietly(action: Any) -> None:
+    with contextlib.suppress(Exception):  # cleaning up after a failure already reported
+        action()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
