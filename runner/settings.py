@@ -142,11 +142,11 @@ def load_settings(
                 hint="Pass --target duckdb (the default) or --target spark.",
             )
         settings = replace(settings, target=target)
-    target = target_path or env.target_path
-    if target:
-        target = Path(target)
+    given_path = target_path or env.target_path
+    if given_path:
+        folder = Path(given_path)
         settings = replace(
-            settings, target_path=target if target.is_absolute() else Path.cwd() / target
+            settings, target_path=folder if folder.is_absolute() else Path.cwd() / folder
         )
     return settings
 

@@ -18,9 +18,11 @@ with three differences:
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +92,7 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             results = executor.execute()
         finally:
             adapter.write_state(executor.state)
+            adapter.save_views()
     elapsed = time.perf_counter() - started
     for block in reporter.failure_blocks:
         reporter.block("\n" + block)
@@ -243,6 +246,7 @@ class SparkExecutor:
         schemas = {u.node.config.schema for u in plan.units.values() if not u.node.is_test}
         self.existing = adapter.existing_tables(schemas)
         self.results: dict[str, NodeResult] = {}
+        self._lock = threading.Lock()
 
     def execute(self) -> list[NodeResult]:
         from runner.scheduler import run_graph
@@ -253,7 +257,8 @@ class SparkExecutor:
         ):
             self.adapter.create_schema(schema)
         self.reporter.total = plan.total
-        self.reporter.info(f"Running {plan.total} node(s) on Spark.")
+        threads = self.options.threads or self.project.settings.threads
+        self.reporter.info(f"Running {plan.total} node(s) on Spark with {threads} thread(s).")
         if any(
             self.options.store_failures or n.config.store_failures
             for u in plan.units.values()
@@ -264,7 +269,7 @@ class SparkExecutor:
         run_graph(
             plan.parents,
             self._run_unit,
-            threads=1,
+            threads=self.options.threads or self.project.settings.threads,
             on_skip=self._skip_unit,
             fail_fast=self.options.fail_fast,
         )
@@ -278,9 +283,10 @@ class SparkExecutor:
             results = [self._run_test_alone(unit.node)]
         else:
             results = self._run_relation(unit)
-        for result in results:
-            self.results[result.unique_id] = result
-        self.reporter.report(results)
+        with self._lock:
+            for result in results:
+                self.results[result.unique_id] = result
+            self.reporter.report(results)
         return not results[0].status.failed
 
     def _skip_unit(self, key: str, because: str) -> None:
@@ -292,11 +298,14 @@ class SparkExecutor:
         )
         wall = time.time()
         results = [self._result(n, NodeStatus.SKIPPED, reason, 0.0, wall) for n in unit.nodes]
-        for result in results:
-            self.results[result.unique_id] = result
-        self.reporter.report(results)
+        with self._lock:
+            for result in results:
+                self.results[result.unique_id] = result
+            self.reporter.report(results)
 
     def _run_relation(self, unit: Unit) -> list[NodeResult]:
+        from runner.engines.spark import name
+
         node = unit.node
         compiled = self.plan.compiled[node.unique_id]
         relation = node.relation
@@ -315,7 +324,14 @@ class SparkExecutor:
                     sql = retarget(sql, {(relation.schema, relation.identifier): _key(staging)})
                 queries.append((test, sql))
             t0 = time.perf_counter()
-            judged = run_tests(adapter, queries)
+            counted = staging if rows is None else None
+            cached = _cache_for_tests(adapter, node, queries)
+            try:
+                judged, counted_rows = run_tests(adapter, queries, counted)
+            finally:
+                if cached:
+                    _quietly(lambda: adapter.sql(f"uncache table if exists {name(relation)}"))
+            rows = counted_rows if counted is not None else rows
             each = (time.perf_counter() - t0) / max(1, len(judged))
             outcomes = [
                 (test, outcome, each) for (test, _), outcome in zip(queries, judged, strict=True)
@@ -370,6 +386,7 @@ class SparkExecutor:
         node = compiled.node
         adapter = self.adapter
         relation = node.relation
+        rows: int | None
         if node.is_seed:
             staging = adapter.staging(relation)
             rows = self._load_seed(node, staging)
@@ -382,9 +399,9 @@ class SparkExecutor:
         staging = adapter.staging(relation)
         if kind == Materialization.INCREMENTAL and compiled.is_incremental:
             sql, action = self._incremental_rows(node, sql)
-            rows = adapter.create_table_as(staging, sql)
+            rows = adapter.create_table_as(staging, sql, count=False)
             return action, rows, staging
-        rows = adapter.create_table_as(staging, sql)
+        rows = adapter.create_table_as(staging, sql, count=False)
         return "created table", rows, staging
 
     def _incremental_rows(self, node: Node, batch_sql: str) -> tuple[str, str]:
@@ -442,9 +459,15 @@ class SparkExecutor:
         uid = node.unique_id
         seen = incremental.seen.get(uid, 0)
         logic = incremental.logic.get(uid, "")
-        old = self.state.get(uid)
         moment = now()
-        if compiled.is_incremental and old is not None and old.full_built_at is not None:
+        with self._lock:
+            self._record_state(uid, seen, logic, moment, compiled.is_incremental)
+
+    def _record_state(
+        self, uid: str, seen: int, logic: str, moment: datetime, incremental: bool
+    ) -> None:
+        old = self.state.get(uid)
+        if incremental and old is not None and old.full_built_at is not None:
             self.state[uid] = build_state.NodeState(
                 seen, logic, old.full_load_id, moment, old.full_built_at
             )
@@ -489,27 +512,51 @@ class SparkExecutor:
         )
 
 
-def run_tests(adapter: SparkAdapter, tests: Sequence[tuple[Node, str]]) -> list[TestOutcome]:
+def run_tests(
+    adapter: SparkAdapter, tests: Sequence[tuple[Node, str]], count_of: Relation | None = None
+) -> tuple[list[TestOutcome], int | None]:
     """The tests of one relation, fused: one query counts the failing rows of
-    every test (one Spark job instead of one per test); a failing test's first
-    rows are then read on their own. When the fused query fails, each test runs
-    alone, so that the one that cannot run is named."""
-    if len(tests) < 2:
-        return [run_test(adapter, sql, test) for test, sql in tests]
+    every test (and the rows of `count_of`): one Spark job instead of one per
+    test. A failing test's first rows are then read on their own. When the
+    fused query fails, each test runs alone, so that the one that cannot run is
+    named."""
+    from runner.engines.spark import name
+
     parts = [
         f"select {i} as test_index, count(*) as failures from (\n{_test_query(sql, test)}\n) "
         f"as test_{i}"
         for i, (test, sql) in enumerate(tests)
     ]
+    if count_of is not None:
+        parts.append(f"select -1 as test_index, count(*) as failures from {name(count_of)}")
+    if not parts:
+        return [], None
     try:
         rows = adapter.sql("\nunion all\n".join(parts)).collect()
     except Exception:  # noqa: BLE001 - which test failed is found by running each
-        return [run_test(adapter, sql, test) for test, sql in tests]
+        outcomes = [run_test(adapter, sql, test) for test, sql in tests]
+        total = adapter.count(f"select * from {name(count_of)}") if count_of else None
+        return outcomes, total
     counts = {int(row[0]): int(row[1]) for row in rows}
-    return [
+    outcomes = [
         _judged(adapter, _test_query(sql, test), test, counts[i])
         for i, (test, sql) in enumerate(tests)
     ]
+    return outcomes, counts.get(-1)
+
+
+def _cache_for_tests(adapter: SparkAdapter, node: Node, tests: Sequence[tuple[Node, str]]) -> bool:
+    """Cache a view's rows while its tests read them (each test would compute
+    the view again); whether it was cached."""
+    from runner.engines.spark import name
+
+    if node.config.materialized != Materialization.VIEW or len(tests) < 2:
+        return False
+    try:
+        adapter.sql(f"cache table {name(node.relation)}")
+    except Exception:  # noqa: BLE001 - the tests then read the view itself
+        return False
+    return True
 
 
 def run_test(adapter: SparkAdapter, sql: str, test: Node) -> TestOutcome:

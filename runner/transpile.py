@@ -51,7 +51,7 @@ def to_spark(sql: str, *, name: str = "query", path: str | None = None) -> str:
             hint="Write the construct in SQL both engines read (see docs/spark.md), "
             "or give the model a Spark branch with `{% if target.type == 'spark' %}`.",
         ) from exc
-    tree = rewrite(tree)
+    tree = rewrite(tree)  # type: ignore[arg-type]
     return tree.sql(dialect="spark", pretty=True) + "\n"
 
 

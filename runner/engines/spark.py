@@ -17,7 +17,8 @@ as select * from <staging>` (one atomic commit of the table format).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,9 @@ class SparkAdapter:
         # only writer while a build runs): {schema: {name: kind}}
         self._kinds: dict[str, dict[str, str]] = {}
         self._schemas: set[str] = set()  # created (or found) by this adapter
+        self._views: dict[Relation, str] | None = None  # `_kpi.views`, read once
+        self._views_changed = False
+        self._lock = threading.Lock()
 
     # -- the catalog ------------------------------------------------------------
 
@@ -80,9 +84,14 @@ class SparkAdapter:
         # registering reads each table's Parquet footers: a few at a time
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(self.register, found))
-        for relation, sql in self.recorded_views():
+        for own in (NODE_STATE, VIEWS):  # the runner's state is this warehouse's only
+            if not self.location(own).is_dir() and self.relation_kind(own) is not None:
+                self.drop(own, keep_files=True)
+        for relation, sql in list(self.recorded_views().items()):
+            self.create_schema(relation.schema)
             with contextlib.suppress(Exception):  # its inputs may be gone: rebuilt later
                 self.sql(f"create or replace view {name(relation)} as\n{sql}")
+                self._noted(relation, "VIEW")
 
     def location(self, relation: Relation) -> Path:
         return self.root / relation.schema / relation.identifier
@@ -145,11 +154,13 @@ class SparkAdapter:
             kinds[relation.identifier.lower()] = kind
 
     def existing_tables(self, schemas: Iterable[str]) -> frozenset[tuple[str, str]]:
+        """The tables of `schemas` that this warehouse holds (in the catalog, with
+        their folder under `warehouse_dir`)."""
         return frozenset(
             (schema.lower(), table)
             for schema in schemas
             for table, kind in self._schema_kinds(schema).items()
-            if kind == "BASE TABLE"
+            if kind == "BASE TABLE" and self.location(Relation(schema, table)).is_dir()
         )
 
     # -- statements -------------------------------------------------------------
@@ -172,8 +183,9 @@ class SparkAdapter:
         self._noted(relation, "VIEW")
         self.record_view(relation, sql)
 
-    def create_table_as(self, relation: Relation, sql: str) -> int:
-        """Write the rows of `sql` to `relation`'s folder and register it; the rows written."""
+    def create_table_as(self, relation: Relation, sql: str, count: bool = True) -> int | None:
+        """Write the rows of `sql` to `relation`'s folder and register it; the
+        rows written (None unless `count`)."""
         self.drop(relation)
         location = self.location(relation)
         self.sql(
@@ -181,7 +193,7 @@ class SparkAdapter:
             f"location '{_path_literal(location)}' as\n{sql}"
         )
         self._noted(relation, "BASE TABLE")
-        return self.count(f"select * from {name(relation)}")
+        return self.count(f"select * from {name(relation)}") if count else None
 
     def staging(self, relation: Relation) -> Relation:
         return Relation(relation.schema, STAGING_PREFIX + relation.identifier)
@@ -224,7 +236,7 @@ class SparkAdapter:
     # -- files ----------------------------------------------------------------
 
     def _filesystem(self, path: Path) -> tuple[Any, Any]:
-        jvm = self.session.sparkContext._jvm  # type: ignore[attr-defined]
+        jvm: Any = self.session.sparkContext._jvm
         hadoop_path = jvm.org.apache.hadoop.fs.Path(str(path))
         conf = self.session.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
         return hadoop_path.getFileSystem(conf), hadoop_path
@@ -267,25 +279,37 @@ class SparkAdapter:
         )
         self._write_rows(NODE_STATE, rows, schema)
 
-    def recorded_views(self) -> list[tuple[Relation, str]]:
-        if self.relation_kind(VIEWS) is None:
-            return []
-        rows = self.sql(f"select schema, name, sql from {name(VIEWS)} order by position").collect()
-        return [(Relation(str(r[0]), str(r[1])), str(r[2])) for r in rows]
+    def recorded_views(self) -> dict[Relation, str]:
+        """The views built on this warehouse and their SQL, in the order built."""
+        if self._views is None:
+            views: dict[Relation, str] = {}
+            if self.relation_kind(VIEWS) is not None:
+                query = f"select schema, name, sql from {name(VIEWS)} order by position"
+                for row in self.sql(query).collect():
+                    views[Relation(str(row[0]), str(row[1]))] = str(row[2])
+            self._views = views
+        return self._views
 
     def record_view(self, relation: Relation, sql: str) -> None:
-        views = [(r, s) for r, s in self.recorded_views() if r != relation]
-        self._write_views([*views, (relation, sql)])
+        views = self.recorded_views()
+        with self._lock:
+            views.pop(relation, None)
+            views[relation] = sql
+            self._views_changed = True
 
     def forget_view(self, relation: Relation) -> None:
         views = self.recorded_views()
-        kept = [(r, s) for r, s in views if r != relation]
-        if len(kept) != len(views):
-            self._write_views(kept)
+        with self._lock:
+            if views.pop(relation, None) is not None:
+                self._views_changed = True
 
-    def _write_views(self, views: Sequence[tuple[Relation, str]]) -> None:
-        rows = [(i, r.schema, r.identifier, s) for i, (r, s) in enumerate(views)]
+    def save_views(self) -> None:
+        """Write `_kpi.views` if a view was created or replaced by a table."""
+        if not self._views_changed or self._views is None:
+            return
+        rows = [(i, r.schema, r.identifier, s) for i, (r, s) in enumerate(self._views.items())]
         self._write_rows(VIEWS, rows, "position int, schema string, name string, sql string")
+        self._views_changed = False
 
     def _write_rows(self, relation: Relation, rows: list[tuple[Any, ...]], schema: str) -> None:
         """Replace a small `_kpi` table by `rows` (written from the driver)."""

@@ -1,0 +1,281 @@
+"""The Spark target: the same marts as DuckDB's, built on Spark in local mode.
+
+One Spark session serves every test here (`local[2]`, one shuffle partition,
+no UI, UTC, TIMESTAMP_NTZ). The demo export is built once on each engine and
+every table compared (floats at 1e-9 relative); an append is then built
+incrementally on both and compared again.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from runner.build import RunOptions
+from runner.errors import CompilationError
+from runner.planning import Command
+from runner.project import Project
+from runner.reporting import Reporter
+from runner.transpile import to_spark
+
+pytestmark = pytest.mark.spark
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "runner" / "crm" / "demo_export"
+REL_TOL = 1e-9
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session every Spark test shares (started with the test settings)."""
+    from runner.spark_session import SparkTarget, get_session
+
+    target = SparkTarget(
+        warehouse_dir=tmp_path_factory.mktemp("spark-catalog"),
+        master="local[2]",
+        fast_start=True,
+        conf={"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "2"},
+    )
+    session = get_session(target)
+    yield session
+    session.stop()
+
+
+def quiet(project_dir: Path, work: Path, name: str, **kwargs: Any) -> Project:
+    return Project.load(
+        project_dir,
+        warehouse=work / f"{name}.duckdb",
+        target_path=work / f"{name}-target",
+        reporter=Reporter(stream=io.StringIO()),
+        **kwargs,
+    )
+
+
+def spark_tables(folder: Path, schema: str) -> list[str]:
+    return sorted(p.name for p in (folder / schema).iterdir() if not p.name.startswith("__"))
+
+
+def read_spark(con: duckdb.DuckDBPyConnection, folder: Path, order: str) -> list[tuple[Any, ...]]:
+    return con.execute(f"select * from read_parquet('{folder}/*.parquet') order by {order}").fetchall()
+
+
+def assert_same_tables(
+    duckdb_file: Path, spark_dir: Path, schemas: tuple[str, ...], ignore: tuple[str, ...] = ()
+) -> int:
+    """Every table of `schemas` in the DuckDB file equals Spark's (its Parquet
+    files read by DuckDB): same columns, rows, values; floats at 1e-9
+    relative. The number of tables compared."""
+    compared = 0
+    with duckdb.connect(str(duckdb_file), read_only=True) as con:
+        for schema in schemas:
+            tables = [
+                t
+                for (t,) in con.execute(
+                    "select table_name from information_schema.tables where table_schema = ? "
+                    "and table_type = 'BASE TABLE' order by 1",
+                    [schema],
+                ).fetchall()
+            ]
+            assert tables, schema
+            assert set(tables) <= set(spark_tables(spark_dir, schema)), schema
+            for table in tables:
+                columns = [
+                    c
+                    for (c,) in con.execute(
+                        "select column_name from information_schema.columns where "
+                        "table_schema = ? and table_name = ? order by ordinal_position",
+                        [schema, table],
+                    ).fetchall()
+                ]
+                kept = [c for c in columns if c not in ignore]
+                listed = ", ".join(f'"{c}"' for c in kept)
+                ours = con.execute(
+                    f"select {listed} from {schema}.{table} order by {listed}"
+                ).fetchall()
+                folder = spark_dir / schema / table
+                described = con.execute(
+                    f"select * from read_parquet('{folder}/*.parquet') limit 0"
+                ).description
+                assert [d[0] for d in described or ()] == columns, (schema, table)
+                theirs = con.execute(
+                    f"select {listed} from read_parquet('{folder}/*.parquet') order by {listed}"
+                ).fetchall()
+                assert len(ours) == len(theirs), (schema, table)
+                for row, other in zip(ours, theirs, strict=True):
+                    for column, a, b in zip(kept, row, other, strict=True):
+                        assert same_value(a, b), (schema, table, column, row, other)
+                compared += 1
+    return compared
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is None and b is None
+        return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=0.0)
+    return bool(a == b)
+
+
+# -- the demo export on both engines ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo export (a copy, which the append test extends) built on DuckDB
+    and on Spark."""
+    work = tmp_path_factory.mktemp("spark-demo")
+    export = work / "export"
+    shutil.copytree(DEMO, export)
+    duck = quiet(ROOT, work, "duck", raw_dir=export)
+    assert duck.build().exit_code == 0
+    on_spark = quiet(ROOT, work, "spark", raw_dir=export, target="spark")
+    result = on_spark.build()
+    assert result.exit_code == 0, result.summary
+    return {"work": work, "export": export, "result": result}
+
+
+def test_every_mart_built_on_spark_equals_the_duckdb_build(demo: dict[str, Any]) -> None:
+    work = demo["work"]
+    compared = assert_same_tables(
+        work / "duck.duckdb", work / "spark-spark", ("marts", "intermediate")
+    )
+    assert compared >= 26
+    statuses = {r.name: str(r.status) for r in demo["result"].results}
+    for mart in ("kpi_win_rate", "kpi_churn", "kpi_stage_duration", "kpi_lead_response_time"):
+        assert statuses[mart] == "success"
+    # the Spark SQL that ran is kept, translated
+    compiled = work / "spark-target" / "compiled" / "spark" / "models" / "marts"
+    assert "`intermediate`.`int_closed_deals_aggregated`" in (
+        compiled / "kpi_win_rate.sql"
+    ).read_text(encoding="utf-8")
+
+
+def test_an_incremental_append_on_spark_equals_the_duckdb_builds(demo: dict[str, Any]) -> None:
+    from runner.crm.generate import generate_export
+
+    work, export = demo["work"], demo["export"]
+    generate_export(export, append=True)
+    duck = quiet(ROOT, work, "duck", raw_dir=export)
+    assert duck.build().exit_code == 0  # incremental on DuckDB too
+    on_spark = quiet(ROOT, work, "spark", raw_dir=export, target="spark")
+    result = on_spark.build()
+    assert result.exit_code == 0, result.summary
+    actions = {r.name: r.message for r in result.results}
+    assert actions["int_stage_intervals_sequenced"] == "merged into"
+    assert actions["kpi_sales_effort"] == "merged into"
+    # the same loads in the same order: equal to the row, load ids included
+    assert_same_tables(work / "duck.duckdb", work / "spark-spark", ("marts", "intermediate"))
+    # and equal to a full build of everything at once (whose rows all carry load 1)
+    full = quiet(ROOT, work, "full", raw_dir=export)
+    assert full.build().exit_code == 0
+    assert_same_tables(
+        work / "full.duckdb", work / "spark-spark", ("marts", "intermediate"), ("_load_id",)
+    )
+
+
+# -- small projects ------------------------------------------------------------
+
+SMALL_YML = """
+models:
+  - name: numbers
+    columns:
+      - name: n
+        data_tests: [not_null]
+"""
+
+
+def small_project(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "small"
+    (root / "models").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[tool.kpi]\nthreads = 1\n[tool.kpi.targets.spark]\nmaster = "local[2]"\n',
+        encoding="utf-8",
+    )
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_a_failing_error_test_on_spark_keeps_the_previous_table(
+    spark: Any, tmp_path: Path
+) -> None:
+    root = small_project(
+        tmp_path,
+        {
+            "models/numbers.sql": "{{ config(materialized='table') }}\n"
+            "select cast({{ var('n') }} as bigint) as n",
+            "models/numbers.yml": SMALL_YML,
+            "models/doubled.sql": "select n * 2 as m from {{ ref('numbers') }}",
+        },
+    )
+    first = quiet(root, tmp_path, "w", target="spark", vars={"n": 1}).build()
+    assert first.exit_code == 0, first.summary
+    second = quiet(root, tmp_path, "w", target="spark", vars={"n": "null"}).build()
+    assert second.exit_code == 1
+    by_name = {r.name: r for r in second.results}
+    assert "the previous version is kept" in by_name["numbers"].message
+    assert str(by_name["not_null_numbers_n"].status) == "fail"
+    assert str(by_name["doubled"].status) == "skipped"
+    assert spark.sql("select n from main.numbers").collect()[0][0] == 1
+    with duckdb.connect() as con:
+        assert read_spark(con, tmp_path / "w-spark" / "main" / "numbers", "n") == [(1,)]
+    assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
+
+
+def test_a_model_spark_cannot_parse_is_named_before_anything_runs(
+    spark: Any, tmp_path: Path
+) -> None:
+    root = small_project(
+        tmp_path,
+        {
+            "models/numbers.sql": "select 1 as n",
+            "models/stacked.sql": "select 1 as a, 2 as b\nunion all by name\nselect 3 as b, 4 as a",
+        },
+    )
+    project = quiet(root, tmp_path, "w", target="spark")
+    with pytest.raises(CompilationError) as caught:
+        project.execute(Command.RUN, RunOptions())
+    message = str(caught.value)
+    assert "'stacked'" in message and "does not parse on Spark" in message
+    assert "compiled/spark/models/stacked.sql" in message
+    assert not (tmp_path / "w-spark" / "main").exists()  # nothing ran
+
+
+# -- without Spark ---------------------------------------------------------------
+
+
+def test_translation_rewrites_what_spark_reads_otherwise() -> None:
+    sql = to_spark(
+        "with a as not materialized (select 1 as x)\n"
+        "select row_number() over (order by x) as r, cast(x as hugeint) as h,\n"
+        "  sum(x) / 3.0 as d, epoch_us(t) as e from a"
+    )
+    assert "MATERIALIZED" not in sql.upper()
+    assert "CAST(ROW_NUMBER() OVER (ORDER BY x NULLS LAST) AS BIGINT)" in sql
+    assert "DECIMAL(38, 0)" in sql
+    assert "CAST(SUM(x) AS DOUBLE) / 3.0" in sql
+    assert "UNIX_MICROS(t)" in sql
+    # a division that is DOUBLE already is left alone
+    assert "CAST(CAST(" not in to_spark("select cast(a as double) / nullif(b, 0)")
+
+
+def test_duckdb_commands_never_import_pyspark(tmp_path: Path) -> None:
+    code = (
+        "import sys, io\n"
+        "from runner.project import Project\n"
+        "from runner.reporting import Reporter\n"
+        f"p = Project.load({str(ROOT)!r}, target_path={str(tmp_path)!r}, "
+        "reporter=Reporter(stream=io.StringIO()))\n"
+        "p.ls()\n"
+        "assert 'pyspark' not in sys.modules and 'runner.spark_build' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
