@@ -65,7 +65,9 @@ def spark_tables(folder: Path, schema: str) -> list[str]:
 
 
 def read_spark(con: duckdb.DuckDBPyConnection, folder: Path, order: str) -> list[tuple[Any, ...]]:
-    return con.execute(f"select * from read_parquet('{folder}/*.parquet') order by {order}").fetchall()
+    return con.execute(
+        f"select * from read_parquet('{folder}/*.parquet') order by {order}"
+    ).fetchall()
 
 
 def assert_same_tables(
@@ -205,9 +207,7 @@ def small_project(tmp_path: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def test_a_failing_error_test_on_spark_keeps_the_previous_table(
-    spark: Any, tmp_path: Path
-) -> None:
+def test_a_failing_error_test_on_spark_keeps_the_previous_table(spark: Any, tmp_path: Path) -> None:
     root = small_project(
         tmp_path,
         {
