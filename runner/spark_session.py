@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 FILE_FORMATS = ("parquet", "delta", "iceberg")
 FAST_START_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss4m"
+LOG4J_FILE = Path(__file__).parent / "assets" / "spark-log4j2.properties"
 KEYS = ("master", "warehouse_dir", "file_format", "fast_start", "conf", "app_name")
 
 # What every session needs, whatever the user's conf says.
@@ -118,8 +119,10 @@ class SparkTarget:
             "spark.sql.warehouse.dir": str(self.warehouse_dir / "_catalog"),
             **FORMAT_CONF.get(self.file_format, {}),
         }
+        java_options = f"-Dlog4j2.configurationFile={LOG4J_FILE.as_uri()}"
         if self.fast_start:
-            conf["spark.driver.extraJavaOptions"] = FAST_START_JVM
+            java_options += " " + FAST_START_JVM
+        conf["spark.driver.extraJavaOptions"] = java_options
         conf.update(self.conf)
         conf.update(REQUIRED_CONF)
         return conf

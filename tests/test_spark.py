@@ -225,7 +225,7 @@ def test_a_failing_error_test_on_spark_keeps_the_previous_table(spark: Any, tmp_
     assert "the previous version is kept" in by_name["numbers"].message
     assert str(by_name["not_null_numbers_n"].status) == "fail"
     assert str(by_name["doubled"].status) == "skipped"
-    assert spark.sql("select n from main.numbers").collect()[0][0] == 1
+    assert quiet(root, tmp_path, "w", target="spark").show("numbers") == (["n"], [(1,)])
     with duckdb.connect() as con:
         assert read_spark(con, tmp_path / "w-spark" / "main" / "numbers", "n") == [(1,)]
     assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
