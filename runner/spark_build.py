@@ -405,34 +405,13 @@ class SparkExecutor:
         return "created table", rows, staging
 
     def _incremental_rows(self, node: Node, batch_sql: str) -> tuple[str, str]:
-        """The table's next content: its rows not replaced by the batch (and, with
-        `valid_keys`, still valid), then the batch's (copy on write)."""
-        from runner.engines.spark import name
-
-        relation = node.relation
-        columns = self.adapter.columns(relation)
-        listed = ", ".join(f"`{c}`" for c in columns)
-        batch = f"__kpi_batch__{relation.identifier}"
-        self.adapter.sql(f"create or replace temporary view `{batch}` as\n{batch_sql}")
-        if node.config.incremental_strategy != "delete+insert":
-            kept = f"select {listed} from {name(relation)}"
-            return f"{kept}\nunion all\nselect {listed} from `{batch}`", "inserted into"
-        keys = node.config.unique_key
-        match = " and ".join(f"kept.`{k}` <=> batch.`{k}`" for k in keys)
-        key_list = ", ".join(f"`{k}`" for k in keys)
-        kept = (
-            f"select kept.* from {name(relation)} as kept\n"
-            f"left anti join (select distinct {key_list} from `{batch}`) as batch on {match}"
-        )
-        if node.config.valid_keys:
-            valid = _spark_relation(node.config.valid_keys)
-            in_range = " and ".join(f"kept.`{k}` <=> valid.`{k}`" for k in keys)
-            kept += f"\nleft semi join {valid} as valid on {in_range}"
-        sql = (
-            f"select {listed} from (\n{kept}\n) as kept_rows\n"
-            f"union all\nselect {listed} from `{batch}`"
-        )
-        return sql, "merged into"
+        """The table's next content (the adapter's copy on write) and the action."""
+        config = node.config
+        if config.incremental_strategy == "delete+insert":
+            valid = _spark_relation(config.valid_keys) if config.valid_keys else None
+            sql = self.adapter.delete_insert_sql(node.relation, batch_sql, config.unique_key, valid)
+            return sql, "merged into"
+        return self.adapter.append_sql(node.relation, batch_sql), "inserted into"
 
     def _load_seed(self, node: Node, staging: Relation) -> int:
         """A seed's CSV, typed by DuckDB as on every target, as the staging table."""

@@ -225,7 +225,8 @@ def test_a_failing_error_test_on_spark_keeps_the_previous_table(spark: Any, tmp_
     assert "the previous version is kept" in by_name["numbers"].message
     assert str(by_name["not_null_numbers_n"].status) == "fail"
     assert str(by_name["doubled"].status) == "skipped"
-    assert quiet(root, tmp_path, "w", target="spark").show("numbers") == (["n"], [(1,)])
+    shown = quiet(root, tmp_path, "w", target="spark", vars={"n": 1}).show("numbers")
+    assert shown == (["n"], [(1,)])
     with duckdb.connect() as con:
         assert read_spark(con, tmp_path / "w-spark" / "main" / "numbers", "n") == [(1,)]
     assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
@@ -279,3 +280,24 @@ def test_duckdb_commands_never_import_pyspark(tmp_path: Path) -> None:
         "assert 'pyspark' not in sys.modules and 'runner.spark_build' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_delete_insert_on_spark_replaces_keys_null_ones_too_and_drops_invalid_ones(
+    spark: Any, tmp_path: Path
+) -> None:
+    from runner.engines.spark import SparkAdapter
+    from runner.nodes import Relation
+    from runner.spark_session import SparkTarget
+
+    adapter = SparkAdapter(spark, SparkTarget(warehouse_dir=tmp_path / "w"))
+    adapter.create_schema("inc")
+    table, valid = Relation("inc", "t"), Relation("inc", "valid")
+    old = "select * from values (1, 'a'), (2, 'b'), (4, 'd'), (null, 'n') as rows(k, v)"
+    adapter.create_table_as(table, old)
+    adapter.create_table_as(valid, "select * from values (1), (3), (4), (null) as rows(k)")
+    batch = "select * from values (1, 'A'), (3, 'C'), (null, 'N') as rows(k, v)"
+    assert adapter.delete_insert(table, batch, ("k",), "`inc`.`valid`") == 4
+    rows = spark.sql("select k, v from inc.t order by k nulls first").collect()
+    assert [tuple(r) for r in rows] == [(None, "N"), (1, "A"), (3, "C"), (4, "d")]
+    assert adapter.insert_by_name(table, "select 'e' as v, 5 as k") == 5
+    assert spark.sql("select v from inc.t where k = 5").collect()[0][0] == "e"

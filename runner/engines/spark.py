@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -229,6 +229,87 @@ class SparkAdapter:
         self._noted(relation, None)
         if not keep_files:
             self._remove(self.location(relation))
+
+    def delete_insert_sql(
+        self,
+        relation: Relation,
+        batch_sql: str,
+        unique_key: tuple[str, ...],
+        valid_keys: str | None = None,
+    ) -> str:
+        """The next content of `relation` for a delete+insert (copy on write):
+        its rows whose key is not in the batch (`<=>`: NULL keys match), and
+        with `valid_keys` (a relation holding the key columns) only the rows
+        still valid, then the batch's rows."""
+        columns = ", ".join(f"`{c}`" for c in self.columns(relation))
+        batch = self._batch_view(relation, batch_sql)
+        match = " and ".join(f"kept.`{k}` <=> batch.`{k}`" for k in unique_key)
+        keys = ", ".join(f"`{k}`" for k in unique_key)
+        kept = (
+            f"select kept.* from {name(relation)} as kept\n"
+            f"left anti join (select distinct {keys} from `{batch}`) as batch on {match}"
+        )
+        if valid_keys:
+            in_range = " and ".join(f"kept.`{k}` <=> valid.`{k}`" for k in unique_key)
+            kept += f"\nleft semi join {valid_keys} as valid on {in_range}"
+        return (
+            f"select {columns} from (\n{kept}\n) as kept_rows\n"
+            f"union all\nselect {columns} from `{batch}`"
+        )
+
+    def append_sql(self, relation: Relation, batch_sql: str) -> str:
+        """The next content of `relation` for an append: its rows, then the batch's."""
+        columns = ", ".join(f"`{c}`" for c in self.columns(relation))
+        batch = self._batch_view(relation, batch_sql)
+        return f"select {columns} from {name(relation)}\nunion all\nselect {columns} from `{batch}`"
+
+    def _batch_view(self, relation: Relation, batch_sql: str) -> str:
+        batch = f"__kpi_batch__{relation.schema}__{relation.identifier}"
+        self.sql(f"create or replace temporary view `{batch}` as\n{batch_sql}")
+        return batch
+
+    def delete_insert(
+        self,
+        relation: Relation,
+        sql: str,
+        unique_key: tuple[str, ...],
+        valid_keys: str | None = None,
+    ) -> int | None:
+        """Replace the rows of `relation` whose key the batch `sql` has (see
+        `delete_insert_sql`): a new version written, then swapped in."""
+        staging = self.staging(relation)
+        rows = self.create_table_as(
+            staging, self.delete_insert_sql(relation, sql, unique_key, valid_keys)
+        )
+        self.swap_in(staging, relation)
+        return rows
+
+    def insert_by_name(self, relation: Relation, sql: str) -> int | None:
+        """Add the rows of `sql` to `relation`, matching columns by name."""
+        staging = self.staging(relation)
+        rows = self.create_table_as(staging, self.append_sql(relation, sql))
+        self.swap_in(staging, relation)
+        return rows
+
+    def rename(self, relation: Relation, identifier: str) -> Relation:
+        """`relation` under another name in its schema (its folder moves too)."""
+        renamed = Relation(relation.schema, identifier)
+        self.drop(renamed)
+        self.sql(f"drop table if exists {name(relation)}")
+        self._noted(relation, None)
+        self._move(self.location(relation), self.location(renamed))
+        self.register(renamed)
+        return renamed
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Spark has none: statements take effect as they run (a model is made
+        safe by its staging table instead; see the module docstring)."""
+        yield
+
+    def cursor(self) -> SparkAdapter:
+        """The session serves every thread: the adapter is its own cursor."""
+        return self
 
     def columns(self, relation: Relation) -> list[str]:
         return list(self.sql(f"select * from {name(relation)} limit 0").columns)
