@@ -17,21 +17,20 @@ from typing import TYPE_CHECKING
 
 from runner.caches import content_key
 from runner.nodes import Relation, quote_literal
+from runner.state_tables import TABLE_CHANGES
 
 if TYPE_CHECKING:
-    import duckdb
+    from runner.engines.base import EngineAdapter
 
 MARKER = "_kpi_export"  # Spark skips files whose names start with `_`
 
 
-def export_tables(
-    con: duckdb.DuckDBPyConnection, relations: Iterable[Relation], root: Path
-) -> list[Relation]:
+def export_tables(duck: EngineAdapter, relations: Iterable[Relation], root: Path) -> list[Relation]:
     """Write each DuckDB table of `relations` that changed to its Parquet
     folder under `root`; the relations written."""
     tables = {
         (s.lower(), n.lower())
-        for s, n in con.execute(
+        for s, n in duck.execute(
             "select table_schema, table_name from information_schema.tables"
         ).fetchall()
     }
@@ -40,7 +39,7 @@ def export_tables(
         if (relation.schema.lower(), relation.identifier.lower()) not in tables:
             continue
         folder = root / relation.schema / relation.identifier
-        version = _version(con, relation)
+        version = _version(duck, relation)
         marker = folder / MARKER
         if marker.is_file() and marker.read_text(encoding="utf-8") == version:
             continue
@@ -48,30 +47,28 @@ def export_tables(
         for old in folder.glob("*.parquet"):
             old.unlink()
         target = quote_literal(str(folder / "part-0.parquet"))
-        con.execute(f"copy (select * from {relation}) to {target} (format parquet)")
+        duck.execute(f"copy (select * from {relation}) to {target} (format parquet)")
         marker.write_text(version, encoding="utf-8")
         written.append(relation)
     return written
 
 
-def _version(con: duckdb.DuckDBPyConnection, relation: Relation) -> str:
+def _version(duck: EngineAdapter, relation: Relation) -> str:
     """What identifies a raw table's content: its loads (and its columns)."""
-    import duckdb
-
     try:
-        loads = con.execute(
+        loads = duck.fetchall(
             "select load_id, action, inserted_rows, updated_rows, deleted_rows "
-            "from _kpi.table_changes where lower(relation) = lower(?) order by all",
+            f"from {TABLE_CHANGES} where lower(relation) = lower(?) order by all",
             [relation.display],
-        ).fetchall()
-    except duckdb.Error:
+        )
+    except duck.Error:
         loads = []
-    columns = con.execute(
+    columns = duck.execute(
         "select column_name, data_type from information_schema.columns "
         "where lower(table_schema) = lower(?) and lower(table_name) = lower(?) "
         "order by ordinal_position",
         [relation.schema, relation.identifier],
     ).fetchall()
     if not loads:  # not written by the loader: its rows are all we know
-        loads = con.execute(f"select count(*) from {relation}").fetchall()
+        loads = duck.execute(f"select count(*) from {relation}").fetchall()
     return content_key(repr(loads), repr(columns))

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state
+from runner import build_state, state_tables
 from runner.build import BuildPlan, IncrementalPlan, RunOptions, stale_relations
 from runner.data_tests import SAMPLE_ROWS, TestOutcome, judge
 from runner.errors import CompilationError
@@ -37,9 +37,8 @@ from runner.planning import Command, Unit, plan_units
 from runner.results import NodeResult, NodeStatus, RunResult, make_result
 
 if TYPE_CHECKING:
-    import duckdb
-
     from runner.compiling import CompiledNode
+    from runner.engines.duckdb import DuckDBAdapter
     from runner.engines.spark import SparkAdapter
     from runner.loaded import LoadedProject
     from runner.project import Project
@@ -73,20 +72,20 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     )
     if not units:
         reporter.warning(f"nothing to {command}: the selection holds no {command}-able nodes.")
-    with project.writing(f"kpi {command} --target spark", options.wait_seconds) as con:
+    with project.writing(f"kpi {command} --target spark", options.wait_seconds) as duck:
         project.load_warnings = []
         if command == Command.BUILD and options.load:
-            project.load_raw_into(con, None, options.on_bad_rows, False)
+            project.load_raw_into(duck, None, options.on_bad_rows, False)
         adapter = open_adapter(project)
         sources = [s.relation for s in loaded.sources.values()]
-        written = raw_export.export_tables(con, sources, adapter.root)
+        written = raw_export.export_tables(duck, sources, adapter.root)
         for relation in sources:
             if adapter.location(relation).is_dir():
                 adapter.create_schema(relation.schema)
                 adapter.register(relation)
         if written:
             reporter.info(f"Handed {len(written)} raw table(s) to Spark as Parquet.")
-        plan = plan_spark_build(project, con, adapter, command, selected, units, parents, options)
+        plan = plan_spark_build(project, duck, adapter, command, selected, units, parents, options)
         executor = SparkExecutor(project, adapter, plan, options)
         try:
             results = executor.execute()
@@ -116,7 +115,7 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
 
 def plan_spark_build(
     project: Project,
-    con: duckdb.DuckDBPyConnection,
+    duck: DuckDBAdapter,
     adapter: SparkAdapter,
     command: Command,
     selected: Sequence[Node],
@@ -148,12 +147,12 @@ def plan_spark_build(
         u.node for u in units.values() if u.node.config.materialized == Materialization.INCREMENTAL
     ]
     logic = {node.unique_id: versions[node.unique_id] for node in incremental}
-    rebuilds = build_state.full_rebuilds(con, nodes, loaded.sources, logic, loaded.graph, state)
+    rebuilds = build_state.full_rebuilds(duck, nodes, loaded.sources, logic, loaded.graph, state)
     for uid, reason in sorted(rebuilds.items()):
         project.reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
     if options.full_refresh:
         rebuilds.update({uid: "--full-refresh" for uid in logic})
-    load_id = build_state.current_load_id(con)
+    load_id = state_tables.current_load_id(duck)
     seen = build_state.seen_after_run(nodes, loaded.graph, building, state, load_id)
     compiler = Compiler(
         loaded,
@@ -417,6 +416,7 @@ class SparkExecutor:
         """A seed's CSV, typed by DuckDB as on every target, as the staging table."""
         import duckdb
 
+        from runner.engines.duckdb import DuckDBAdapter
         from runner.materializations import load_csv_table
 
         folder = self.adapter.location(staging)
@@ -424,7 +424,7 @@ class SparkExecutor:
         with duckdb.connect() as con:
             temporary = Relation("main", "seed")
             path = self.project.settings.project_dir / node.path
-            load_csv_table(con, temporary, path, node.config.column_types)
+            load_csv_table(DuckDBAdapter(con), temporary, path, node.config.column_types)
             con.execute(f"copy {temporary} to '{folder / 'part-0.parquet'}' (format parquet)")
         self.adapter.register(staging)
         return self.adapter.count(f"select * from `{staging.schema}`.`{staging.identifier}`")
