@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.caches import content_key
-from runner.nodes import Relation, quote_literal
+from runner.nodes import Relation
 from runner.state_tables import TABLE_CHANGES
 
 if TYPE_CHECKING:
@@ -28,12 +28,7 @@ MARKER = "_kpi_export"  # Spark skips files whose names start with `_`
 def export_tables(duck: EngineAdapter, relations: Iterable[Relation], root: Path) -> list[Relation]:
     """Write each DuckDB table of `relations` that changed to its Parquet
     folder under `root`; the relations written."""
-    tables = {
-        (s.lower(), n.lower())
-        for s, n in duck.execute(
-            "select table_schema, table_name from information_schema.tables"
-        ).fetchall()
-    }
+    tables = set(duck.relations())
     written = []
     for relation in relations:
         if (relation.schema.lower(), relation.identifier.lower()) not in tables:
@@ -46,8 +41,7 @@ def export_tables(duck: EngineAdapter, relations: Iterable[Relation], root: Path
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.parquet"):
             old.unlink()
-        target = quote_literal(str(folder / "part-0.parquet"))
-        duck.execute(f"copy (select * from {relation}) to {target} (format parquet)")
+        duck.write_parquet(f"select * from {relation}", str(folder / "part-0.parquet"))
         marker.write_text(version, encoding="utf-8")
         written.append(relation)
     return written
@@ -63,12 +57,7 @@ def _version(duck: EngineAdapter, relation: Relation) -> str:
         )
     except duck.Error:
         loads = []
-    columns = duck.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where lower(table_schema) = lower(?) and lower(table_name) = lower(?) "
-        "order by ordinal_position",
-        [relation.schema, relation.identifier],
-    ).fetchall()
+    columns = duck.columns(relation)
     if not loads:  # not written by the loader: its rows are all we know
-        loads = duck.execute(f"select count(*) from {relation}").fetchall()
+        loads = duck.fetchall(f"select count(*) from {relation}")
     return content_key(repr(loads), repr(columns))

@@ -95,7 +95,7 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     elapsed = time.perf_counter() - started
     for block in reporter.failure_blocks:
         reporter.block("\n" + block)
-    stale = stale_relations(results, {k: "BASE TABLE" for k in executor.existing})
+    stale = stale_relations(results, {k: "table" for k in executor.existing})
     if stale:
         reporter.warning(
             "these relations were not rebuilt and keep their previous version, now "
@@ -338,12 +338,12 @@ class SparkExecutor:
             blocking = [t for t, o, _ in outcomes if o.blocks]
             if staging is not None:
                 if blocking:
-                    adapter.drop(staging)
+                    adapter.drop_relation(staging)
                 else:
                     adapter.swap_in(staging, relation)
         except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
             if staging is not None:
-                _quietly(lambda: adapter.drop(staging))
+                _quietly(lambda: adapter.drop_relation(staging))
             seconds = time.perf_counter() - start
             message = _first_line(exc)
             head = self._result(
@@ -398,10 +398,10 @@ class SparkExecutor:
         staging = adapter.staging(relation)
         if kind == Materialization.INCREMENTAL and compiled.is_incremental:
             sql, action = self._incremental_rows(node, sql)
-            rows = adapter.create_table_as(staging, sql, count=False)
-            return action, rows, staging
-        rows = adapter.create_table_as(staging, sql, count=False)
-        return "created table", rows, staging
+            adapter.write_table(staging, sql)
+            return action, None, staging
+        adapter.write_table(staging, sql)
+        return "created table", None, staging
 
     def _incremental_rows(self, node: Node, batch_sql: str) -> tuple[str, str]:
         """The table's next content (the adapter's copy on write) and the action."""

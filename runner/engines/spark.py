@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.build_state import NodeState
+from runner.engines.base import EngineAdapter, RelationKind
 from runner.nodes import Relation
+from runner.state_tables import NodeState
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -43,19 +44,21 @@ def name(relation: Relation) -> str:
     return f"`{relation.schema}`.`{relation.identifier}`"
 
 
-class SparkAdapter:
+class SparkAdapter(EngineAdapter):
     """What the runner does to relations on one Spark session."""
 
-    supports_transactions = False
+    dialect: ClassVar[str] = "spark"
+    supports_transactions: ClassVar[bool] = False
 
     def __init__(self, session: SparkSession, target: SparkTarget) -> None:
+        super().__init__(session)
         self.session = session
         self.target = target
         self.root = target.warehouse_dir
         self.format = target.file_format
         # what the catalog holds, per schema listed once (this adapter is the
         # only writer while a build runs): {schema: {name: kind}}
-        self._kinds: dict[str, dict[str, str]] = {}
+        self._kinds: dict[str, dict[str, RelationKind]] = {}
         self._schemas: set[str] = set()  # created (or found) by this adapter
         self._views: dict[Relation, str] | None = None  # `_kpi.views`, read once
         self._views_changed = False
@@ -86,12 +89,12 @@ class SparkAdapter:
             list(pool.map(self.register, found))
         for own in (NODE_STATE, VIEWS):  # the runner's state is this warehouse's only
             if not self.location(own).is_dir() and self.relation_kind(own) is not None:
-                self.drop(own, keep_files=True)
+                self.drop_relation(own, keep_files=True)
         for relation, sql in list(self.recorded_views().items()):
             self.create_schema(relation.schema)
             with contextlib.suppress(Exception):  # its inputs may be gone: rebuilt later
                 self.sql(f"create or replace view {name(relation)} as\n{sql}")
-                self._noted(relation, "VIEW")
+                self._noted(relation, RelationKind.VIEW)
 
     def location(self, relation: Relation) -> Path:
         return self.root / relation.schema / relation.identifier
@@ -103,16 +106,16 @@ class SparkAdapter:
         if current == str(location):
             self.sql(f"refresh table {name(relation)}")
             return
-        if current is not None or self.relation_kind(relation) == "VIEW":
-            self.drop(relation, keep_files=True)
+        if current is not None or self.relation_kind(relation) == RelationKind.VIEW:
+            self.drop_relation(relation, keep_files=True)
         self.sql(
             f"create table {name(relation)} using {_format_of(location)} "
             f"location '{_path_literal(location)}'"
         )
-        self._noted(relation, "BASE TABLE")
+        self._noted(relation, RelationKind.TABLE)
 
     def table_location(self, relation: Relation) -> str | None:
-        if self.relation_kind(relation) != "BASE TABLE":
+        if self.relation_kind(relation) != RelationKind.TABLE:
             return None
         rows = self.sql(f"describe table extended {name(relation)}").collect()
         for row in rows:
@@ -126,27 +129,26 @@ class SparkAdapter:
         self.sql(f"create database if not exists `{schema}`")
         self._schemas.add(schema.lower())
 
-    def _schema_kinds(self, schema: str) -> dict[str, str]:
+    def _schema_kinds(self, schema: str) -> dict[str, RelationKind]:
         key = schema.lower()
         if key not in self._kinds:
-            kinds: dict[str, str] = {}
+            kinds: dict[str, RelationKind] = {}
             if self.session.catalog.databaseExists(schema):
                 # SHOW is much faster than catalog.listTables, which reads
                 # every table's metadata
                 for row in self.sql(f"show tables in `{schema}`").collect():
                     if not row["isTemporary"]:
-                        kinds[str(row["tableName"]).lower()] = "BASE TABLE"
+                        kinds[str(row["tableName"]).lower()] = RelationKind.TABLE
                 for row in self.sql(f"show views in `{schema}`").collect():
                     if not row["isTemporary"] and str(row["viewName"]).lower() in kinds:
-                        kinds[str(row["viewName"]).lower()] = "VIEW"
+                        kinds[str(row["viewName"]).lower()] = RelationKind.VIEW
             self._kinds[key] = kinds
         return self._kinds[key]
 
-    def relation_kind(self, relation: Relation) -> str | None:
-        """'BASE TABLE', 'VIEW' or None."""
+    def relation_kind(self, relation: Relation) -> RelationKind | None:
         return self._schema_kinds(relation.schema).get(relation.identifier.lower())
 
-    def _noted(self, relation: Relation, kind: str | None) -> None:
+    def _noted(self, relation: Relation, kind: RelationKind | None) -> None:
         kinds = self._schema_kinds(relation.schema)
         if kind is None:
             kinds.pop(relation.identifier.lower(), None)
@@ -160,13 +162,71 @@ class SparkAdapter:
             (schema.lower(), table)
             for schema in schemas
             for table, kind in self._schema_kinds(schema).items()
-            if kind == "BASE TABLE" and self.location(Relation(schema, table)).is_dir()
+            if kind == RelationKind.TABLE and self.location(Relation(schema, table)).is_dir()
         )
 
     # -- statements -------------------------------------------------------------
 
     def sql(self, statement: str) -> Any:
         return self.session.sql(statement)
+
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
+        """Run one statement (`?` parameters as Spark's positional args); a DataFrame."""
+        return self.session.sql(sql, args=list(parameters)) if parameters else self.sql(sql)
+
+    def fetchall(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.execute(sql, parameters).collect()]
+
+    def fetchone(self, sql: str, parameters: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+        rows = self.execute(sql, parameters).limit(1).collect()
+        return tuple(rows[0]) if rows else None
+
+    def close(self) -> None:
+        """The session outlives the adapter (it is the process's, or a test suite's)."""
+
+    def relations(
+        self, schemas: Iterable[str] | None = None
+    ) -> dict[tuple[str, str], RelationKind]:
+        if schemas is None:
+            schemas = [d.name for d in self.session.catalog.listDatabases()]
+        return {
+            (schema.lower(), table): kind
+            for schema in schemas
+            for table, kind in self._schema_kinds(schema).items()
+        }
+
+    def catalog_columns(
+        self, schemas: Iterable[str] | None = None
+    ) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        return {key: self.columns(Relation(*key)) for key in self.relations(schemas)}
+
+    def create_table(
+        self, relation: Relation, columns: Mapping[str, str], *, if_not_exists: bool = True
+    ) -> None:
+        body = ", ".join(f"`{n}` {t}" for n, t in columns.items())
+        exists = "if not exists " if if_not_exists else ""
+        location = _path_literal(self.location(relation))
+        self.sql(
+            f"create table {exists}{name(relation)} ({body}) using {self.format} "
+            f"location '{location}'"
+        )
+        self._noted(relation, RelationKind.TABLE)
+
+    def add_column(self, relation: Relation, name_: str, sql_type: str) -> None:
+        if name_.lower() not in {c.lower() for c in self.column_names(relation)}:
+            self.sql(f"alter table {name(relation)} add columns (`{name_}` {sql_type})")
+
+    def row_count(self, relation: Relation) -> int:
+        return self.count(f"select * from {name(relation)}")
+
+    def write_parquet(self, select: str, path: str) -> None:
+        self.sql(select).write.mode("overwrite").parquet(path)
+
+    def parquet_select(self, path: str) -> str:
+        return f"select * from parquet.`{path}`"
+
+    def csv_select(self, path: str, column_types: Mapping[str, str]) -> str:
+        raise NotImplementedError("seeds are typed by DuckDB, then handed to Spark as Parquet")
 
     def count(self, query: str) -> int:
         row = self.sql(f"select count(*) from (\n{query}\n) as kpi_count").collect()[0]
@@ -177,23 +237,27 @@ class SparkAdapter:
         return tuple(frame.columns), [tuple(row) for row in frame.collect()]
 
     def create_view(self, relation: Relation, sql: str) -> None:
-        if self.relation_kind(relation) == "BASE TABLE":
-            self.drop(relation)
+        if self.relation_kind(relation) == RelationKind.TABLE:
+            self.drop_relation(relation)
         self.sql(f"create or replace view {name(relation)} as\n{sql}")
-        self._noted(relation, "VIEW")
+        self._noted(relation, RelationKind.VIEW)
         self.record_view(relation, sql)
 
-    def create_table_as(self, relation: Relation, sql: str, count: bool = True) -> int | None:
-        """Write the rows of `sql` to `relation`'s folder and register it; the
-        rows written (None unless `count`)."""
-        self.drop(relation)
+    def create_table_as(self, relation: Relation, select: str, *, replace: bool = True) -> int:
+        """Write the rows of `select` to `relation`'s folder and register it;
+        the rows written."""
+        self.write_table(relation, select)
+        return self.row_count(relation)
+
+    def write_table(self, relation: Relation, sql: str) -> None:
+        """`create_table_as` without counting the rows (one Spark job less)."""
+        self.drop_relation(relation)
         location = self.location(relation)
         self.sql(
             f"create table {name(relation)} using {self.format} "
             f"location '{_path_literal(location)}' as\n{sql}"
         )
-        self._noted(relation, "BASE TABLE")
-        return self.count(f"select * from {name(relation)}") if count else None
+        self._noted(relation, RelationKind.TABLE)
 
     def staging(self, relation: Relation) -> Relation:
         return Relation(relation.schema, STAGING_PREFIX + relation.identifier)
@@ -201,30 +265,38 @@ class SparkAdapter:
     def swap_in(self, staging: Relation, relation: Relation) -> None:
         """Replace `relation` by `staging` (see the module docstring)."""
         if self.format == "parquet":
-            self.drop(relation)
+            self.drop_relation(relation)
             self.sql(f"drop table if exists {name(staging)}")
             self._noted(staging, None)
             self._move(self.location(staging), self.location(relation))
             self.register(relation)
             self.forget_view(relation)
             return
-        if self.relation_kind(relation) == "VIEW":
-            self.drop(relation)
+        if self.relation_kind(relation) == RelationKind.VIEW:
+            self.drop_relation(relation)
         self.sql(
             f"create or replace table {name(relation)} using {self.format} "
             f"location '{_path_literal(self.location(relation))}' "
             f"as select * from {name(staging)}"
         )
-        self._noted(relation, "BASE TABLE")
-        self.drop(staging)
+        self._noted(relation, RelationKind.TABLE)
+        self.drop_relation(staging)
         self.forget_view(relation)
 
-    def drop(self, relation: Relation, keep_files: bool = False) -> None:
-        kind = self.relation_kind(relation)
-        if kind == "VIEW":
+    def drop_relation(
+        self,
+        relation: Relation,
+        kind: RelationKind | None = None,
+        *,
+        if_exists: bool = True,
+        keep_files: bool = False,
+    ) -> None:
+        """Drop `relation` from the catalog and (unless `keep_files`) its folder."""
+        kind = kind or self.relation_kind(relation)
+        if kind == RelationKind.VIEW:
             self.sql(f"drop view if exists {name(relation)}")
             self.forget_view(relation)
-        elif kind == "BASE TABLE":
+        elif kind == RelationKind.TABLE:
             self.sql(f"drop table if exists {name(relation)}")
         self._noted(relation, None)
         if not keep_files:
@@ -234,14 +306,14 @@ class SparkAdapter:
         self,
         relation: Relation,
         batch_sql: str,
-        unique_key: tuple[str, ...],
+        unique_key: Sequence[str],
         valid_keys: str | None = None,
     ) -> str:
         """The next content of `relation` for a delete+insert (copy on write):
         its rows whose key is not in the batch (`<=>`: NULL keys match), and
         with `valid_keys` (a relation holding the key columns) only the rows
         still valid, then the batch's rows."""
-        columns = ", ".join(f"`{c}`" for c in self.columns(relation))
+        columns = ", ".join(f"`{c}`" for c in self.column_names(relation))
         batch = self._batch_view(relation, batch_sql)
         match = " and ".join(f"kept.`{k}` <=> batch.`{k}`" for k in unique_key)
         keys = ", ".join(f"`{k}`" for k in unique_key)
@@ -259,7 +331,7 @@ class SparkAdapter:
 
     def append_sql(self, relation: Relation, batch_sql: str) -> str:
         """The next content of `relation` for an append: its rows, then the batch's."""
-        columns = ", ".join(f"`{c}`" for c in self.columns(relation))
+        columns = ", ".join(f"`{c}`" for c in self.column_names(relation))
         batch = self._batch_view(relation, batch_sql)
         return f"select {columns} from {name(relation)}\nunion all\nselect {columns} from `{batch}`"
 
@@ -272,9 +344,9 @@ class SparkAdapter:
         self,
         relation: Relation,
         sql: str,
-        unique_key: tuple[str, ...],
+        unique_key: Sequence[str],
         valid_keys: str | None = None,
-    ) -> int | None:
+    ) -> int:
         """Replace the rows of `relation` whose key the batch `sql` has (see
         `delete_insert_sql`): a new version written, then swapped in."""
         staging = self.staging(relation)
@@ -284,35 +356,33 @@ class SparkAdapter:
         self.swap_in(staging, relation)
         return rows
 
-    def insert_by_name(self, relation: Relation, sql: str) -> int | None:
+    def insert_by_name(self, relation: Relation, select: str) -> int:
         """Add the rows of `sql` to `relation`, matching columns by name."""
         staging = self.staging(relation)
-        rows = self.create_table_as(staging, self.append_sql(relation, sql))
+        rows = self.create_table_as(staging, self.append_sql(relation, select))
         self.swap_in(staging, relation)
         return rows
 
-    def rename(self, relation: Relation, identifier: str) -> Relation:
+    def rename_relation(self, relation: Relation, new_name: str) -> None:
         """`relation` under another name in its schema (its folder moves too)."""
-        renamed = Relation(relation.schema, identifier)
-        self.drop(renamed)
+        renamed = Relation(relation.schema, new_name)
+        self.drop_relation(renamed)
         self.sql(f"drop table if exists {name(relation)}")
         self._noted(relation, None)
         self._move(self.location(relation), self.location(renamed))
         self.register(renamed)
-        return renamed
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Spark has none: statements take effect as they run (a model is made
-        safe by its staging table instead; see the module docstring)."""
-        yield
 
     def cursor(self) -> SparkAdapter:
         """The session serves every thread: the adapter is its own cursor."""
         return self
 
-    def columns(self, relation: Relation) -> list[str]:
-        return list(self.sql(f"select * from {name(relation)} limit 0").columns)
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        if self.relation_kind(relation) is None:
+            return []
+        return [(c, str(t)) for c, t in self.sql(f"select * from {name(relation)} limit 0").dtypes]
+
+    def column_names(self, relation: Relation) -> list[str]:
+        return [c for c, _ in self.columns(relation)]
 
     # -- files ----------------------------------------------------------------
 
@@ -398,14 +468,14 @@ class SparkAdapter:
         frame = self.session.createDataFrame(rows, schema).coalesce(1)
         staging = self.staging(relation)
         frame.write.mode("overwrite").parquet(str(self.location(staging)))
-        if self.relation_kind(relation) == "BASE TABLE":
+        if self.relation_kind(relation) == RelationKind.TABLE:
             self.sql(f"drop table {name(relation)}")
         self._move(self.location(staging), self.location(relation))
         self.sql(
             f"create table {name(relation)} using parquet "
             f"location '{_path_literal(self.location(relation))}'"
         )
-        self._noted(relation, "BASE TABLE")
+        self._noted(relation, RelationKind.TABLE)
 
 
 def now() -> datetime:
