@@ -169,10 +169,15 @@ def _rules(table: SourceTable, key: str) -> tuple[tuple[str, str], ...]:
     return tuple(rules)
 
 
-def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tuple[str, str]:
+def parse_value_sql(
+    column: ColumnContract, value: str, source_type: str, typed_ref: str | None = None
+) -> tuple[str, str]:
     """(typed value, condition that is true when a present value is invalid).
 
     `value` is the SQL of the column as read; `source_type` its DuckDB type.
+    The condition refers to the typed value as `typed_ref` when given (a
+    column of a subquery that computed it, so that each value is parsed
+    once), else repeats its expression.
     """
     target = column.sql_type
     kind = column.type
@@ -188,7 +193,7 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
         return value, "false"
     numeric = source_type in _INTEGERS | _FLOATS or source_type.startswith("DECIMAL")
     if numeric and kind in ("integer", "number", "money", "decimal"):
-        return _exact_number_sql(value, source_type, target)
+        return _exact_number_sql(value, source_type, target, typed_ref)
     if source_type == "BOOLEAN" and kind == "bool":
         return value, "false"
     text = value if source_type == "VARCHAR" else f"cast({value} as varchar)"
@@ -196,25 +201,37 @@ def parse_value_sql(column: ColumnContract, value: str, source_type: str) -> tup
         return text, "false"
     if kind == "bool":
         return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
-    if kind == "timestamp":
-        typed = f"cast(try_cast({text} as timestamptz) as timestamp)"
-    elif kind == "integer":
-        typed = f"try_cast({text} as {target})"
-    else:
-        typed = f"try_cast({text} as {target})"
+    typed = _timestamp_sql(text) if kind == "timestamp" else f"try_cast({text} as {target})"
     pattern = quote_literal(_PATTERNS[kind])
-    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed} is null)"
+    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed_ref or typed} is null)"
 
 
-def _exact_number_sql(value: str, source_type: str, target: str) -> tuple[str, str]:
+def _timestamp_sql(text: str) -> str:
+    """A timestamp's text as a UTC timestamp. Text with a numeric offset is
+    read as TIMESTAMPTZ (the offset applies); text without one (no time, a
+    naive time, or `Z`) is cast straight to TIMESTAMP: the same value in the
+    warehouse's UTC session at a third of the cost. Text of another shape than
+    the pattern's is rejected, whatever this returns for it."""
+    time_part = f"substr({text}, 11)"
+    return (
+        f"case when contains({time_part}, '+') or contains({time_part}, '-') "
+        f"then cast(try_cast({text} as timestamptz) as timestamp) "
+        f"else try_cast({text} as timestamp) end"
+    )
+
+
+def _exact_number_sql(
+    value: str, source_type: str, target: str, typed_ref: str | None = None
+) -> tuple[str, str]:
     """A typed number in a column of another number type: taken only when the
     target type holds it exactly (2.6 is no integer, 1.123456 no money)."""
     typed = f"try_cast({value} as {target})"
-    invalid = f"{typed} is null"
+    ref = typed_ref or typed
+    invalid = f"{ref} is null"
     if source_type in _FLOATS:
         invalid = f"(isnan({value}) or isinf({value}) or {invalid})"
     if target != "DOUBLE" and source_type not in _INTEGERS:
-        invalid = f"({invalid} or {typed} <> {value})"
+        invalid = f"({invalid} or {ref} <> {value})"
     return typed, invalid
 
 

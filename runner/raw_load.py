@@ -249,18 +249,6 @@ def _near_matches(missing: Sequence[str], header: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _RowSql:
-    """SQL fragments over one file's rows: typed columns, and the reason a row
-    is rejected for a type or required value, or for a row rule."""
-
-    typed_cols: str
-    type_reason: str
-    rule_reason: str
-    raw_json: str
-    drop_reason: str  # the drop_when rule a row meets, or NULL
-
-
-@dataclass(frozen=True)
 class _Source:
     """The SQL that reads one file, with its column types and row unit."""
 
@@ -358,97 +346,100 @@ class _Loader:
         )
         return _Source(f"(select {renamed or '1 as __kpi_none'} from {reader})", present, "row")
 
-    def row_sql(self, source: _Source, contract: TableContract) -> _RowSql:
-        """The SQL that types one file's rows and says why a row is rejected."""
+    def checked_rows(self, source: _Source, contract: TableContract, ordinal: bool = False) -> str:
+        """A query of one file's rows, in file order: the contract's columns
+        typed, `__kpi_reason` (why the row is rejected: a type or required
+        value, else a row rule; NULL for a valid row), `__kpi_raw` (a rejected
+        row's values as JSON: as read for a bad value, typed for a row rule),
+        `__kpi_drop` (the drop rule it meets, or NULL), and with `ordinal` its
+        number among the records the reader accepted (`__kpi_ord`).
+
+        Each value is parsed once, in an inner query, and the checks read the
+        typed value, so that one scan both types and checks a file."""
+        inner = []  # per present column: the value as read, then with NULLs read as NULL
         typed_cols = []
         reasons = []
-        for column in contract.columns:
+        reads = {}
+        for index, column in enumerate(contract.columns):
             ident = quote_identifier(column.name)
             if column.name not in source.columns:
                 typed_cols.append(f"cast(null as {column.sql_type}) as {ident}")
                 continue
+            read, value = f"__kpi_s{index}", f"__kpi_v{index}"
             raw = f"source.{ident}"
+            reads[column.name] = read
+            nulled = raw
             if source.columns[column.name] == "VARCHAR":
                 for null in ("", *contract.null_values):
-                    raw = f"nullif({raw}, {quote_literal(null)})"
-            typed, invalid = parse_value_sql(column, raw, source.columns[column.name])
+                    nulled = f"nullif({nulled}, {quote_literal(null)})"
+            inner.append(f"{raw} as {read}, {nulled} as {value}")
+            typed, invalid = parse_value_sql(column, value, source.columns[column.name], ident)
             typed_cols.append(f"{typed} as {ident}")
             if column.required:
                 missing = quote_literal(f"missing required value in column {column.name}")
-                reasons.append(f"when {raw} is null then {missing}")
-            shown = f"{_SQL_QUOTE} || left(cast({raw} as varchar), 60) || {_SQL_QUOTE}"
+                reasons.append(f"when {value} is null then {missing}")
+            shown = f"{_SQL_QUOTE} || left(cast({value} as varchar), 60) || {_SQL_QUOTE}"
             if invalid != "false":
                 reasons.append(
-                    f"when {raw} is not null and ({invalid}) then "
+                    f"when {value} is not null and ({invalid}) then "
                     f"{quote_literal(f'column {column.name}: ')} || {shown} || "
                     f"{quote_literal(' is not ' + TYPE_WORDS.get(column.type, column.type))}"
                 )
-            out_of_bounds = bounds_sql(column, typed)
+            out_of_bounds = bounds_sql(column, ident)
             if out_of_bounds:
                 reasons.append(
                     f"when {out_of_bounds} then {quote_literal(f'column {column.name}: ')} || "
                     f"{shown} || {quote_literal(_OUT_OF_BOUNDS)}"
                 )
-        raw_json = (
-            "to_json(struct_pack("
-            + ", ".join(
-                f"{quote_identifier(name)} := source.{quote_identifier(name)}"
-                for name in source.columns
-            )
-            + "))"
-        )
+        names = ", ".join(quote_identifier(c.name) for c in contract.columns)
         type_reason = f"case {' '.join(reasons)} end" if reasons else "cast(null as varchar)"
-        rule_reason = "cast(null as varchar)"
-        if contract.reject_when:
-            whens = " ".join(
-                f"when coalesce(({condition}), false) then {quote_literal(reason)}"
-                for condition, reason in contract.reject_when
-            )
-            rule_reason = f"case {whens} end"
-        drop_reason = "cast(null as varchar)"
-        if contract.drop_when:
-            whens = " ".join(
-                f"when coalesce(({condition}), false) then {quote_literal(reason)}"
-                for condition, reason in contract.drop_when
-            )
-            drop_reason = f"case {whens} end"
-        return _RowSql(", ".join(typed_cols), type_reason, rule_reason, raw_json, drop_reason)
-
-    def count_rows(
-        self, file: ExportFile, source: _Source, contract: TableContract
-    ) -> tuple[int, int, dict[str, int]]:
-        """(rows kept, rows that break a type, required or row rule, rows left
-        out by a drop rule by reason) of one file, in one scan with nothing
-        materialized; the reader's own refusals are counted apart. A dropped
-        row takes part in no other rule."""
-        rows = self.row_sql(source, contract)
-        rejected = f"__kpi_type_reason is not null or ({rows.rule_reason}) is not null"
-        sql = f"""
-            select __kpi_drop, count(*), count(*) filter (where {rejected})
+        rule_reason = _first_rule(contract.reject_when)
+        drop_reason = _first_rule(contract.drop_when)
+        order = "row_number() over () as __kpi_ord, " if ordinal else ""
+        read = f"select {order}{', '.join(inner) or '1 as __kpi_none'} from {source.sql} as source"
+        raw_fields = ", ".join(f"{quote_identifier(n)} := {reads[n]}" for n in source.columns)
+        raw_json = f"to_json(struct_pack({raw_fields}))" if raw_fields else "'{}'"
+        return f"""
+            select {"__kpi_ord, " if ordinal else ""}{names},
+                coalesce(__kpi_type_reason, __kpi_rule_reason) as __kpi_reason,
+                case
+                    when __kpi_type_reason is not null then {raw_json}
+                    when __kpi_rule_reason is not null then to_json(struct_pack({names}))
+                end as __kpi_raw,
+                __kpi_drop
             from (
-                select *, {rows.drop_reason} as __kpi_drop
+                select *,
+                    case when __kpi_type_reason is null then {rule_reason} end
+                        as __kpi_rule_reason,
+                    {drop_reason} as __kpi_drop
                 from (
-                    select {rows.typed_cols}, {rows.type_reason} as __kpi_type_reason
-                    from {source.sql} as source
+                    select *, {type_reason} as __kpi_type_reason
+                    from (select *, {", ".join(typed_cols)} from ({read}))
                 )
             )
-            group by __kpi_drop
         """
-        try:
-            groups = self.cur.execute(sql).fetchall()
-        except Exception as exc:
-            raise self.read_error(file, exc) from exc
-        kept = next(((int(n), int(bad)) for drop, n, bad in groups if drop is None), (0, 0))
-        dropped = {str(drop): int(n) for drop, n, _ in groups if drop is not None}
-        return kept[0], kept[1], dropped
 
-    def typed_rows(self, source: _Source, contract: TableContract) -> str:
-        """A query of one file's kept rows with the contract's types (no checks)."""
-        rows = self.row_sql(source, contract)
-        typed = f"select {rows.typed_cols} from {source.sql} as source"
-        if not contract.drop_when:
-            return typed
-        return f"select * from ({typed}) where ({rows.drop_reason}) is null"
+    def check(self, opened: Sequence[tuple[ExportFile, _Source]], contract: TableContract) -> str:
+        """Read every file once into one temp table, in file order: the typed
+        rows (`__kpi_file` its index), `__kpi_bad` when a type, required value
+        or row rule rejects the row, and `__kpi_drop` the drop rule it meets.
+        Counting, the key check and the write then read that table, not the
+        files again."""
+        checked = self._name("checked")
+        names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+        for index, (file, source) in enumerate(opened):
+            rows = (
+                f"select {index} as __kpi_file, {names}, __kpi_reason is not null as __kpi_bad, "
+                f"__kpi_drop from ({self.checked_rows(source, contract)})"
+            )
+            try:
+                if index == 0:
+                    self.cur.create_temp_table_as(checked, rows, replace=False)
+                else:
+                    self.cur.execute(f"insert into {checked} {rows}")
+            except Exception as exc:
+                raise self.read_error(file, exc) from exc
+        return checked
 
     def stage(
         self, file: ExportFile, source: _Source, contract: TableContract, file_index: int
@@ -456,34 +447,11 @@ class _Loader:
         """Read and check one file into a temp table of typed rows, file order
         and reasons: the slow path, taken when some row is rejected."""
         staged = self._name("stage")
-        rows = self.row_sql(source, contract)
         names = ", ".join(quote_identifier(c.name) for c in contract.columns)
         sql = f"""
-            with source as (
-                select row_number() over () as __kpi_ord, *
-                from {source.sql}
-            ),
-            typed as (
-                select
-                    __kpi_ord,
-                    {rows.typed_cols},
-                    {rows.type_reason} as __kpi_reason,
-                    case when ({rows.type_reason}) is not null then {rows.raw_json} end
-                        as __kpi_raw
-                from source
-            ),
-            kept as (
-                select * from typed where ({rows.drop_reason}) is null
-            )
-            select
-                {file_index} as __kpi_file,
-                __kpi_ord,
-                {names},
-                coalesce(__kpi_reason, case when __kpi_reason is null then {rows.rule_reason} end)
-                    as __kpi_reason,
-                case when __kpi_reason is null and ({rows.rule_reason}) is not null
-                    then to_json(struct_pack({names})) else __kpi_raw end as __kpi_raw
-            from kept
+            select {file_index} as __kpi_file, __kpi_ord, {names}, __kpi_reason, __kpi_raw
+            from ({self.checked_rows(source, contract, ordinal=True)})
+            where __kpi_drop is null
         """
         try:
             self.cur.create_temp_table_as(staged, sql, replace=False)
@@ -518,6 +486,17 @@ class _Loader:
             out.append(Rejection(file.name, line, reason, record=record, raw=raw))
         self.cur.drop_temp(source.rejects_table)
         return out
+
+
+def _first_rule(rules: Sequence[tuple[str, str]]) -> str:
+    """The reason of the first rule (SQL condition, reason) a row meets, or NULL."""
+    if not rules:
+        return "cast(null as varchar)"
+    whens = " ".join(
+        f"when coalesce(({condition}), false) then {quote_literal(reason)}"
+        for condition, reason in rules
+    )
+    return f"case {whens} end"
 
 
 def _reader_reason(kinds: str, message: str) -> str:
@@ -695,11 +674,12 @@ def _load_files(
 def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     """Load the new files of one table.
 
-    The fast path checks every file with one aggregate scan (types, required
-    values, row rules, the reader's own refusals, repeated keys) and, when
-    nothing is wrong, which is the common case, writes the table with one
-    `create table as`. Only an export with rejected rows takes the staged
-    path, which keeps file order to report lines and keep first rows.
+    The fast path reads and checks each file in one scan into a temp table
+    (types, required values, row rules, drop rules; the reader's own refusals
+    beside it), counts and checks repeated keys there and, when nothing is
+    wrong, which is the common case, writes the table from it. Only an
+    export with rejected rows takes the staged path, which keeps file order
+    to report lines and keep first rows.
     """
     cur = loader.cur
     contract = plan.contract
@@ -715,23 +695,33 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
         _record_state(loader, plan)
         return
     opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
-    counts = []
-    rows_per_file = []
-    dropped: dict[str, dict[str, int]] = {}
-    clean = True
-    for file, source in opened:
-        rows, rejected, dropped[file.name] = loader.count_rows(file, source, contract)
-        refused = loader.reader_rejections(file, source)
-        counts.append((file, source, refused))
-        rows_per_file.append(rows)
-        clean = clean and rejected == 0 and not refused
-    typed = " union all ".join(loader.typed_rows(source, contract) for _, source in opened)
-    if clean and not _has_duplicates(cur, plan, typed):
-        _write_rows(loader, plan, f"select * from ({typed})")
-        for (file, _, _), rows in zip(counts, rows_per_file, strict=True):
+    checked = loader.check(opened, contract)
+    tally: dict[int, tuple[int, int]] = {}  # file index -> (rows kept, rows rejected)
+    dropped: dict[str, dict[str, int]] = {file.name: {} for file, _ in opened}
+    for index, drop, rows, bad in cur.execute(
+        f"select __kpi_file, __kpi_drop, count(*), count(*) filter (where __kpi_bad) "
+        f"from {checked} group by all"
+    ).fetchall():
+        if drop is None:  # a dropped row takes part in no other rule
+            tally[int(index)] = (int(rows), int(bad))
+        else:
+            dropped[opened[int(index)][0].name][str(drop)] = int(rows)
+    counts = [(file, source, loader.reader_rejections(file, source)) for file, source in opened]
+    clean = all(
+        tally.get(index, (0, 0))[1] == 0 and not refused
+        for index, (_, _, refused) in enumerate(counts)
+    )
+    names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+    kept = f"select {names} from {checked} where __kpi_drop is null"
+    if clean and not _has_duplicates(cur, plan, kept):
+        _write_rows(loader, plan, kept)
+        cur.drop_temp(checked, if_exists=False)
+        for index, (file, _, _) in enumerate(counts):
+            rows = tally.get(index, (0, 0))[0]
             loader.report.files.append(FileResult(file, rows, 0, dropped[file.name]))
         _record_state(loader, plan)
         return
+    cur.drop_temp(checked, if_exists=False)
     _load_table_staged(loader, plan, on_bad_rows, counts, dropped)
 
 

@@ -637,3 +637,33 @@ def test_item17_cr_only_line_ends_load(shop) -> None:
     report = project.load_raw(on_bad_rows="quarantine")
     assert query(project, "select person_id, name, age from raw.people") == [("a", "Ann", 1)]
     assert "line 3: column age: 'x' is not an integer" in report.rejection_text()
+
+
+def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
+    """Text without a numeric offset is cast straight to TIMESTAMP (faster);
+    for every text the timestamp pattern accepts, the value (or its failure
+    to parse, which rejects the row) is the one reading it as TIMESTAMPTZ in
+    the warehouse's UTC session gives."""
+    from itertools import product
+
+    from runner.raw_contract import _PATTERNS, _timestamp_sql
+
+    days = ["2025-01-01", "2024-02-29", "2025-02-29", "1899-12-31", "2025-13-01", "9999-12-31"]
+    times = ["10:00", "24:00", "23:59:59", "23:59:60", "24:00:00", "12:34:56.123", "25:00"]
+    times += ["12:34:56.123456789", "10:61"]
+    offsets = ["", "Z", "z", "+00", "-00", "+02", "-0230", "+02:30", "+14", "+99"]
+    texts = days + [d + s + t + o for d, s, t, o in product(days, "T ", times, offsets)]
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("create table texts (x varchar)")
+    con.executemany("insert into texts values (?)", [[t] for t in texts])
+    pattern = _PATTERNS["timestamp"].replace("'", "''")
+    rows = con.execute(
+        f"select x, {_timestamp_sql('x')}, cast(try_cast(x as timestamptz) as timestamp) "
+        f"from texts where regexp_full_match(x, '{pattern}')"
+    ).fetchall()
+    assert len(rows) == len(texts)
+    assert [r for r in rows if r[1] != r[2]] == []
+    offset = {x: new for x, new, _ in rows}
+    assert offset["2025-01-01T10:00+02:30"] == datetime(2025, 1, 1, 7, 30)
+    assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)

@@ -171,7 +171,7 @@ def test_item17_duckdb_cancelling_a_load_query_is_an_interrupt(
     def cancelled(*args: object) -> None:
         raise RuntimeError("Query interrupted")
 
-    monkeypatch.setattr(raw_load._Loader, "typed_rows", cancelled)
+    monkeypatch.setattr(raw_load._Loader, "checked_rows", cancelled)
     result = runner.invoke(main, ["load", "--warehouse", "w.duckdb"])
     assert result.exit_code == 130, result.output
     assert "Interrupted" in result.output and "Internal error" not in result.output
