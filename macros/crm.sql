@@ -103,3 +103,18 @@
     ) as sequenced
     where position = 1 or {{ stage_name }} is distinct from previous_stage_name
 {%- endmacro %}
+
+
+{% macro salesforce_current_opportunities() -%}
+    {#- The deals as they are now. A Data Export holds one row per deal; a
+        replicated copy in history mode one row per version (`_fivetran_start`),
+        whose newest is the deal now, or no deal when it is not
+        `_fivetran_active` (deleted since). -#}
+    select * from {{ source('salesforce', 'Opportunity') }}
+    where _fivetran_start is null
+    union all
+    select * from {{ source('salesforce', 'Opportunity') }}
+    where _fivetran_start is not null
+    qualify row_number() over (partition by Id order by _fivetran_start desc) = 1
+        and _fivetran_active is distinct from false
+{%- endmacro %}

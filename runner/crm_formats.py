@@ -21,9 +21,11 @@ used for its table instead of the mapping: `contract_tables` names them.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from runner.errors import ProjectError
@@ -39,6 +41,11 @@ MISSING_TABLES_VAR = "crm_missing_tables"
 LACKS = {"hubspot": ("quotas", "subscriptions")}
 # the marts that hold no rows without them
 MARTS_NEEDING = {"quotas": "kpi_quota_attainment", "subscriptions": "kpi_churn"}
+# `[tool.kpi.salesforce]` settings that name a Lead datetime field, and the
+# lead column each fills; the var passes {column: field} to the models
+LEAD_FIELD_SETTINGS = {"lead_mql_at_field": "mql_at", "lead_sql_at_field": "sql_at"}
+LEAD_FIELDS_VAR = "salesforce_lead_fields"
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,11 @@ def _stems(export_dir: Path) -> dict[str, Path]:
         for p in entries
         if p.suffix.lower() in (".csv", ".parquet") and p.is_file()
     }
+
+
+def file_columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file (lower case)."""
+    return _columns(path)
 
 
 def _columns(path: Path) -> list[str]:
@@ -207,6 +219,80 @@ def _corporate_code(rows: list[dict[str, str]]) -> str | None:
         if str(row.get("iscorporate", "")).strip().lower() in ("1", "true"):
             return str(row.get("isocode") or "").strip().upper() or None
     return None
+
+
+def salesforce_vars(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The vars `[tool.kpi.salesforce]` sets: the Lead fields that fill
+    `mql_at` / `sql_at` (`{LEAD_FIELDS_VAR: {"mql_at": "MQL_Date__c"}}`), or
+    none when no field is named."""
+    unknown = sorted(set(settings) - set(LEAD_FIELD_SETTINGS))
+    if unknown:
+        raise ProjectError(
+            f"[tool.kpi.salesforce] has unknown setting(s) {', '.join(unknown)}.",
+            path="pyproject.toml",
+            hint=f"It knows {', '.join(LEAD_FIELD_SETTINGS)}.",
+        )
+    fields = {}
+    for key, column in LEAD_FIELD_SETTINGS.items():
+        value = settings.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _FIELD_NAME.match(value):
+            raise ProjectError(
+                f"[tool.kpi.salesforce] {key} must name a Lead field by its API name, "
+                f"such as 'MQL_Date__c', not {value!r}.",
+                path="pyproject.toml",
+                hint="Fix it, or leave it out to keep the leads' "
+                f"{column} empty (Salesforce has no standard field for it).",
+            )
+        fields[column] = value
+    return {LEAD_FIELDS_VAR: fields} if fields else {}
+
+
+def with_lead_fields(
+    sources: Mapping[str, Any], fields: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The sources with the Lead fields `[tool.kpi.salesforce]` names in the
+    Salesforce `Lead` table's contract (a timestamp column that every Lead
+    file must have, its values may be empty), and those fields as the contract
+    spells them (a field the contract already reads keeps its spelling)."""
+    from runner.nodes import Column
+
+    kept = dict(sources)
+    spelled = dict(fields)
+    if not fields:
+        return kept, spelled
+    by_column = {column: key for key, column in LEAD_FIELD_SETTINGS.items()}
+    for uid, table in sources.items():
+        if table.source_meta.get("crm") != "salesforce" or table.name != "Lead":
+            continue
+        columns = dict(table.columns)
+        folded = {_fold(name): name for name in columns}
+        for column, field_name in fields.items():
+            setting = f"[tool.kpi.salesforce] {by_column[column]}"
+            name = folded.get(_fold(field_name), field_name)
+            old = columns.get(name)
+            if old is not None and str(old.data_type or "text").lower() != "timestamp":
+                raise ProjectError(
+                    f"{setting} names the Lead field {field_name}, which the mapping reads "
+                    f"as {old.data_type}, not as a datetime.",
+                    path="pyproject.toml",
+                    hint="Name a Lead date or datetime field, such as 'MQL_Date__c'.",
+                )
+            meta = {**(old.meta if old else {}), "named_by": setting}
+            description = (
+                old.description
+                if old
+                else (f"The Lead field that {setting} names: the lead's {column}.")
+            )
+            columns[name] = Column(name, description, "timestamp", MappingProxyType(meta))
+            spelled[column] = name
+        kept[uid] = replace(table, columns=MappingProxyType(columns))
+    return kept, spelled
+
+
+def _fold(name: str) -> str:
+    return name.strip().lower().replace("_", "")
 
 
 def active_sources(

@@ -20,7 +20,13 @@ from typing import Any
 
 from runner import graph
 from runner.config import CONFIG_KEYS, make_config
-from runner.crm_formats import CONTRACT_TABLES_VAR, CRM_VAR, active_sources
+from runner.crm_formats import (
+    CONTRACT_TABLES_VAR,
+    CRM_VAR,
+    LEAD_FIELDS_VAR,
+    active_sources,
+    with_lead_fields,
+)
 from runner.errors import DependencyError, ProjectError
 from runner.loaded import LoadedProject
 from runner.metrics import Metric, parse_metric
@@ -74,6 +80,11 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         str(project_vars.get(CRM_VAR) or "contract"),
         tuple(project_vars.get(CONTRACT_TABLES_VAR) or ()),
     )
+    props.sources, lead_fields = with_lead_fields(
+        props.sources, project_vars.get(LEAD_FIELDS_VAR) or {}
+    )
+    if lead_fields:
+        project_vars[LEAD_FIELDS_VAR] = lead_fields
     env_reads: dict[str, str | None] = {}
     warnings: list[str] = []
     nodes: dict[str, Node] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import caches, parse_cache
-from runner.crm_formats import ExportFormat, load_notes, resolve_format
+from runner.crm_formats import ExportFormat, load_notes, resolve_format, salesforce_vars
 from runner.errors import ProjectError, first_line
 from runner.nodes import Node
 from runner.planning import Command
@@ -89,7 +89,11 @@ class Project:
         given = raw_dir or settings.env.raw_dir
         export_dir = export_dir_from(given, settings.raw_dir, settings.project_dir)
         export_format = resolve_format(crm, settings.crm, export_dir)
-        cli_vars = {**export_format.as_vars(), **dict(vars or {})}
+        cli_vars = {
+            **export_format.as_vars(),
+            **salesforce_vars(settings.salesforce),
+            **dict(vars or {}),
+        }
         if export_format.corporate_currency and "reporting_currency" not in {
             **settings.vars,
             **cli_vars,

@@ -67,6 +67,7 @@ class ColumnContract:
     required: bool
     warn_if_absent: bool = True  # `meta.warn_if_absent: false`: absent is the usual case
     multi_currency: bool = False  # `meta.multi_currency`: only a multi-currency export has it
+    named_by: str | None = None  # the setting that names this column: every file must have it
 
     @property
     def sql_type(self) -> str:
@@ -85,6 +86,8 @@ class TableContract:
     yml_path: str = ""
     # what a CRM's own export needs (the source's and table's `meta`):
     optional: bool = False  # the file may be absent: an empty table
+    # the file may be absent when another table's file has a column ("Table.column")
+    optional_with_column: str | None = None
     drop_when: tuple[tuple[str, str], ...] = ()  # rows left out and counted, not rejected
     null_values: tuple[str, ...] = ()  # values read as NULL besides the empty string
     fold_underscores: bool = False  # `StageName` and `stage_name` name one column
@@ -125,6 +128,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                     bool(column.meta.get("required")),
                     bool(column.meta.get("warn_if_absent", True)),
                     bool(column.meta.get("multi_currency")),
+                    column.meta.get("named_by"),
                 )
             )
         rules = _rules(table, "reject_when")
@@ -145,6 +149,7 @@ def table_contracts(sources: Mapping[str, SourceTable]) -> list[TableContract]:
                 rules,
                 table.path,
                 optional=bool(table.meta.get("optional")),
+                optional_with_column=table.meta.get("optional_with_column"),
                 drop_when=_rules(table, "drop_when"),
                 null_values=tuple(str(v) for v in meta.get("null_values") or ()),
                 fold_underscores=bool(meta.get("fold_underscores")),

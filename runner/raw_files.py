@@ -135,12 +135,16 @@ def find_export_files(
         name = contract.name
         files = found[name]
         base = [f for f in files if contract.fold(f.path.stem) == contract.fold(name)]
-        if not base and contract.optional and not files:
+        if not base and not files and _optional(contract, contracts, found):
             continue  # an optional table left out of the export: loaded empty
         if not base:
+            instead = ""
+            if contract.optional_with_column:
+                other, column = contract.optional_with_column.split(".", 1)
+                instead = f" (or a file {other} with a column {column})"
             problems.append(
                 f"{export_dir / (name + '.csv')}: missing. Every table of the contract needs a "
-                f"file {name}.csv or {name}.parquet (a header row is enough)."
+                f"file {name}.csv or {name}.parquet{instead} (a header row is enough)."
             )
         elif len(base) > 1:
             problems.append(
@@ -149,6 +153,28 @@ def find_export_files(
         # base file first, then parts in name order
         found[name] = sorted(files, key=lambda f: (f not in base, f.name))
     return found, problems, warnings
+
+
+def _optional(
+    contract: TableContract,
+    contracts: Sequence[TableContract],
+    found: Mapping[str, Sequence[ExportFile]],
+) -> bool:
+    """Whether the table's file may be left out: always, or (a table such as
+    OpportunityHistory, which a history-mode copy of Opportunity replaces)
+    when another table's first file has a given column."""
+    if contract.optional:
+        return True
+    if not contract.optional_with_column:
+        return False
+    table, column = contract.optional_with_column.split(".", 1)
+    other = next((c for c in contracts if c.name == table), None)
+    files = found.get(table) or []
+    if other is None or not files:
+        return False
+    from runner.crm_formats import file_columns
+
+    return other.fold(column) in {other.fold(c) for c in file_columns(files[0].path)}
 
 
 @dataclass

@@ -211,6 +211,16 @@ def _check_columns(
     spelled = {contract.fold(c.name): c.name for c in contract.columns}
     names = [spelled.get(f, h) for f, h in zip(folded, header, strict=True)]
     wanted = contract.column_names
+    for column in contract.columns:
+        if column.named_by and column.name not in names:
+            near = _near_matches([column.name], [h for h in names if h not in wanted])
+            raise _file_error(
+                file,
+                f"lacks the field {column.name}, which {column.named_by} names",
+                ("; ".join(near) + ". " if near else "")
+                + f"Export the field {column.name} too, or fix {column.named_by}.",
+                line=1,
+            )
     missing = [c.name for c in contract.columns if c.required and c.name not in names]
     if missing:
         hints = []
@@ -739,7 +749,7 @@ def _has_duplicates(cur: DuckDBAdapter, plan: TablePlan, typed: str) -> bool:
         return True
     if plan.action != "append":
         return False
-    join = " and ".join(f"new_rows.{k} = old.{k}" for k in key)
+    join = " and ".join(f"new_rows.{k} is not distinct from old.{k}" for k in key)
     row = cur.execute(
         f"select count(*) from ({typed}) as new_rows semi join {contract.relation} as old on {join}"
     ).fetchone()
@@ -773,7 +783,7 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         _record_changes(loader, plan, inserted=written, deleted=old_rows or 0)
         return
     key = [quote_identifier(k) for k in contract.primary_key]
-    on_key = " and ".join(f"a.{k} = b.{k}" for k in key)
+    on_key = " and ".join(f"a.{k} is not distinct from b.{k}" for k in key)
     same_row = " and ".join(
         f"a.{quote_identifier(c.name)} is not distinct from b.{quote_identifier(c.name)}"
         for c in contract.columns
@@ -889,14 +899,17 @@ def _load_table_staged(
     if key:
         existing = ""
         if plan.action == "append":
-            join = " and ".join(f"old.{k} = new.{k}" for k in key)
+            join = " and ".join(f"old.{k} is not distinct from new.{k}" for k in key)
             existing = (
                 f" when exists (select 1 from {relation} as old where {join}) "
                 "then 'duplicate key: already loaded from an earlier file'"
             )
         partition = ", ".join(key)
+        # the key's columns the files have (a Data Export has no `_fivetran_start`)
+        shown = [k for k in contract.primary_key if any(k in s.columns for _, s, _ in counts)]
         duplicate = quote_literal(
-            f"duplicate key ({', '.join(contract.primary_key)}): an earlier row has the same value"
+            f"duplicate key ({', '.join(shown or contract.primary_key)}): an earlier row has "
+            "the same value"
         )
         raw = f"to_json(struct_pack({names}))"
         cur.create_temp_table_as(

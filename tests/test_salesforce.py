@@ -21,6 +21,9 @@ the comment above it: a table of cases, read by one test.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -533,3 +536,174 @@ def test_quotas_of_one_user_and_month_add_up(tmp_path: Path):
     assert query(warehouse, f"select quota_amount from {STG}quotas where user_id = '{U2}'") == [
         (Decimal("2000.0000"),)
     ]
+
+
+def _project_with(tmp_path: Path, settings: str) -> Path:
+    """A copy of this project whose pyproject.toml ends with `settings`."""
+    project = tmp_path / "project"
+    for part in ("models", "macros", "seeds", "tests/data"):
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, project / part)
+    text = (ROOT / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text + "\n" + settings)
+    return project
+
+
+def test_lead_mql_and_sql_fields_fill_mql_at_and_sql_at(tmp_path: Path):
+    """`[tool.kpi.salesforce] lead_mql_at_field` / `lead_sql_at_field` name
+    the fixture's custom Lead fields MQL_Date__c (a datetime) and SQL_Date__c
+    (a date: midnight UTC). L1: MQL 2025-01-03 10:00, SQL 2025-01-04; L2: MQL
+    2025-01-04 09:30, no SQL; L3 neither; L4 is deleted (its dates count
+    nowhere). January's cohort (L1, L2): 2 MQLs, 1 SQL, MQL -> SQL 1 / 2 =
+    0.5; February's (L3): none. Without the settings (the module build) both
+    are NULL."""
+    project_dir = _project_with(
+        tmp_path,
+        '[tool.kpi.salesforce]\nlead_mql_at_field = "MQL_Date__c"\n'
+        'lead_sql_at_field = "sql_date__c"\n',
+    )
+    project = Project.load(
+        project_dir,
+        warehouse=tmp_path / "w.duckdb",
+        raw_dir=FIXTURE,
+        target_path=tmp_path / "target",
+    )
+    result = project.build()
+    assert result.exit_code == 0, result.summary
+    path = tmp_path / "w.duckdb"
+    assert query(path, f"select lead_id, mql_at, sql_at from {STG}leads order by lead_id") == [
+        (L1, datetime(2025, 1, 3, 10, 0), datetime(2025, 1, 4)),
+        (L2, datetime(2025, 1, 4, 9, 30), None),
+        (L3, None, None),
+    ]
+    sql = (
+        "select month, leads, mqls, sqls, mql_to_sql_rate from marts.kpi_lead_conversion "
+        f"where {COMPANY} and leads > 0 order by month"
+    )
+    assert query(path, sql) == [(JAN, 2, 2, 1, 0.5), (FEB, 1, 0, 0, None)]
+
+
+def test_lead_fields_are_null_without_the_settings(built: tuple[Project, Path]):
+    sql = f"select count(*) from {STG}leads where mql_at is not null or sql_at is not null"
+    assert query(built[1], sql) == [(0,)]
+
+
+def test_a_configured_lead_field_missing_from_the_export_names_file_and_field(tmp_path: Path):
+    project_dir = _project_with(
+        tmp_path, '[tool.kpi.salesforce]\nlead_mql_at_field = "MQL_Datum__c"\n'
+    )
+    project = Project.load(
+        project_dir, warehouse=tmp_path / "w.duckdb", raw_dir=FIXTURE, target_path=tmp_path / "t"
+    )
+    with pytest.raises(KpiError) as info:
+        project.load_raw()
+    message = str(info.value)
+    assert "Lead.csv" in message
+    assert "lacks the field MQL_Datum__c, which [tool.kpi.salesforce] lead_mql_at_field" in message
+    assert "'MQL_Date__c' may be meant as MQL_Datum__c" in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ('lead_mql_at_field = "MQL Date"', "must name a Lead field by its API name"),
+        ('lead_mql_at_field = "Status"', "reads as text, not as a datetime"),
+        ('lead_mq_at_field = "MQL_Date__c"', "unknown setting(s) lead_mq_at_field"),
+    ],
+)
+def test_lead_field_settings_are_checked(tmp_path: Path, settings: str, error: str):
+    project_dir = _project_with(tmp_path, f"[tool.kpi.salesforce]\n{settings}\n")
+    with pytest.raises(KpiError, match=re.escape(error)):
+        Project.load(project_dir, raw_dir=FIXTURE, target_path=tmp_path / "t")
+
+
+# The fixture's deals as a replicated copy in history mode: one row per
+# version (`_fivetran_start`), the newest active, and no opportunity_history.
+# O1's versions are its OpportunityHistory rows (the second changes only the
+# amount); old versions carry no stage sort order and are open, like stages
+# known only from history. O4's newest version is inactive: deleted since.
+HISTORY_MODE = [
+    # id, stage_name, stage_sort_order, amount, is_closed, is_won, _fivetran_start, active
+    (O1, "Prospecting", "1", "1000", "0", "0", "2025-01-05 10:00:00", "false"),
+    (O1, "Prospecting", "1", "1200", "0", "0", "2025-01-08 10:00:00", "false"),
+    (O1, "Negotiation", "", "1200", "0", "0", "2025-01-20 00:00:00", "false"),
+    (O1, "Closed Won", "5", "1000.5", "1", "1", "2025-02-20 00:00:00", "true"),
+    (O2, "Qualification", "", "", "0", "0", "2025-01-10 10:00:00", "false"),
+    (O2, "Closed Lost", "6", "", "1", "0", "2025-02-25 10:00:00", "true"),
+    (O3, "Prospecting", "1", "500", "0", "0", "2025-02-01 10:00:00", "true"),
+    (sf("006", 4), "Prospecting", "1", "700", "0", "0", "2025-02-02 10:00:00", "false"),
+]
+
+
+def test_history_mode_opportunity_is_read_as_stage_history(
+    tmp_path: Path, built: tuple[Project, Path]
+):
+    """Versions in `_fivetran_start` order, the first and every stage change
+    kept: O1 Prospecting 01-05 10:00 (the 01-08 version changes only the
+    amount), Negotiation 01-20, Closed Won 02-20; O2 Qualification 01-10 10:00,
+    Closed Lost 02-25 10:00; O3 Prospecting 02-01 10:00; O4 is gone. The deals
+    are the newest versions: every staging table equals the Data Export's."""
+    export = tmp_path / "replicated"
+    export.mkdir()
+    with duckdb.connect() as con:
+        for csv_file in sorted(FIXTURE.glob("*.csv")):
+            if csv_file.stem in ("Opportunity", "OpportunityHistory"):
+                continue
+            utf8 = tmp_path / csv_file.name
+            utf8.write_text(csv_file.read_bytes().decode("cp1252"), encoding="utf-8")
+            read = f"read_csv('{utf8}', all_varchar = true)"
+            names = con.execute(f"select * from {read} limit 0").description
+            renamed = ", ".join(f'"{c[0]}" as "{snake_case(c[0])}"' for c in names)
+            target = export / f"{snake_case(csv_file.stem)}.csv"
+            con.execute(f"copy (select {renamed} from {read}) to '{target}'")
+    current = {
+        row["Id"]: row
+        for row in csv.DictReader(io.StringIO((FIXTURE / "Opportunity.csv").read_text()))
+    }
+    columns = ["id", "account_id", "name", "type", "stage_name", "stage_sort_order"]
+    columns += ["amount", "close_date", "is_closed", "is_won", "owner_id", "created_date"]
+    columns += ["currency_iso_code", "system_modstamp", "_fivetran_start", "_fivetran_active"]
+    with (export / "opportunity.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for deal, stage, order, amount, closed, won, start, active in HISTORY_MODE:
+            now = current[deal]
+            writer.writerow(
+                [
+                    *(deal, now["AccountId"], now["Name"], now["Type"], stage, order, amount),
+                    *(now["CloseDate"], closed, won, now["OwnerId"], now["CreatedDate"]),
+                    *(now["CurrencyIsoCode"], start, start, active),
+                ]
+            )
+    assert detect_format(export) == "salesforce"
+    project, path = build(export, tmp_path / "w")
+    result = project.build()
+    assert result.exit_code == 0, result.summary
+    sql = (
+        f"select opportunity_id, stage_name, entered_at from {STG}opportunity_stage_history "
+        "order by opportunity_id, entered_at"
+    )
+    assert query(path, sql) == [
+        (O1, "Prospecting", datetime(2025, 1, 5, 10)),
+        (O1, "Negotiation", datetime(2025, 1, 20)),
+        (O1, "Closed Won", datetime(2025, 2, 20)),
+        (O2, "Qualification", datetime(2025, 1, 10, 10)),
+        (O2, "Closed Lost", datetime(2025, 2, 25, 10)),
+        (O3, "Prospecting", datetime(2025, 2, 1, 10)),
+    ]
+    for table in ("users", "pipeline_stages", "opportunities", "opportunity_stage_history"):
+        sql = f"select * exclude (_load_id) from {STG}{table} order by all"
+        assert query(path, sql) == query(built[1], sql), table
+    for mart in ("kpi_win_rate", "kpi_stage_duration", "kpi_days_to_close", "kpi_monthly_sales"):
+        sql = f"select * from marts.{mart} order by all"
+        assert query(path, sql) == query(built[1], sql), mart
+
+
+def test_without_opportunity_history_a_data_export_lists_it_missing(tmp_path: Path):
+    export = _copy(tmp_path)
+    (export / "OpportunityHistory.csv").unlink()
+    project, _ = build(export, tmp_path)
+    with pytest.raises(KpiError) as info:
+        project.load_raw()
+    assert "OpportunityHistory.csv: missing" in str(info.value)
+    assert "(or a file Opportunity with a column _fivetran_start)" in str(info.value)

@@ -2,13 +2,14 @@
     converted into the deal (the earliest-created when several, ties by Id);
     a lead's link can move to another deal, so `_load_id` is the newest load
     among the deal and every lead. `close_date` only for closed deals
-    (Salesforce fills an expected date on open ones). -#}
+    (Salesforce fills an expected date on open ones). A history-mode copy
+    gives each deal's newest version. -#}
 {{ config(enabled=crm_enabled('salesforce', 'opportunities'), materialized='table') }}
 
 with
 
 opportunities as (
-    select * from {{ source('salesforce', 'Opportunity') }}
+    {{ salesforce_current_opportunities() }}
 ),
 
 leads as (

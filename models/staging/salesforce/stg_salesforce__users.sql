@@ -12,7 +12,7 @@ users as (
 ),
 
 opportunities as (
-    select OwnerId, _load_id from {{ source('salesforce', 'Opportunity') }}
+    select OwnerId, _load_id from ({{ salesforce_current_opportunities() }})
 ),
 
 managers as (
