@@ -465,10 +465,7 @@ def test_weekly_export_rewriting_every_file_counts_only_changed_rows(tmp_path: P
         assert query(path, sql) == query(clean_path, sql), mart
 
 
-def test_stages_from_opportunity_stage_file_active_only(tmp_path: Path):
-    """With OpportunityStage rows, stages come from it (ApiName, SortOrder,
-    DefaultProbability / 100, only active ones); Negotiation and Qualification,
-    named only in history, follow the largest SortOrder (3) by name."""
+def _with_stage_picklist(tmp_path: Path) -> Path:
     export = _copy(tmp_path)
     (export / "OpportunityStage.csv").write_text(
         '"Id","MasterLabel","ApiName","IsActive","SortOrder","IsClosed","IsWon",'
@@ -478,7 +475,14 @@ def test_stages_from_opportunity_stage_file_active_only(tmp_path: Path):
         '"01J3","Closed Lost","Closed Lost","1","3","1","0","0"\r\n'
         '"01J4","Old","Old","0","9","0","0","50"\r\n'
     )
-    project, path = build(export, tmp_path)
+    return export
+
+
+def test_stages_from_opportunity_stage_file_active_only(tmp_path: Path):
+    """With OpportunityStage rows, stages come from it (ApiName, SortOrder,
+    DefaultProbability / 100, only active ones); Negotiation and Qualification,
+    named only in history, follow the largest SortOrder (3) by name."""
+    project, path = build(_with_stage_picklist(tmp_path), tmp_path)
     assert project.build().exit_code == 0
     assert query(
         path,
@@ -490,6 +494,27 @@ def test_stages_from_opportunity_stage_file_active_only(tmp_path: Path):
         ("Closed Lost", 3, 0.0, True, False),
         ("Negotiation", 4, None, False, False),
         ("Qualification", 5, None, False, False),
+    ]
+
+
+def test_a_deal_change_leaves_the_load_of_picklist_stages(tmp_path: Path):
+    """A stage from OpportunityStage depends on that file alone: after a
+    weekly export that changed one deal's amount, it keeps the first load;
+    the stages known only from history depend on every deal and move."""
+    export = _with_stage_picklist(tmp_path)
+    project, path = build(export, tmp_path)
+    assert project.build().exit_code == 0
+    opportunity = export / "Opportunity.csv"
+    opportunity.write_bytes(opportunity.read_bytes().replace(b'"500"', b'"650"', 1))
+    project, path = build(export, tmp_path)
+    assert project.build().exit_code == 0
+    sql = f"select stage_name, _load_id from {STG}pipeline_stages order by stage_order"
+    assert query(path, sql) == [
+        ("Prospecting", 1),
+        ("Closed Won", 1),
+        ("Closed Lost", 1),
+        ("Negotiation", 2),
+        ("Qualification", 2),
     ]
 
 

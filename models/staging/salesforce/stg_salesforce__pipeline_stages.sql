@@ -2,8 +2,10 @@
     else derived from the deals: per StageName the smallest StageSortOrder seen,
     closed/won from a deal with that name and order, no probability. A stage
     named only in OpportunityHistory (or a deal stage with no sort order) is
-    open and not won, ordered after all others by name. Every row depends on
-    all deals and history, so `_load_id` is the newest load among them. -#}
+    open and not won, ordered after all others by name. A stage from
+    OpportunityStage depends on that file alone: its `_load_id` is the file's
+    newest load; any other row depends on all deals and history (the names
+    seen and their order), so its `_load_id` is the newest load among them. -#}
 {{ config(enabled=crm_enabled('salesforce', 'pipeline_stages'), materialized='table') }}
 
 with
@@ -36,7 +38,8 @@ from_picklist as (
         SortOrder as stage_order,
         DefaultProbability / 100 as probability,
         coalesce(IsClosed, false) as is_closed,
-        coalesce(IsWon, false) as is_won
+        coalesce(IsWon, false) as is_won,
+        true as from_picklist
     from stage_picklist
 ),
 
@@ -54,7 +57,8 @@ from_deals as (
         deal_stages.stage_order,
         cast(null as double) as probability,
         coalesce(bool_or(opportunities.IsClosed), false) as is_closed,
-        coalesce(bool_or(opportunities.IsWon), false) as is_won
+        coalesce(bool_or(opportunities.IsWon), false) as is_won,
+        false as from_picklist
     from deal_stages
     inner join opportunities
         on opportunities.StageName = deal_stages.stage_name
@@ -88,7 +92,8 @@ appended as (
             + row_number() over (order by unordered.stage_name) as stage_order,
         cast(null as double) as probability,
         coalesce(known.is_closed, false) as is_closed,
-        coalesce(known.is_won, false) as is_won
+        coalesce(known.is_won, false) as is_won,
+        false as from_picklist
     from unordered
     left join known on known.stage_name = unordered.stage_name
 ),
@@ -100,7 +105,10 @@ final as (
         cast(stages.probability as double) as probability,
         stages.is_closed,
         stages.is_won,
-        newest_load._load_id
+        case
+            when stages.from_picklist then (select max(_load_id) from stage_picklist)
+            else newest_load._load_id
+        end as _load_id
     from (select * from ordered_known union all select * from appended) as stages
     cross join newest_load
 )
