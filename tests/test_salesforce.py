@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 import pytest
 from conftest import assert_contract_columns
+from test_incremental_stateful import PROJECT_PARTS
 
 from runner import Project
 from runner.crm.generate_crm import snake_case
@@ -566,7 +567,7 @@ def test_quotas_of_one_user_and_month_add_up(tmp_path: Path):
 def _project_with(tmp_path: Path, settings: str) -> Path:
     """A copy of this project whose pyproject.toml ends with `settings`."""
     project = tmp_path / "project"
-    for part in ("models", "macros", "seeds", "tests/data"):
+    for part in PROJECT_PARTS:
         if (ROOT / part).is_dir():
             shutil.copytree(ROOT / part, project / part)
     text = (ROOT / "pyproject.toml").read_text()
