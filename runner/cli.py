@@ -217,6 +217,14 @@ def _os_error_message(exc: OSError) -> tuple[str, int]:
     where = f"{exc.filename}: " if exc.filename else ""
     if exc.errno in DISK_FULL:
         return f"{where}the disk is full ({exc.strerror}). Free some space and run again.", 1
+    if isinstance(exc, ConnectionError):
+        # the only connection the runner holds is to Spark's JVM: it stopped
+        return (
+            f"the Spark session stopped answering ({exc.strerror or exc}); its own error is "
+            "above. Tables built before it stopped are kept; run the build again (with "
+            "--debug for a traceback).",
+            1,
+        )
     return (
         f"{where}cannot be used ({exc.strerror or exc}). Check that the folder exists and is "
         "writable, or point --target-path / --warehouse elsewhere.",

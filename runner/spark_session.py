@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from runner.settings import Settings
 
 FILE_FORMATS = ("parquet", "delta", "iceberg")
-FAST_START_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss4m"
+FAST_START_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -Xss4m"
 LOG4J_FILE = Path(__file__).parent / "assets" / "spark-log4j2.properties"
 KEYS = ("master", "warehouse_dir", "file_format", "fast_start", "conf", "app_name")
 

@@ -316,3 +316,14 @@ def test_show_inlines_an_ephemeral_model(cli, make_project) -> None:
     assert (inline.exit_code, inline.stdout) == (0, "id\n7\n")
     model = cli(root, "show", "e", "--output", "csv")
     assert (model.exit_code, model.stdout) == (0, "id\n7\n")
+
+
+def test_a_lost_spark_session_is_not_reported_as_a_path_problem() -> None:
+    from runner.cli import _os_error_message
+
+    message, code = _os_error_message(ConnectionRefusedError(111, "Connection refused"))
+    assert code == 1
+    assert "Spark session stopped" in message
+    assert "--target-path" not in message
+    message, code = _os_error_message(PermissionError(13, "Permission denied", "/x/target"))
+    assert (code, message.startswith("/x/target: cannot be used")) == (2, True)

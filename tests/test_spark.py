@@ -43,7 +43,13 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         warehouse_dir=tmp_path_factory.mktemp("spark-catalog"),
         master="local[2]",
         fast_start=True,
-        conf={"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "2"},
+        conf={
+            "spark.sql.shuffle.partitions": "1",
+            "spark.default.parallelism": "2",
+            # small data: planning and code generation cost more than they save
+            "spark.sql.adaptive.enabled": "false",
+            "spark.sql.codegen.wholeStage": "false",
+        },
     )
     session = get_session(target)
     yield session
