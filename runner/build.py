@@ -14,13 +14,14 @@ the Python API to `run_results.json`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import build_state, caches, incremental_tests, state_tables
+from runner import build_state, caches, incremental_tests, state_tables, up_to_date
 from runner.engines.base import RelationKind
 from runner.errors import CompilationError, WarehouseError
 from runner.nodes import Materialization, Node
@@ -69,13 +70,17 @@ class IncrementalPlan:
     """What a run does incrementally: the newest raw load, the load each node
     will have seen after the run, the logic digest to record for each relation
     built (see `build_state.versions_after_run`), the models rebuilt in full
-    (with the reason), and the tests that check only new rows."""
+    (with the reason), the tests that check only new rows, and the tables
+    and incremental models kept as they are (see `up_to_date`)."""
 
     load_id: int
     seen: Mapping[str, int]
     logic: Mapping[str, str]
     rebuilds: Mapping[str, str]
     tests: incremental_tests.TestPlan
+    kept: frozenset[str] = frozenset()
+    # `_kpi.node_state` as planned: the loads `last_seen_load_id()` stands for
+    states: Mapping[str, state_tables.NodeState] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,8 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             project.loaded, reporter, adapter, existing, command, selected, units, parents, options
         )
         results, passed = run_plan(project, adapter, plan, options)
-        record_passes(adapter, plan, passed)
+        clean = {r.unique_id for r in results if r.resource_type == "test" and not r.failures}
+        record_passes(adapter, plan, passed, clean)
         publish_error: WarehouseError | None = None
         if command == Command.BUILD and project.settings.publish and not _failed(results):
             try:
@@ -194,7 +200,9 @@ def plan_build(
     from runner.compiling import Compiler
 
     compile_cache = CompileCache.for_project(loaded)
-    incremental = plan_incremental(loaded, reporter, adapter, units, options, compile_cache)
+    incremental = plan_incremental(
+        loaded, reporter, adapter, units, options, compile_cache, existing
+    )
     compiler = Compiler(
         loaded,
         existing,
@@ -207,6 +215,23 @@ def plan_build(
     wanted += [n for n in selected if n.config.materialized == Materialization.EPHEMERAL]
     compiled, paths = compile_nodes(loaded, compiler, wanted)
     check_sql(loaded, reporter, adapter, compiled, paths)
+    if incremental.kept or incremental.tests.unchanged:
+
+        def sql_of(node: Node) -> str:
+            done = compiled.get(node.unique_id)
+            return done.sql if done is not None else compiler.compile(node).sql
+
+        nodes, graph = loaded.nodes, loaded.graph
+        incremental = dataclasses.replace(
+            incremental,
+            kept=up_to_date.deterministic(incremental.kept, nodes, graph, sql_of),
+            tests=dataclasses.replace(
+                incremental.tests,
+                unchanged=up_to_date.deterministic(
+                    incremental.tests.unchanged, nodes, graph, sql_of
+                ),
+            ),
+        )
     return BuildPlan(
         command,
         tuple(selected),
@@ -249,10 +274,17 @@ def run_plan(
     return results, executor.passed_tests
 
 
-def record_passes(adapter: EngineAdapter, plan: BuildPlan, passed: set[str]) -> None:
-    """Remember, per test, the load it passed on (tests that check new rows only)."""
-    digests = plan.incremental.tests.digests
-    passes = {uid: digests[uid] for uid in passed if uid in digests}
+def record_passes(
+    adapter: EngineAdapter, plan: BuildPlan, passed: set[str], clean: set[str]
+) -> None:
+    """Remember, per test, the load it passed on: every pass of a test that
+    may check new rows only, a pass with no failing row (`clean`) of any other."""
+    tests = plan.incremental.tests
+    passes = {
+        uid: tests.digests[uid]
+        for uid in passed
+        if uid in tests.digests and (uid not in tests.clean_only or uid in clean)
+    }
     if passes:
         state_tables.ensure(adapter, state_tables.NODE_STATE)
         state_tables.record_passes(adapter, passes, plan.incremental.seen)
@@ -265,9 +297,11 @@ def plan_incremental(
     units: Mapping[str, Unit],
     options: RunOptions,
     compile_cache: CompileCache,
+    existing: frozenset[tuple[str, str]] = frozenset(),
 ) -> IncrementalPlan:
-    """Which incremental models rebuild in full (and why), and which tests
-    may check only the rows loaded since they last passed."""
+    """Which incremental models rebuild in full (and why), which tests may
+    check only the rows loaded since they last passed, and which relations
+    and tests are up to date (`existing`: the warehouse's base tables)."""
     nodes = loaded.nodes
     incremental = [
         u.node for u in units.values() if u.node.config.materialized == Materialization.INCREMENTAL
@@ -290,6 +324,7 @@ def plan_incremental(
         reporter.info(f"Rebuilding {nodes[uid].name} in full: {reason}.")
     if options.full_refresh:
         rebuilds.update({uid: "--full-refresh" for uid in logic})
+    changes = {} if options.full_refresh else state_tables.last_changes(adapter)
     tests = incremental_tests.plan_tests(
         adapter,
         nodes,
@@ -300,10 +335,29 @@ def plan_incremental(
         frozenset(rebuilds),
         incremental_tests.builtin_tests(loaded.macro_sources),
         loaded.graph,
+        changes,
+    )
+    others = [
+        n for u in units.values() for n in u.nodes if n.is_test and n.unique_id not in tests.digests
+    ]
+    other_digests = {
+        t.unique_id: up_to_date.test_digest(t, compile_cache.key(t, False), versions)
+        for t in others
+    }
+    tests = dataclasses.replace(
+        tests,
+        digests={**tests.digests, **other_digests},
+        unchanged=up_to_date.unchanged_tests(
+            others, nodes, loaded.sources, loaded.graph, state, other_digests, rebuilds, changes
+        ),
+        clean_only=frozenset(other_digests),
     )
     load_id = state_tables.current_load_id(adapter)
     seen = build_state.seen_after_run(nodes, loaded.graph, building, state, load_id)
-    return IncrementalPlan(load_id, seen, record, rebuilds, tests)
+    kept = up_to_date.kept_relations(
+        nodes, loaded.sources, loaded.graph, building, state, record, rebuilds, existing, changes
+    )
+    return IncrementalPlan(load_id, seen, record, rebuilds, tests, kept, state)
 
 
 def compile_nodes(

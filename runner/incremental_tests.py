@@ -17,7 +17,10 @@ The promise only holds along a lineage of views and incremental models that
 were neither rebuilt in full nor changed since T, so anything else (a plain
 table upstream, a changed model, a test the project wrote itself) runs in
 full. The digest of a test's lineage is kept with its watermark in
-`_kpi.node_state`.
+`_kpi.node_state`. A test that can never check new rows only (its relation
+has no `_load_id`, or it is a `relationships` test whose parent is not a raw
+table) is left to `up_to_date`, which runs it unless nothing it reads
+changed since a clean pass.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from runner.build_state import rebuilt_since
 from runner.caches import content_key
 from runner.graph import Graph
 from runner.nodes import Node, SourceTable
+from runner.up_to_date import raw_changed_after
 
 if TYPE_CHECKING:
     from runner.engines.base import EngineAdapter
@@ -49,6 +53,16 @@ class TestPlan:
 
     new_rows_only: frozenset[str]
     digests: Mapping[str, str]
+    # of new_rows_only: no raw table upstream changed since they passed
+    nothing_new: frozenset[str] = frozenset()
+    # other tests with the same inputs as at a pass with no failing row (see
+    # `up_to_date`), and the tests whose digest is recorded only on such a pass
+    unchanged: frozenset[str] = frozenset()
+    clean_only: frozenset[str] = frozenset()
+
+    def passes_unrun(self, test_id: str) -> bool:
+        """Whether the test's result is known without running it: a pass."""
+        return test_id in self.nothing_new or test_id in self.unchanged
 
 
 def builtin_tests(macro_sources: Mapping[str, str]) -> frozenset[str]:
@@ -78,6 +92,7 @@ def plan_tests(
     rebuilt_in_full: frozenset[str],
     builtin_tests: frozenset[str],
     graph: Graph,
+    changes: Mapping[str, int] | None = None,
 ) -> TestPlan:
     """Decide, for each test of this run, whether it may check new rows only.
 
@@ -85,7 +100,9 @@ def plan_tests(
     definitions each relation's rows come from after this run (see
     `build_state.versions_after_run`); `rebuilt_in_full` are
     the incremental models that rebuild in full this run; `builtin_tests` the
-    generic tests whose SQL is the runner's own.
+    generic tests whose SQL is the runner's own; `changes` the newest load
+    that changed each raw table (see `state_tables.last_changes`), to find
+    the tests with no new rows to check.
     """
     candidates = [
         t
@@ -96,20 +113,28 @@ def plan_tests(
     ]
     if not candidates:
         return TestPlan(frozenset(), {})
-    with_load_id = _relations_with_load_id(adapter)
+    existing, with_load_id = _relations_with_load_id(adapter)
     state = state_tables.read_node_states(adapter)
     lost_rows = state_tables.raw_changes(adapter).last_delete
     digests: dict[str, str] = {}
     chosen: set[str] = set()
+    nothing_new: set[str] = set()
     for test in candidates:
         tested = str(test.test_metadata["attached_node"])  # type: ignore[index]
         lineage = _lineage(tested, nodes, graph)
         if lineage is None:
             continue  # a plain table (or a seed) upstream: no promise about _load_id
+        relation = sources[tested].relation if tested in sources else nodes[tested].relation
+        name = relation.display.lower()
+        if name in existing and name not in with_load_id:
+            continue  # never on new rows (the relation has no `_load_id`)
+        if test.test_metadata["name"] == "relationships" and not _parent_is_a_source(  # type: ignore[index]
+            test, tested, sources
+        ):
+            continue  # never on new rows
         digest = content_key(logic(test), versions.get(tested, "source"))
         digests[test.unique_id] = digest
-        relation = sources[tested].relation if tested in sources else nodes[tested].relation
-        if relation.display.lower() not in with_load_id:
+        if name not in with_load_id:
             continue
         passed = state.get(test.unique_id)
         if passed is None or passed.logic != digest:
@@ -127,7 +152,9 @@ def plan_tests(
         ):
             continue
         chosen.add(test.unique_id)
-    return TestPlan(frozenset(chosen), digests)
+        if changes and not raw_changed_after(tested, sources, graph, changes, watermark):
+            nothing_new.add(test.unique_id)
+    return TestPlan(frozenset(chosen), digests, frozenset(nothing_new))
 
 
 def _lineage(tested: str, nodes: Mapping[str, Node], graph: Graph) -> list[str] | None:
@@ -141,6 +168,11 @@ def _lineage(tested: str, nodes: Mapping[str, Node], graph: Graph) -> list[str] 
         if node.is_seed or node.config.materialized not in ("view", "incremental", "ephemeral"):
             return None
     return models
+
+
+def _parent_is_a_source(test: Node, tested: str, sources: Mapping[str, SourceTable]) -> bool:
+    parents = [d for d in test.depends_on if d != tested]
+    return len(parents) == 1 and parents[0] in sources
 
 
 def _parent_kept_rows(
@@ -157,9 +189,11 @@ def _parent_kept_rows(
     return lost_rows.get(relation, 0) <= watermark
 
 
-def _relations_with_load_id(adapter: EngineAdapter) -> set[str]:
-    return {
+def _relations_with_load_id(adapter: EngineAdapter) -> tuple[set[str], set[str]]:
+    """Every relation in the warehouse, and those with a `_load_id` column."""
+    catalog = adapter.catalog_columns()
+    return {f"{schema}.{table}".lower() for schema, table in catalog}, {
         f"{schema}.{table}".lower()
-        for (schema, table), columns in adapter.catalog_columns().items()
+        for (schema, table), columns in catalog.items()
         if any(name == LOAD_ID for name, _ in columns)
     }

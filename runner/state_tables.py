@@ -23,6 +23,7 @@ rather than `filter`) except in the two writes on every build's path:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,6 +132,25 @@ def last_seen_load_id_sql(unique_id: str) -> str:
     )
 
 
+_LAST_SEEN = re.compile(
+    re.escape(f"(select coalesce(max(load_id), 0) from {NODE_STATE} where unique_id = ")
+    + r"'((?:[^']|'')*)'\)"
+)
+
+
+def bind_last_seen(sql: str, states: Mapping[str, NodeState]) -> str:
+    """`sql` with each `last_seen_load_id_sql(...)` replaced by its value in
+    `states` (as read when the build was planned: a node's own row changes
+    only once it has run). DuckDB prunes a table's row groups by
+    `_load_id > 7`, not by `_load_id > (select ...)`, which reads them all."""
+
+    def value(match: re.Match[str]) -> str:
+        remembered = states.get(match.group(1).replace("''", "'"))
+        return str(remembered.load_id if remembered else 0)
+
+    return _LAST_SEEN.sub(value, sql)
+
+
 def record_build(
     adapter: EngineAdapter, unique_id: str, load_id: int, logic: str, full: bool
 ) -> None:
@@ -195,6 +215,18 @@ def raw_changes(adapter: EngineAdapter) -> RawChanges:
         {r.lower(): int(d) for r, d, _ in rows if d is not None},
         {r.lower(): int(u) for r, _, u in rows if u is not None},
     )
+
+
+def last_changes(adapter: EngineAdapter) -> dict[str, int]:
+    """Per raw relation the loader fills (`schema.table`, lowercased), the
+    newest load that inserted, updated or deleted a row of it (0: none did)."""
+    if not _exists(adapter, TABLE_CHANGES):
+        return {}
+    rows = adapter.fetchall(
+        "select relation, coalesce(max(case when inserted_rows > 0 or updated_rows > 0 "
+        f"or deleted_rows > 0 then load_id end), 0) from {TABLE_CHANGES} group by 1"
+    )
+    return {str(relation).lower(): int(load_id) for relation, load_id in rows}
 
 
 def record_table_change(

@@ -1,0 +1,226 @@
+"""Work a build proves it need not do: tables whose raw inputs did not change
+since they were built are kept, and new-rows tests with no new rows pass
+without running; anything that could differ is rebuilt or run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner import data_tests
+
+SOURCES = """
+sources:
+  - name: shop
+    schema: raw
+    meta: {load_from_export: true}
+    tables:
+      - name: events
+        meta: {primary_key: [event_id]}
+        columns:
+          - {name: event_id, data_type: id, meta: {required: true}}
+          - {name: n, data_type: integer}
+      - name: users
+        meta: {primary_key: [user_id]}
+        columns:
+          - {name: user_id, data_type: id, meta: {required: true}}
+  - name: outside
+    schema: other
+    tables:
+      - name: notes
+"""
+FILES = {
+    "models/sources.yml": SOURCES,
+    "models/stg_events.sql": "select event_id, n, _load_id from {{ source('shop', 'events') }}",
+    "models/stg_events.yml": """
+models:
+  - name: stg_events
+    columns:
+      - name: n
+        data_tests: [not_null]
+""",
+    "models/stg_users.sql": "select user_id, _load_id from {{ source('shop', 'users') }}",
+    "models/stg_users.yml": """
+models:
+  - name: stg_users
+    columns:
+      - name: user_id
+        data_tests: [not_null]
+""",
+    "models/event_totals.sql": (
+        "{{ config(materialized='table') }}\nselect sum(n) as total from {{ ref('stg_events') }}"
+    ),
+    "models/user_count.sql": (
+        "{{ config(materialized='table') }}\nselect count(*) as users from {{ ref('stg_users') }}"
+    ),
+    "models/clocked.sql": (
+        "{{ config(materialized='table') }}\n"
+        "select count(*) as users, current_date as built_on from {{ ref('stg_users') }}"
+    ),
+}
+
+
+@pytest.fixture
+def shop(make_project, tmp_path: Path):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "events.csv").write_text("event_id,n\ne1,1\ne2,2\n")
+    (export / "users.csv").write_text("user_id\nu1\n")
+    return make_project(FILES), export
+
+
+def actions(result) -> dict[str, str]:
+    return {r.name: r.message for r in result.results if r.resource_type == "model"}
+
+
+def test_a_table_whose_raw_tables_did_not_change_is_kept(shop, load, query) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    again = load(root, raw_dir=export).build()
+    assert again.exit_code == 0
+    assert actions(again)["event_totals"] == "up to date"
+    assert actions(again)["user_count"] == "up to date"
+    # a view is always recreated
+    assert actions(again)["stg_events"] == "created view"
+    # new events: the table over them is rebuilt, the one over users is kept
+    (export / "events.part-2.csv").write_text("event_id,n\ne3,30\n")
+    third = load(root, raw_dir=export).build()
+    assert third.exit_code == 0
+    assert actions(third)["event_totals"] == "created table"
+    assert actions(third)["user_count"] == "up to date"
+    assert query(root, "select total from main.event_totals") == [(33,)]
+
+
+def test_a_snapshot_rewritten_with_the_same_rows_keeps_the_table(shop, load) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    # new bytes, same rows: compared, nothing inserted, updated or deleted
+    (export / "users.csv").write_text("user_id\r\nu1\r\n")
+    again = load(root, raw_dir=export).build()
+    assert again.exit_code == 0
+    assert actions(again)["user_count"] == "up to date"
+
+
+def test_a_changed_definition_or_a_full_refresh_rebuilds(shop, load, make_project) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    make_project(
+        {"models/stg_events.sql": FILES["models/stg_events.sql"].replace("n,", "n * 2 as n,")},
+        root=root,
+    )
+    changed = load(root, raw_dir=export).build()
+    assert actions(changed)["event_totals"] == "created table"
+    assert actions(changed)["user_count"] == "up to date"
+    full = load(root, raw_dir=export).build(full_refresh=True)
+    assert actions(full)["user_count"] == "created table"
+
+
+def test_a_table_that_reads_the_clock_is_always_rebuilt(shop, load) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    again = load(root, raw_dir=export).build()
+    assert actions(again)["clocked"] == "created table"
+
+
+def test_a_table_over_a_raw_table_the_loader_does_not_fill_is_rebuilt(
+    shop, load, make_project, query
+) -> None:
+    root, export = shop
+    make_project(
+        {
+            "models/note_count.sql": "{{ config(materialized='table') }}\n"
+            "select count(*) as notes from {{ source('outside', 'notes') }}"
+        },
+        root=root,
+    )
+    project = load(root, raw_dir=export)
+    with project.writing("setup") as con:
+        con.execute("create schema if not exists other")
+        con.execute("create table other.notes (note varchar)")
+    assert project.build().exit_code == 0
+    with load(root, raw_dir=export).writing("setup") as con:
+        con.execute("insert into other.notes values ('a')")
+    again = load(root, raw_dir=export).build()
+    assert actions(again)["note_count"] == "created table"
+    assert query(root, "select notes from main.note_count") == [(1,)]
+
+
+def test_a_table_dropped_behind_the_runner_is_rebuilt(shop, load, query) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    with load(root, raw_dir=export).writing("setup") as con:
+        con.execute("drop table main.user_count")
+    again = load(root, raw_dir=export).build()
+    assert actions(again)["user_count"] == "created table"
+    assert query(root, "select users from main.user_count") == [(1,)]
+
+
+def test_a_new_rows_test_with_no_new_rows_passes_without_running(shop, load, monkeypatch) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    assert load(root, raw_dir=export).build().exit_code == 0  # the tests pass on new rows
+    ran: list[str] = []
+    real = data_tests.run_test
+
+    def spy(cur, sql, config, path=None):  # type: ignore[no-untyped-def]
+        ran.append(str(path))
+        return real(cur, sql, config, path)
+
+    monkeypatch.setattr(data_tests, "run_test", spy)
+    (export / "events.part-2.csv").write_text("event_id,n\ne3,\n")
+    result = load(root, raw_dir=export).build()
+    # the new event breaks not_null: that test runs; the users' one has nothing new
+    assert result.statuses()["not_null_stg_events_n"] == "fail"
+    assert result.statuses()["not_null_stg_users_user_id"] == "pass"
+    assert any("stg_events" in p for p in ran)
+    assert not any("stg_users" in p for p in ran)
+
+
+TEST_FILES = {
+    "models/user_count.yml": """
+models:
+  - name: user_count
+    data_tests:
+      - expression_is_true:
+          arguments: {expression: "users >= 0"}
+""",
+    "tests/data/assert_users_exist.sql": "select * from {{ ref('user_count') }} where users = 0",
+    "tests/data/assert_not_ahead.sql": (
+        "select * from {{ ref('stg_users') }} where now() < timestamp '2000-01-01'"
+    ),
+    "tests/data/assert_few_events.sql": (
+        "{{ config(warn_if='> 5', error_if='> 5') }}\nselect * from {{ ref('stg_events') }}"
+    ),
+}
+
+
+def test_a_test_whose_inputs_did_not_change_since_a_clean_pass_is_not_run(
+    shop, load, make_project, monkeypatch
+) -> None:
+    root, export = shop
+    make_project(TEST_FILES, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    ran: list[str] = []
+    real = data_tests.run_test
+
+    def spy(cur, sql, config, path=None):  # type: ignore[no-untyped-def]
+        ran.append(str(path))
+        return real(cur, sql, config, path)
+
+    monkeypatch.setattr(data_tests, "run_test", spy)
+    again = load(root, raw_dir=export).build()
+    assert again.exit_code == 0
+    assert again.statuses()["assert_users_exist"] == "pass"
+    assert not any("assert_users_exist" in p for p in ran)
+    assert not any("expression_is_true_user_count" in p for p in ran)
+    # a test that reads the clock always runs; one that passed with failing
+    # rows (under its threshold) runs again, to report them
+    assert any("assert_not_ahead" in p for p in ran)
+    assert any("assert_few_events" in p for p in ran)
+    assert again.by_name()["assert_few_events"].failures == 2
+    # a new user: the tests over users run again
+    ran.clear()
+    (export / "users.csv").write_text("user_id\nu1\nu2\n")
+    assert load(root, raw_dir=export).build().exit_code == 0
+    assert any("assert_users_exist" in p for p in ran)
