@@ -194,6 +194,7 @@ def plan_tables(
     files: Mapping[str, list[ExportFile]],
     force: bool,
 ) -> list[TablePlan]:
+    hash_files([f for table_files in files.values() for f in table_files])
     state = state_tables.loaded_files(adapter)
     existing = set(adapter.relations())
     columns = _columns_of(adapter)
@@ -226,6 +227,20 @@ def plan_tables(
         else:
             plans.append(TablePlan(contract, table_files, "skip"))
     return plans
+
+
+def hash_files(files: Sequence[ExportFile]) -> None:
+    """Hash `files` (each is hashed once, and every file of an export is: to
+    skip it when unchanged, or to remember it once loaded) on every core,
+    largest first (`hashlib` releases the GIL while it reads the bytes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = sorted(files, key=lambda f: -f.size)
+    if len(pending) < 2:
+        return
+    with ThreadPoolExecutor(max_workers=min(len(pending), os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda f: f.sha256, pending):
+            pass
 
 
 def _columns_of(adapter: EngineAdapter) -> dict[tuple[str, str], list[str]]:

@@ -782,45 +782,52 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         )
         _record_changes(loader, plan, inserted=written, deleted=old_rows or 0)
         return
+    changes = _compare_with_loaded(loader, plan, typed)
+    _record_changes(loader, plan, *changes, how="compare")
+
+
+def _compare_with_loaded(loader: _Loader, plan: TablePlan, typed: str) -> tuple[int, int, int]:
+    """Write a snapshot's differences from the loaded rows, found in one join
+    on the primary key: new and changed rows are written with the new load,
+    rows that disappeared are deleted (by row id, with no second search), and
+    identical rows are left as they are. (inserted, updated, deleted)."""
+    cur = loader.cur
+    contract = plan.contract
+    relation = contract.relation
     key = [quote_identifier(k) for k in contract.primary_key]
-    on_key = " and ".join(f"a.{k} is not distinct from b.{k}" for k in key)
-    same_row = " and ".join(
-        f"a.{quote_identifier(c.name)} is not distinct from b.{quote_identifier(c.name)}"
-        for c in contract.columns
-    )
-    delta, gone = loader._name("delta"), loader._name("gone")
+    columns = [quote_identifier(c.name) for c in contract.columns]
+    on_key = " and ".join(f"new_rows.{k} is not distinct from old.{k}" for k in key)
+    same_row = " and ".join(f"new_rows.{c} is not distinct from old.{c}" for c in columns)
+    diff = loader._name("diff")
+    # __kpi_old: the loaded row's id (NULL: a new key); __kpi_new: the row is in
+    # the snapshot (false: its key disappeared)
     cur.create_temp_table_as(
-        delta,
-        f"select a.* from ({typed}) as a anti join {relation} as b on {same_row}",
+        diff,
+        f"select {', '.join(f'new_rows.{c}' for c in columns)}, old.rowid as __kpi_old, "
+        f"new_rows.__kpi_new is not null as __kpi_new "
+        f"from (select *, true as __kpi_new from ({typed})) as new_rows full outer join "
+        f"(select rowid, * from {relation}) as old on {on_key} "
+        f"where old.rowid is null or new_rows.__kpi_new is null or not ({same_row})",
         replace=False,
     )
-    cur.create_temp_table_as(
-        gone,
-        f"select {', '.join(f'a.{k}' for k in key)} "
-        f"from {relation} as a anti join ({typed}) as b on {on_key}",
-        replace=False,
-    )
-    updated = _count(
-        cur, f"select count(*) from {delta} as a semi join {relation} as b on {on_key}"
-    )
-    changed = _count(cur, f"select count(*) from {delta}")
-    deleted = _count(cur, f"select count(*) from {gone}")
-    if changed or deleted:
+    row = cur.execute(
+        f"select count(*) filter (where __kpi_old is null), "
+        f"count(*) filter (where __kpi_old is not null and __kpi_new), "
+        f"count(*) filter (where not __kpi_new) from {diff}"
+    ).fetchone()
+    inserted, updated, deleted = (int(n) for n in row) if row else (0, 0, 0)
+    if updated or deleted:
         cur.execute(
-            f"delete from {relation} as b where exists (select 1 from {delta} as a where {on_key}) "
-            f"or exists (select 1 from {gone} as a where {on_key})"
+            f"delete from {relation} where rowid in "
+            f"(select __kpi_old from {diff} where __kpi_old is not null)"
         )
-        cur.execute(f"insert into {relation} select *, {load_id} from {delta}")
-    cur.drop_temp(delta, if_exists=False)
-    cur.drop_temp(gone, if_exists=False)
-    _record_changes(
-        loader, plan, inserted=changed - updated, updated=updated, deleted=deleted, how="compare"
-    )
-
-
-def _count(cur: DuckDBAdapter, sql: str) -> int:
-    row = cur.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    if inserted or updated:
+        cur.execute(
+            f"insert into {relation} select {', '.join(columns)}, "
+            f"cast({loader.load_id} as bigint) from {diff} where __kpi_new"
+        )
+    cur.drop_temp(diff, if_exists=False)
+    return inserted, updated, deleted
 
 
 def _row_count(cur: DuckDBAdapter, relation: Relation) -> int | None:

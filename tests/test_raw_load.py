@@ -378,6 +378,24 @@ def test_reload_keeps_the_load_id_of_unchanged_rows_and_counts_changes(shop) -> 
     )
 
 
+def test_reload_compares_empty_values_as_values(shop) -> None:
+    # a: a value that empties; b: an empty value that fills; c: empty in both
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,,,,,\nc,Cy,,,,,\n")
+    project.load_raw()
+    (export / "people.csv").write_text(PEOPLE_HEADER + "a,Ann,,,,,\nb,Bo,2,,,,\nc,Cy,,,,,\n")
+    project.load_raw()
+    assert query(project, "select person_id, _load_id from raw.people order by 1") == [
+        ("a", 2),
+        ("b", 2),
+        ("c", 1),
+    ]
+    assert query(
+        project,
+        "select inserted_rows, updated_rows, deleted_rows from _kpi.table_changes "
+        "where relation = 'raw.people' and load_id = 2",
+    ) == [(0, 2, 0)]
+
+
 def test_appended_part_is_recorded_as_an_append(shop) -> None:
     project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
     project.load_raw()
@@ -667,3 +685,20 @@ def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
     offset = {x: new for x, new, _ in rows}
     assert offset["2025-01-01T10:00+02:30"] == datetime(2025, 1, 1, 7, 30)
     assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)
+
+
+def test_the_files_of_an_export_are_hashed_together_each_once(tmp_path: Path) -> None:
+    import hashlib
+
+    from runner.raw_files import close_export_files, hash_files, open_export_file
+
+    contents = {f"t{i}.csv": (f"id\n{i}\n" * (i + 1) * 1000).encode() for i in range(5)}
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    files = [open_export_file(name[:-4], tmp_path / name) for name in sorted(contents)]
+    try:
+        hash_files(files)
+        for file in files:
+            assert file.__dict__["sha256"] == hashlib.sha256(contents[file.name]).hexdigest()
+    finally:
+        close_export_files({"all": files})
