@@ -102,8 +102,6 @@ class BuildPlan:
 
 def execute(project: Project, command: Command, options: RunOptions) -> RunResult:
     """Plan and run `command` on the project's warehouse."""
-    from runner import artifacts
-
     started = time.perf_counter()
     reporter = project.reporter
     selected = tuple(project.select(options.select, options.exclude))
@@ -136,6 +134,27 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
                 publish_error = exc  # raised once the run's artifacts are written
         tables_after = tables_in(adapter)
     caches.remember_tables(project.settings.target_path, project.settings.warehouse, tables_after)
+    result = finish_run(project, command, options, selected, results, relations, plan, started)
+    if publish_error is not None:
+        raise publish_error
+    return result
+
+
+def finish_run(
+    project: Project,
+    command: Command,
+    options: RunOptions,
+    selected: Sequence[Node],
+    results: list[NodeResult],
+    relations: Mapping[tuple[str, str], str],
+    plan: BuildPlan,
+    started: float,
+) -> RunResult:
+    """What every run ends with, on any target: the failure blocks, the stale
+    relations, the summary, and `run_results.json` and the manifest."""
+    from runner import artifacts
+
+    reporter = project.reporter
     elapsed = time.perf_counter() - started
     for block in reporter.failure_blocks:
         reporter.block("\n" + block)
@@ -149,14 +168,11 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     reporter.repeat_warnings(project.load_warnings)
     order = {n.unique_id: i for i, n in enumerate(selected)}
     results.sort(key=lambda r: order.get(r.unique_id, len(order)))
-    settings = project.settings
     artifacts.write_json(
-        settings.target_path / "run_results.json",
+        project.settings.target_path / "run_results.json",
         artifacts.run_results(project.loaded, results, elapsed, options.artifact_args(command)),
     )
     project.write_manifest(plan.paths)
-    if publish_error is not None:
-        raise publish_error
     return RunResult(command, results, elapsed, summary, stale)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, state_tables
-from runner.build import BuildPlan, IncrementalPlan, RunOptions, stale_relations
+from runner.build import BuildPlan, IncrementalPlan, RunOptions, finish_run
 from runner.data_tests import SAMPLE_ROWS, TestOutcome, judge
 from runner.errors import CompilationError
 from runner.incremental_tests import TestPlan
@@ -61,7 +61,7 @@ def open_adapter(project: Project) -> SparkAdapter:
 
 def execute(project: Project, command: Command, options: RunOptions) -> RunResult:
     """Plan and run `command` on the Spark target."""
-    from runner import artifacts, raw_export
+    from runner import raw_export
 
     started = time.perf_counter()
     reporter = project.reporter
@@ -92,25 +92,8 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
         finally:
             adapter.write_state(executor.state)
             adapter.save_views()
-    elapsed = time.perf_counter() - started
-    for block in reporter.failure_blocks:
-        reporter.block("\n" + block)
-    stale = stale_relations(results, {k: "table" for k in executor.existing})
-    if stale:
-        reporter.warning(
-            "these relations were not rebuilt and keep their previous version, now "
-            "stale: " + ", ".join(stale)
-        )
-    summary = reporter.summary(elapsed)
-    reporter.repeat_warnings(project.load_warnings)
-    order = {n.unique_id: i for i, n in enumerate(selected)}
-    results.sort(key=lambda r: order.get(r.unique_id, len(order)))
-    artifacts.write_json(
-        project.settings.target_path / "run_results.json",
-        artifacts.run_results(loaded, results, elapsed, options.artifact_args(command)),
-    )
-    project.write_manifest(plan.paths)
-    return RunResult(command, results, elapsed, summary, stale)
+    existing = {k: "table" for k in executor.existing}
+    return finish_run(project, command, options, selected, results, existing, plan, started)
 
 
 def plan_spark_build(
