@@ -32,7 +32,7 @@ from runner.errors import first_line
 from runner.nodes import Materialization, Node, Relation
 from runner.planning import Unit
 from runner.reporting import Reporter
-from runner.results import NodeResult, NodeStatus, make_result
+from runner.results import NodeResult, NodeStatus, make_result, make_test_result
 from runner.scheduler import run_graph
 
 if TYPE_CHECKING:
@@ -115,17 +115,8 @@ class NodeRunner:
     def test_result(
         self, test: Node, outcome: TestOutcome, seconds: float, wall: float
     ) -> NodeResult:
-        return self.result(
-            test,
-            outcome.status,
-            outcome.message,
-            seconds,
-            wall,
-            failures=outcome.failures,
-            detail=outcome.message,
-            columns=outcome.columns,
-            sample=outcome.sample,
-        )
+        path = self.context.plan.paths.get(test.unique_id)
+        return make_test_result(test, outcome, seconds, wall, path)
 
 
 class RelationRunner(NodeRunner):

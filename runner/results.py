@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.nodes import Node
+
+if TYPE_CHECKING:
+    from runner.data_tests import TestOutcome
 
 
 class NodeStatus(StrEnum):
@@ -105,6 +108,28 @@ def make_result(
         compiled_path=compiled_path,
         node=node,
         **details,
+    )
+
+
+def make_test_result(
+    test: Node,
+    outcome: TestOutcome,
+    seconds: float,
+    wall: float,
+    compiled_path: str | None = None,
+) -> NodeResult:
+    """The result of a data test, with its failing rows' count and sample."""
+    return make_result(
+        test,
+        outcome.status,
+        outcome.message,
+        seconds,
+        wall,
+        compiled_path,
+        failures=outcome.failures,
+        detail=outcome.message,
+        columns=outcome.columns,
+        sample=outcome.sample,
     )
 
 

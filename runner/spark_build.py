@@ -34,7 +34,7 @@ from runner.incremental_tests import TestPlan
 from runner.materializations import strip_statement
 from runner.nodes import Materialization, Node, Relation
 from runner.planning import Command, Unit, plan_units
-from runner.results import NodeResult, NodeStatus, RunResult, make_result
+from runner.results import NodeResult, NodeStatus, RunResult, make_result, make_test_result
 
 if TYPE_CHECKING:
     from runner.compiling import CompiledNode
@@ -461,17 +461,7 @@ class SparkExecutor:
     def _test_result(
         self, test: Node, outcome: TestOutcome, seconds: float, wall: float
     ) -> NodeResult:
-        return self._result(
-            test,
-            outcome.status,
-            outcome.message,
-            seconds,
-            wall,
-            failures=outcome.failures,
-            detail=outcome.message,
-            columns=outcome.columns,
-            sample=outcome.sample,
-        )
+        return make_test_result(test, outcome, seconds, wall, self.plan.paths.get(test.unique_id))
 
 
 def run_tests(

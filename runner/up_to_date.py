@@ -71,6 +71,32 @@ def raw_changed_after(
     return False
 
 
+def inputs_unchanged(
+    uid: str,
+    since: NodeState,
+    nodes: Mapping[str, Node],
+    sources: Mapping[str, SourceTable],
+    graph: Graph,
+    state: Mapping[str, NodeState],
+    rebuilds: Collection[str],
+    changes: Mapping[str, int],
+) -> bool:
+    """Whether nothing `uid` reads changed since `since` (its last build or
+    pass): every ancestor is known, no incremental model upstream is or was
+    since rebuilt in full, and no raw table upstream changed after the load
+    `uid` had seen."""
+    ancestors = graph.ancestors(uid)
+    if any(a not in nodes and a not in sources for a in ancestors):
+        return False
+    if any(
+        a in rebuilds or rebuilt_since(state.get(a), since.built_at)
+        for a in ancestors
+        if a in nodes and nodes[a].config.materialized == "incremental"
+    ):
+        return False
+    return not raw_changed_after(uid, sources, graph, changes, since.load_id)
+
+
 def kept_relations(
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
@@ -104,19 +130,8 @@ def kept_relations(
         built = state.get(uid)
         if built is None or built.built_at is None or built.logic != versions.get(uid):
             continue
-        ancestors = graph.ancestors(uid)
-        if any(a not in nodes and a not in sources for a in ancestors):
-            continue
-        upstream_full = any(
-            a in rebuilds or rebuilt_since(state.get(a), built.built_at)
-            for a in ancestors
-            if a in nodes and nodes[a].config.materialized == "incremental"
-        )
-        if upstream_full:
-            continue
-        if raw_changed_after(uid, sources, graph, changes, built.load_id):
-            continue
-        kept.add(uid)
+        if inputs_unchanged(uid, built, nodes, sources, graph, state, rebuilds, changes):
+            kept.add(uid)
     return frozenset(kept)
 
 
@@ -171,16 +186,8 @@ def unchanged_tests(
             continue
         if passed.logic != digests.get(test.unique_id):
             continue
-        ancestors = graph.ancestors(test.unique_id)
-        if any(a not in nodes and a not in sources for a in ancestors):
-            continue
-        if any(
-            a in rebuilds or rebuilt_since(state.get(a), passed.built_at)
-            for a in ancestors
-            if a in nodes and nodes[a].config.materialized == "incremental"
+        if inputs_unchanged(
+            test.unique_id, passed, nodes, sources, graph, state, rebuilds, changes
         ):
-            continue
-        if raw_changed_after(test.unique_id, sources, graph, changes, passed.load_id):
-            continue
-        unchanged.add(test.unique_id)
+            unchanged.add(test.unique_id)
     return frozenset(unchanged)
