@@ -760,10 +760,11 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
     """Create (reload) or append to the raw table from `rows_sql`, and record
     in `_kpi.table_changes` how many rows were inserted, updated and deleted.
 
-    Reloading a table that has a primary key writes only what changed: rows
-    identical to loaded ones keep their `_load_id`, so a snapshot export that
-    changed in 1% of its rows costs 1% of a write, and incremental models
-    downstream see only those rows (change data capture).
+    Reloading a table writes only what changed: rows identical to loaded ones
+    keep their `_load_id`, so a snapshot export that changed in 1% of its rows
+    costs 1% of a write, and incremental models downstream see only those rows
+    (change data capture). A table without a primary key (an association
+    table) is compared as a multiset of whole rows.
     """
     cur = loader.cur
     contract = plan.contract
@@ -776,7 +777,7 @@ def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:
         _record_changes(loader, plan, inserted=int(row[0]) if row else 0, how="append")
         return
     old_rows = _row_count(cur, relation)
-    if old_rows is None or not contract.primary_key or plan.new_columns:
+    if old_rows is None or plan.new_columns:
         written = cur.create_table_as(
             relation, f"select *, {load_id} as {LOAD_ID_COLUMN} from ({typed})"
         )
@@ -794,8 +795,17 @@ def _compare_with_loaded(loader: _Loader, plan: TablePlan, typed: str) -> tuple[
     cur = loader.cur
     contract = plan.contract
     relation = contract.relation
-    key = [quote_identifier(k) for k in contract.primary_key]
     columns = [quote_identifier(c.name) for c in contract.columns]
+    old_rows = f"(select rowid, * from {relation})"
+    if contract.primary_key:
+        key = [quote_identifier(k) for k in contract.primary_key]
+    else:
+        # no key: a row is its values, and the n-th copy of a repeated row
+        # matches the n-th loaded copy (so duplicates count as a multiset)
+        copy = f"row_number() over (partition by {', '.join(columns)}) as __kpi_copy"
+        typed = f"select *, {copy} from ({typed})"
+        old_rows = f"(select rowid, *, {copy} from {relation})"
+        key = [*columns, "__kpi_copy"]
     on_key = " and ".join(f"new_rows.{k} is not distinct from old.{k}" for k in key)
     same_row = " and ".join(f"new_rows.{c} is not distinct from old.{c}" for c in columns)
     diff = loader._name("diff")
@@ -806,7 +816,7 @@ def _compare_with_loaded(loader: _Loader, plan: TablePlan, typed: str) -> tuple[
         f"select {', '.join(f'new_rows.{c}' for c in columns)}, old.rowid as __kpi_old, "
         f"new_rows.__kpi_new is not null as __kpi_new "
         f"from (select *, true as __kpi_new from ({typed})) as new_rows full outer join "
-        f"(select rowid, * from {relation}) as old on {on_key} "
+        f"{old_rows} as old on {on_key} "
         f"where old.rowid is null or new_rows.__kpi_new is null or not ({same_row})",
         replace=False,
     )

@@ -158,3 +158,145 @@ def test_a_weekly_salesforce_export_built_incrementally_equals_a_clean_build(
     assert got.keys() == expected.keys()
     for relation in expected:
         assert got[relation] == expected[relation], relation
+
+
+HUBSPOT_CSV = "format csv, header true"
+
+
+def hubspot_rewrite(path: Path, sql: str) -> None:
+    """Write the replicated table `path` again from `sql` over its rows (`t`)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with duckdb.connect() as con:
+        con.execute(
+            f"create view t as select * from read_csv('{path}', all_varchar = true, header = true)"
+        )
+        con.execute(f"copy ({sql}) to '{temporary}' ({HUBSPOT_CSV})")
+    temporary.replace(path)
+
+
+def hubspot_next_week(export: Path, rng: random.Random) -> None:
+    """A week of HubSpot changes, as a replication re-sync writes them: every
+    table written again; an open deal won (a new active `deal_stage` row), a
+    deal re-amounted, a deal soft-deleted (`is_deleted`), a contact become a
+    customer, one engagement copied as a new call with its contact and deal,
+    and one contact association removed (a raw table that loses a row)."""
+    with duckdb.connect() as con:
+        newest = con.execute(
+            f"select max(cast(property_createdate as timestamp)) + interval 7 day "
+            f"from read_csv('{export / 'deal.csv'}', all_varchar = true)"
+        ).fetchone()
+        open_deals = [
+            deal_id
+            for (deal_id,) in con.execute(
+                f"select deal_id from read_csv('{export / 'deal.csv'}', all_varchar = true) "
+                "where deal_pipeline_stage_id not in ('closed_won', 'closed_lost') "
+                "and property_amount is not null order by 1"
+            ).fetchall()
+        ]
+        calls = [
+            engagement_id
+            for (engagement_id,) in con.execute(
+                f"select c.engagement_id from read_csv('{export / 'engagement_call.csv'}', "
+                "all_varchar = true) as c semi join read_csv("
+                f"'{export / 'engagement_contact.csv'}', all_varchar = true) as a "
+                "on a.engagement_id = c.engagement_id order by 1"
+            ).fetchall()
+        ]
+        associations = con.execute(
+            f"select engagement_id, contact_id "
+            f"from read_csv('{export / 'engagement_contact.csv'}', all_varchar = true) "
+            "order by 1, 2"
+        ).fetchall()
+    stamp = f"'{newest[0]}'"
+    won, amount, deleted = rng.sample(open_deals, 3)
+    call = rng.choice(calls)
+    gone_engagement, gone_contact = rng.choice(associations)
+    for path in export.glob("*.csv"):
+        path.write_bytes(path.read_bytes())
+    hubspot_rewrite(
+        export / "deal.csv",
+        f"""
+        select * replace (
+            case when deal_id = '{won}' then 'closed_won' else deal_pipeline_stage_id end
+                as deal_pipeline_stage_id,
+            case when deal_id = '{won}' then {stamp} else property_closedate end
+                as property_closedate,
+            case when deal_id = '{amount}' then cast(cast(property_amount as decimal(18, 2))
+                + 7 as varchar) else property_amount end as property_amount,
+            case when deal_id = '{deleted}' then 'true' else is_deleted end as is_deleted
+        )
+        from t
+        """,
+    )
+    hubspot_rewrite(
+        export / "deal_stage.csv",
+        f"select * from t union all select '{won}', {stamp}, 'closed_won', 'true'",
+    )
+    hubspot_rewrite(
+        export / "contact.csv",
+        f"""
+        select * replace (
+            case when id = (select min(id) from t where property_lifecyclestage <> 'customer')
+                then 'customer' else property_lifecyclestage end as property_lifecyclestage,
+            case when id = (select min(id) from t where property_lifecyclestage <> 'customer')
+                then {stamp} else property_hs_lifecyclestage_customer_date end
+                as property_hs_lifecyclestage_customer_date
+        )
+        from t
+        """,
+    )
+    new_call = "ACTW0001"
+    for name, key in (
+        ("engagement", "id"),
+        ("engagement_call", "engagement_id"),
+        ("engagement_deal", "engagement_id"),
+    ):
+        moved = (
+            f", {stamp} as property_hs_timestamp, {stamp} as property_hs_createdate"
+            if name == "engagement_call"
+            else ""
+        )
+        hubspot_rewrite(
+            export / f"{name}.csv",
+            f"select * from t union all "
+            f"select * replace ('{new_call}' as {key}{moved}) from t where {key} = '{call}'",
+        )
+    hubspot_rewrite(
+        export / "engagement_contact.csv",
+        f"""
+        select * from t
+        where not (engagement_id = '{gone_engagement}' and contact_id = '{gone_contact}')
+        union all
+        select '{new_call}', contact_id from t where engagement_id = '{call}'
+        """,
+    )
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_a_hubspot_resync_built_incrementally_equals_a_clean_build(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    export = tmp_path / "export"
+    write_crm_export(export, "hubspot", opportunities=200, months=3)
+    incremental = build(export, tmp_path / "incremental")
+    hubspot_next_week(export, rng)
+    incremental = build(export, tmp_path / "incremental")
+    with duckdb.connect(str(incremental), read_only=True) as con:
+        changes = con.execute(
+            "select relation, inserted_rows, updated_rows, deleted_rows from _kpi.table_changes "
+            "where load_id = (select max(load_id) from _kpi.table_changes)"
+        ).fetchall()
+    changed = {relation: rows for relation, *rows in changes}
+    # deal: won + re-amounted = 2 updated rows, the soft-deleted one dropped by
+    # the load (SOURCES.md) = 1 deleted; one new stage row; one association
+    # gone and one added; untouched tables change nothing
+    assert changed["raw.deal"] == [0, 2, 1], changes
+    assert changed["raw.deal_stage"] == [1, 0, 0], changes
+    assert changed["raw.engagement_contact"] == [1, 0, 1], changes
+    assert "raw.company" not in changed and "raw.owner" not in changed, changes
+    clean = build(export, tmp_path / "clean")
+    got, expected = warehouse_tables(incremental), warehouse_tables(clean)
+    assert got.keys() == expected.keys()
+    for relation in expected:
+        assert got[relation] == expected[relation], relation

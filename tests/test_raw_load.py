@@ -396,6 +396,42 @@ def test_reload_compares_empty_values_as_values(shop) -> None:
     ) == [(0, 2, 0)]
 
 
+def test_reload_of_a_table_without_key_compares_rows_as_a_multiset(tmp_path: Path) -> None:
+    # an association table (no primary key), written again in another order:
+    # (a,1) twice -> once, (b,2) kept, (c,3) new; unchanged rows keep load 1
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[tool.kpi]\n")
+    (root / "models" / "sources.yml").write_text(
+        "sources:\n  - name: shop\n    schema: raw\n    meta: {load_from_export: true}\n"
+        "    tables:\n      - name: links\n        columns:\n"
+        "          - {name: left_id, data_type: id, meta: {required: true}}\n"
+        "          - {name: right_id, data_type: id}\n"
+    )
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "links.csv").write_text("left_id,right_id\na,1\nb,2\na,1\n")
+    project = Project.load(
+        root,
+        warehouse=tmp_path / "w.duckdb",
+        raw_dir=export,
+        reporter=Reporter(stream=io.StringIO()),
+    )
+    project.load_raw()
+    (export / "links.csv").write_text("left_id,right_id\nc,3\nb,2\na,1\n")
+    project.load_raw()
+    assert query(project, "select left_id, right_id, _load_id from raw.links order by all") == [
+        ("a", "1", 1),
+        ("b", "2", 1),
+        ("c", "3", 2),
+    ]
+    assert query(
+        project,
+        "select inserted_rows, updated_rows, deleted_rows from _kpi.table_changes "
+        "where relation = 'raw.links' and load_id = 2",
+    ) == [(1, 0, 1)]
+
+
 def test_appended_part_is_recorded_as_an_append(shop) -> None:
     project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
     project.load_raw()
