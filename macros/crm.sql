@@ -113,8 +113,13 @@
     select * from {{ source('salesforce', 'Opportunity') }}
     where _fivetran_start is null
     union all
-    select * from {{ source('salesforce', 'Opportunity') }}
+    {#- the newest version: no version of the deal starts later (Id and
+        `_fivetran_start` are the copy's primary key) #}
+    select * from {{ source('salesforce', 'Opportunity') }} as version
     where _fivetran_start is not null
-    qualify row_number() over (partition by Id order by _fivetran_start desc) = 1
         and _fivetran_active is distinct from false
+        and not exists (
+            select 1 from {{ source('salesforce', 'Opportunity') }} as newer
+            where newer.Id = version.Id and newer._fivetran_start > version._fivetran_start
+        )
 {%- endmacro %}

@@ -39,3 +39,15 @@
         BIGINT (negative when `end` is earlier; NULL when either is NULL). -#}
     date_diff('microsecond', {{ start }}, {{ end }})
 {%- endmacro %}
+
+
+{% macro truncate_double(value, decimals) -%}
+    {#- The DOUBLE `value` truncated toward zero to `decimals` decimals, as DOUBLE:
+        trunc(value x 10^decimals) / 10^decimals, in floating point (DuckDB's
+        trunc(x, n); Spark's trunc is for dates only). -#}
+    {%- if target.type == 'spark' -%}
+        cast(cast(({{ value }}) * {{ 10 ** decimals }} as bigint) as double) / {{ 10 ** decimals }}
+    {%- else -%}
+        trunc({{ value }}, {{ decimals }})
+    {%- endif -%}
+{%- endmacro %}

@@ -18,6 +18,11 @@ else on Spark, or not parse at all:
   on Spark when both are decimals (a silent drift of up to 2e-7 in an
   average): the numerator is cast to DOUBLE unless it already is.
 
+Three constructs sqlglot translates wrongly without a word are refused with
+the model's name instead (`untranslatable`): `trunc(x, n)` (written as a
+cast to BIGINT), `range()` / `generate_series()` as a table (an invalid
+call), `select *` with `qualify` (its window column joins the `*`).
+
 sqlglot's "OK" proves nothing about Spark: every translated query is then
 parsed by Spark's own parser (`spark_parse_error`) before anything runs.
 `docs/spark.md` lists these rewrites and which of them belong in sqlglot.
@@ -51,8 +56,47 @@ def to_spark(sql: str, *, name: str = "query", path: str | None = None) -> str:
             hint="Write the construct in SQL both engines read (see docs/spark.md), "
             "or give the model a Spark branch with `{% if target.type == 'spark' %}`.",
         ) from exc
+    refused = untranslatable(tree)  # type: ignore[arg-type]
+    if refused is not None:
+        construct, instead = refused
+        raise CompilationError(
+            f"'{name}' uses {construct}, which sqlglot translates to Spark SQL wrongly.",
+            path=path,
+            hint=f"{instead} (docs/spark.md lists the constructs both engines read).",
+        )
     tree = rewrite(tree)  # type: ignore[arg-type]
     return tree.sql(dialect="spark", pretty=True) + "\n"
+
+
+def untranslatable(tree: exp.Expression) -> tuple[str, str] | None:
+    """`(construct, what to write instead)` for the first construct of `tree`
+    that sqlglot would turn into other Spark SQL without a word (a query that
+    parses and computes something else, or fails at run time), else None."""
+    from sqlglot import exp
+
+    for node in tree.walk():
+        if isinstance(node, exp.Trunc) and node.args.get("decimals") is not None:
+            return (
+                "trunc(x, n)",
+                "Use the macro truncate_double(x, n) (sqlglot writes CAST(x AS BIGINT): "
+                "Spark's trunc is for dates)",
+            )
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.GenerateSeries):
+            return (
+                "range() or generate_series() as a table",
+                "Use (values (0), (1), ...) as t(c), or unnest() of a list in its own CTE",
+            )
+        if (
+            isinstance(node, exp.Select)
+            and node.args.get("qualify") is not None
+            and any(isinstance(e, exp.Star) for e in node.expressions)
+        ):
+            return (
+                "select * with qualify",
+                "Name the columns, or keep the rows with not exists (sqlglot's rewrite of "
+                "qualify adds its window column to select *)",
+            )
+    return None
 
 
 def rewrite(tree: exp.Expression) -> exp.Expression:

@@ -49,6 +49,13 @@ load_reach as (
     group by reach
 ),
 
+{#- each load's reach as a range after the previous load's: an event falls in
+    at most one, the first load whose reach is at or after its start #}
+reach_ranges as (
+    select _load_id, reach, lag(reach) over (order by reach) as previous_reach
+    from load_reach
+),
+
 done_tasks as (
     select
         Id as activity_id,
@@ -85,13 +92,23 @@ held_events as (
 
 events_seen as (
     select
-        held_events.* replace (
-            greatest(held_events._load_id, load_reach._load_id) as _load_id
-        )
+        held_events.activity_id,
+        held_events.owner_id,
+        held_events.activity_type,
+        held_events.occurred_at,
+        held_events.WhoId,
+        held_events.WhatId,
+        held_events.AccountId,
+        greatest(held_events._load_id, reach_ranges._load_id) as _load_id
     from held_events
-    asof left join load_reach on held_events.occurred_at <= load_reach.reach
+    left join reach_ranges
+        on held_events.occurred_at <= reach_ranges.reach
+        and (
+            reach_ranges.previous_reach is null
+            or held_events.occurred_at > reach_ranges.previous_reach
+        )
     {#- an export without any SystemModstamp column keeps every event #}
-    where load_reach.reach is not null
+    where reach_ranges.reach is not null
         or (held_events.occurred_at is not null and (select count(*) from load_reach) = 0)
 ),
 

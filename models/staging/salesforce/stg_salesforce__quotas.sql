@@ -36,13 +36,14 @@ split as (
         case
             when not is_quarter then quota_amount
             when month_offset < 2
-                then cast(trunc(quota_amount / 3, 4) as decimal(18, 4))
-            else quota_amount - 2 * cast(trunc(quota_amount / 3, 4) as decimal(18, 4))
+                then cast({{ truncate_double("quota_amount / 3", 4) }} as decimal(18, 4))
+            else quota_amount
+                - 2 * cast({{ truncate_double("quota_amount / 3", 4) }} as decimal(18, 4))
         end as quota_amount,
         currency_code,
         _load_id
     from quota_months
-    cross join range(3) as offsets(month_offset)
+    cross join (values (0), (1), (2)) as offsets(month_offset)
     where is_quarter or month_offset = 0
 ),
 
