@@ -212,7 +212,7 @@ def build_on_both(export: Path, work: Path) -> None:
     assert compared >= 26
 
 
-@pytest.mark.parametrize("export", ["salesforce_small"])
+@pytest.mark.parametrize("export", ["salesforce_small", "hubspot_small"])
 def test_a_crm_export_built_on_spark_equals_the_duckdb_build(
     spark: Any, export: str, tmp_path: Path
 ) -> None:
