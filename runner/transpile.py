@@ -8,6 +8,8 @@ else on Spark, or not parse at all:
 - `with x as not materialized (...)`: the hint is dropped (Spark has none);
 - `row_number()`, `rank()`, `dense_rank()`, `ntile()` are BIGINT on DuckDB
   and INT on Spark: cast to BIGINT;
+- `sign(x)` is TINYINT on DuckDB and DOUBLE on Spark (a sign times an exact
+  integer above 2^53 would silently round): cast to TINYINT;
 - `hugeint` (sqlglot writes `INT128`, which Spark does not know):
   `DECIMAL(38, 0)`;
 - functions sqlglot passes through unknown: `epoch_us(t)` is
@@ -123,6 +125,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             if function == "error":
                 fail = exp.Anonymous(this="raise_error", expressions=arguments)
                 return exp.Cast(this=fail, to=exp.DataType.build("STRING"))
+        if isinstance(node, exp.Sign) and not isinstance(node.parent, exp.Cast):
+            return exp.Cast(this=node.copy(), to=exp.DataType.build("TINYINT"))
         if (
             isinstance(node, exp.Window)
             and type(node.this).__name__ in _RANKING
