@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from runner.compiling import CompiledNode
     from runner.engines.duckdb import DuckDBAdapter
     from runner.engines.spark import SparkAdapter
+    from runner.engines.spark_increments import StagedIncrement
     from runner.loaded import LoadedProject
     from runner.project import Project
     from runner.reporting import Reporter
@@ -228,6 +229,7 @@ class SparkExecutor:
         schemas = {u.node.config.schema for u in plan.units.values() if not u.node.is_test}
         self.existing = adapter.existing_tables(schemas)
         self.results: dict[str, NodeResult] = {}
+        self._staged: dict[Relation, StagedIncrement] = {}  # by the view the tests read
         self._lock = threading.Lock()
 
     def execute(self) -> list[NodeResult]:
@@ -321,12 +323,12 @@ class SparkExecutor:
             blocking = [t for t, o, _ in outcomes if o.blocks]
             if staging is not None:
                 if blocking:
-                    adapter.drop_relation(staging)
+                    self._discard(staging)
                 else:
-                    adapter.swap_in(staging, relation)
+                    self._publish(staging, relation)
         except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
             if staging is not None:
-                _quietly(lambda: adapter.drop_relation(staging))
+                _quietly(lambda: self._discard(staging))
             seconds = time.perf_counter() - start
             message = _first_line(exc)
             head = self._result(
@@ -379,12 +381,56 @@ class SparkExecutor:
             adapter.create_view(relation, sql)
             return "created view", None, None
         staging = adapter.staging(relation)
+        partition = _partition_of(node, adapter.format)
         if kind == Materialization.INCREMENTAL and compiled.is_incremental:
+            staged = self._stage_increment(node, sql)
+            if staged is not None:
+                return _action(node), None, staged.next_version
             sql, action = self._incremental_rows(node, sql)
-            adapter.write_table(staging, sql)
+            adapter.write_table(staging, sql, partition)
             return action, None, staging
-        adapter.write_table(staging, sql)
+        adapter.write_table(staging, sql, partition)
         return "created table", None, staging
+
+    def _stage_increment(self, node: Node, batch_sql: str) -> StagedIncrement | None:
+        """The batch staged beside the table, to be published in place (month
+        partitions on Parquet, MERGE on Delta/Iceberg), or None: copy on write."""
+        from runner.engines import spark_increments
+
+        config = node.config
+        valid = _spark_relation(config.valid_keys) if config.valid_keys else None
+        staged = spark_increments.stage(
+            self.adapter,
+            node.relation,
+            batch_sql,
+            config.incremental_strategy,
+            config.unique_key,
+            valid,
+        )
+        if staged is not None:
+            with self._lock:
+                self._staged[staged.next_version] = staged
+        return staged
+
+    def _publish(self, staging: Relation, relation: Relation) -> None:
+        from runner.engines import spark_increments
+
+        with self._lock:
+            staged = self._staged.pop(staging, None)
+        if staged is None:
+            self.adapter.swap_in(staging, relation)
+        else:
+            spark_increments.publish(self.adapter, staged)
+
+    def _discard(self, staging: Relation) -> None:
+        from runner.engines import spark_increments
+
+        with self._lock:
+            staged = self._staged.pop(staging, None)
+        if staged is None:
+            self.adapter.drop_relation(staging)
+        else:
+            spark_increments.discard(self.adapter, staged)
 
     def _incremental_rows(self, node: Node, batch_sql: str) -> tuple[str, str]:
         """The table's next content (the adapter's copy on write) and the action."""
@@ -392,8 +438,8 @@ class SparkExecutor:
         if config.incremental_strategy == "delete+insert":
             valid = _spark_relation(config.valid_keys) if config.valid_keys else None
             sql = self.adapter.delete_insert_sql(node.relation, batch_sql, config.unique_key, valid)
-            return sql, "merged into"
-        return self.adapter.append_sql(node.relation, batch_sql), "inserted into"
+            return sql, _action(node)
+        return self.adapter.append_sql(node.relation, batch_sql), _action(node)
 
     def _load_seed(self, node: Node, staging: Relation) -> int:
         """A seed's CSV, typed by DuckDB as on every target, as the staging table."""
@@ -536,6 +582,25 @@ def _judged(adapter: SparkAdapter, query: str, test: Node, failures: int) -> Tes
     except Exception:  # noqa: BLE001 - the count stands without its sample
         columns, rows = (), []
     return TestOutcome(status, failures, "", columns, tuple(rows))
+
+
+def _action(node: Node) -> str:
+    return "merged into" if node.config.incremental_strategy == "delete+insert" else "inserted into"
+
+
+def _partition_of(node: Node, file_format: str) -> str | None:
+    """The month column a model's Parquet table is partitioned by, so that an
+    incremental run can replace only the months it touches."""
+    from runner.engines.spark_increments import partition_column
+
+    config = node.config
+    if (
+        file_format != "parquet"
+        or config.materialized != Materialization.INCREMENTAL
+        or config.incremental_strategy != "delete+insert"
+    ):
+        return None
+    return partition_column(config.unique_key)
 
 
 def _key(relation: Relation) -> tuple[str, str]:

@@ -12,6 +12,8 @@ in: on Parquet by moving directories (drop the old files, move the new ones
 in: two steps, not atomic; a crash between them leaves the model missing
 until the next build), on Delta and Iceberg by `create or replace table ...
 as select * from <staging>` (one atomic commit of the table format).
+Incremental batches are written in place where the table allows it
+(`spark_increments.py`).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class SparkAdapter(EngineAdapter):
             f"location '{_path_literal(location)}'"
         )
         self._noted(relation, RelationKind.TABLE)
+        if _format_of(location) == "parquet" and self.partition_columns(relation):
+            # the catalog lists a partitioned table's partitions: found from its folders
+            self.sql(f"alter table {name(relation)} recover partitions")
 
     def table_location(self, relation: Relation) -> str | None:
         if self.relation_kind(relation) != RelationKind.TABLE:
@@ -249,15 +254,54 @@ class SparkAdapter(EngineAdapter):
         self.write_table(relation, select)
         return self.row_count(relation)
 
-    def write_table(self, relation: Relation, sql: str) -> None:
-        """`create_table_as` without counting the rows (one Spark job less)."""
+    def write_table(self, relation: Relation, sql: str, partition_by: str | None = None) -> None:
+        """`create_table_as` without counting the rows (one Spark job less);
+        on Parquet, `partition_by` names a column to partition the files by
+        (Spark then lists it last)."""
         self.drop_relation(relation)
         location = self.location(relation)
+        partitioned = (
+            f"partitioned by (`{partition_by}`) "
+            if partition_by and self.format == "parquet"
+            else ""
+        )
         self.sql(
-            f"create table {name(relation)} using {self.format} "
+            f"create table {name(relation)} using {self.format} {partitioned}"
             f"location '{_path_literal(location)}' as\n{sql}"
         )
         self._noted(relation, RelationKind.TABLE)
+
+    def create_scratch_view(self, relation: Relation, sql: str) -> None:
+        """A view for the length of one step (not kept in `_kpi.views`)."""
+        self.sql(f"create or replace view {name(relation)} as\n{sql}")
+        self._noted(relation, RelationKind.VIEW)
+
+    def partition_columns(self, relation: Relation) -> list[str]:
+        """The columns a Parquet table's folder is partitioned by (its
+        `<column>=<value>` folders, one level per column)."""
+        columns: list[str] = []
+        folder = self.location(relation)
+        while folder.is_dir():
+            found = next(
+                (p for p in sorted(folder.iterdir()) if p.is_dir() and "=" in p.name), None
+            )
+            if found is None:
+                break
+            columns.append(found.name.split("=", 1)[0])
+            folder = found
+        return columns
+
+    def remove_stray_partitions(self, relation: Relation) -> None:
+        """Remove the partition folders the catalog no longer lists (a dropped
+        partition of an external table keeps its files)."""
+        listed = {
+            str(row[0]).split("/", 1)[0]
+            for row in self.sql(f"show partitions {name(relation)}").collect()
+        }
+        folder = self.location(relation)
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.is_dir() and "=" in path.name and path.name not in listed:
+                self._remove(path)
 
     def staging(self, relation: Relation) -> Relation:
         return Relation(relation.schema, STAGING_PREFIX + relation.identifier)
@@ -308,13 +352,16 @@ class SparkAdapter(EngineAdapter):
         batch_sql: str,
         unique_key: Sequence[str],
         valid_keys: str | None = None,
+        *,
+        batch: str | None = None,
     ) -> str:
         """The next content of `relation` for a delete+insert (copy on write):
         its rows whose key is not in the batch (`<=>`: NULL keys match), and
         with `valid_keys` (a relation holding the key columns) only the rows
-        still valid, then the batch's rows."""
+        still valid, then the batch's rows. `batch`: the temporary view of
+        `batch_sql` when one was made already."""
         columns = ", ".join(f"`{c}`" for c in self.column_names(relation))
-        batch = self._batch_view(relation, batch_sql)
+        batch = batch or self.batch_view(relation, batch_sql)
         match = " and ".join(f"kept.`{k}` <=> batch.`{k}`" for k in unique_key)
         keys = ", ".join(f"`{k}`" for k in unique_key)
         kept = (
@@ -332,10 +379,11 @@ class SparkAdapter(EngineAdapter):
     def append_sql(self, relation: Relation, batch_sql: str) -> str:
         """The next content of `relation` for an append: its rows, then the batch's."""
         columns = ", ".join(f"`{c}`" for c in self.column_names(relation))
-        batch = self._batch_view(relation, batch_sql)
+        batch = self.batch_view(relation, batch_sql)
         return f"select {columns} from {name(relation)}\nunion all\nselect {columns} from `{batch}`"
 
-    def _batch_view(self, relation: Relation, batch_sql: str) -> str:
+    def batch_view(self, relation: Relation, batch_sql: str) -> str:
+        """A temporary view of an incremental batch; its name."""
         batch = f"__kpi_batch__{relation.schema}__{relation.identifier}"
         self.sql(f"create or replace temporary view `{batch}` as\n{batch_sql}")
         return batch
