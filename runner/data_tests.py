@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,19 +75,38 @@ def judge(config: NodeConfig, failures: int, path: str | None = None) -> NodeSta
     return NodeStatus.PASS
 
 
+def test_query(sql: str, config: NodeConfig) -> str:
+    """The rows a compiled test counts: its query, within its `limit`."""
+    query = strip_statement(sql)
+    if config.limit is not None:
+        query = f"select * from (\n{query}\n) as limited limit {int(config.limit)}"
+    return query
+
+
+def fused_count_sql(queries: Sequence[str]) -> str:
+    """One query that counts the rows of each of `queries` (test queries of one
+    relation): rows of (index in `queries`, count). One statement instead of
+    one per test: on Spark one job, on DuckDB one plan and one round trip."""
+    return "\nunion all\n".join(
+        f"select {i} as test_index, count(*) as failures from (\n{query}\n) as test_{i}"
+        for i, query in enumerate(queries)
+    )
+
+
 def run_test(
     cur: EngineAdapter,
     sql: str,
     config: NodeConfig,
     path: str | None = None,
+    failures: int | None = None,
 ) -> TestOutcome:
-    """Run one compiled test query on `cur`."""
-    query = strip_statement(sql)
-    if config.limit is not None:
-        query = f"select * from (\n{query}\n) limit {int(config.limit)}"
+    """Run one compiled test query on `cur` (`failures`: its count, when a fused
+    query already counted it; the query then runs only to sample a failure)."""
+    query = test_query(sql, config)
     try:
-        row = cur.execute(f"select count(*) from (\n{query}\n) as kpi_test").fetchone()
-        failures = int(row[0]) if row else 0
+        if failures is None:
+            row = cur.execute(f"select count(*) from (\n{query}\n) as kpi_test").fetchone()
+            failures = int(row[0]) if row else 0
         status = judge(config, failures, path)
         if status == NodeStatus.PASS:
             return TestOutcome(status, failures)

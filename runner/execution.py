@@ -62,13 +62,20 @@ class RunContext:
             self.plan.compiled[node.unique_id].sql, self.plan.incremental.states
         )
 
-    def run_test(self, cur: EngineAdapter, test: Node) -> TestOutcome:
-        """Run a test's query, or, when its result is known (no new rows to
-        check, or the inputs of a clean pass; see `up_to_date`), judge its 0
-        failing rows without running it."""
-        if self.plan.incremental.tests.passes_unrun(test.unique_id) and not self.wants_store(test):
+    def runs(self, test: Node) -> bool:
+        """Whether a test's query runs: not when its result is known (no new rows
+        to check, or the inputs of a clean pass; see `up_to_date`) and its
+        failing rows need not be stored."""
+        return not self.plan.incremental.tests.passes_unrun(test.unique_id) or self.wants_store(
+            test
+        )
+
+    def run_test(self, cur: EngineAdapter, test: Node, failures: int | None = None) -> TestOutcome:
+        """Run a test's query (`failures`: its count, from a fused query), or
+        judge its 0 failing rows without running it."""
+        if not self.runs(test):
             return TestOutcome(data_tests.judge(test.config, 0, test.path), 0)
-        return data_tests.run_test(cur, self.sql(test), test.config, test.path)
+        return data_tests.run_test(cur, self.sql(test), test.config, test.path, failures)
 
 
 class NodeRunner:
@@ -119,10 +126,38 @@ class NodeRunner:
         return make_test_result(test, outcome, seconds, wall, path)
 
 
+class _FusedTestsFailed(Exception):
+    """The fused count of a unit's tests raised: the unit runs again, each test
+    on its own, so that the test that cannot run is the one named."""
+
+
 class RelationRunner(NodeRunner):
-    """Builds a model's relation and audits it with its tests, in one transaction."""
+    """Builds a model's relation and audits it with its tests, in one transaction.
+
+    The tests that run are counted by one fused query (`data_tests.fused_count_sql`),
+    and a failing test's rows are then sampled on their own. When the fused
+    query raises, the transaction has aborted, so the unit is rolled back and
+    run again with one query per test."""
 
     def run(self, cur: EngineAdapter) -> list[NodeResult]:
+        try:
+            return self._run(cur, fuse=True)
+        except _FusedTestsFailed:
+            return self._run(cur, fuse=False)
+
+    def _fused_counts(self, cur: EngineAdapter) -> dict[str, int]:
+        """The failure count of every test that runs, by one query (two or more)."""
+        tests = [t for t in self.unit.tests if self.context.runs(t)]
+        if len(tests) < 2:
+            return {}
+        queries = [data_tests.test_query(self.context.sql(t), t.config) for t in tests]
+        try:
+            rows = cur.execute(data_tests.fused_count_sql(queries)).fetchall()
+        except cur.Error as exc:
+            raise _FusedTestsFailed from exc
+        return {tests[int(i)].unique_id: int(n) for i, n in rows}
+
+    def _run(self, cur: EngineAdapter, *, fuse: bool) -> list[NodeResult]:
         node = self.unit.node
         compiled = self.context.plan.compiled[node.unique_id]
         wall, start = time.time(), time.perf_counter()
@@ -142,10 +177,16 @@ class RelationRunner(NodeRunner):
                         self.context.plan.incremental.logic.get(node.unique_id, ""),
                         full=not compiled.is_incremental,
                     )
+                t0 = time.perf_counter()
+                counts = self._fused_counts(cur) if fuse else {}
+                # the fused query's time is shared by the tests it counted
+                shared = (time.perf_counter() - t0) / len(counts) if counts else 0.0
                 for test in self.unit.tests:
                     t0 = time.perf_counter()
-                    outcome = self.context.run_test(cur, test)
-                    outcomes.append((test, outcome, time.perf_counter() - t0))
+                    failures = counts.get(test.unique_id)
+                    outcome = self.context.run_test(cur, test, failures)
+                    seconds = time.perf_counter() - t0 + (shared if failures is not None else 0)
+                    outcomes.append((test, outcome, seconds))
                     if outcome.status == NodeStatus.ERROR:
                         # a failed statement aborts the transaction: nothing
                         # more runs in it and it can only roll back.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import build_state, state_tables
 from runner.build import BuildPlan, IncrementalPlan, RunOptions, finish_run
-from runner.data_tests import SAMPLE_ROWS, TestOutcome, judge
+from runner.data_tests import SAMPLE_ROWS, TestOutcome, fused_count_sql, judge, test_query
 from runner.errors import CompilationError
 from runner.incremental_tests import TestPlan
 from runner.materializations import strip_statement
@@ -520,11 +520,9 @@ def run_tests(
     named."""
     from runner.engines.spark import name
 
-    parts = [
-        f"select {i} as test_index, count(*) as failures from (\n{_test_query(sql, test)}\n) "
-        f"as test_{i}"
-        for i, (test, sql) in enumerate(tests)
-    ]
+    parts = (
+        [fused_count_sql([test_query(sql, test.config) for test, sql in tests])] if tests else []
+    )
     if count_of is not None:
         parts.append(f"select -1 as test_index, count(*) as failures from {name(count_of)}")
     if not parts:
@@ -537,7 +535,7 @@ def run_tests(
         return outcomes, total
     counts = {int(row[0]): int(row[1]) for row in rows}
     outcomes = [
-        _judged(adapter, _test_query(sql, test), test, counts[i])
+        _judged(adapter, test_query(sql, test.config), test, counts[i])
         for i, (test, sql) in enumerate(tests)
     ]
     return outcomes, counts.get(-1)
@@ -559,18 +557,11 @@ def _cache_for_tests(adapter: SparkAdapter, node: Node, tests: Sequence[tuple[No
 
 def run_test(adapter: SparkAdapter, sql: str, test: Node) -> TestOutcome:
     """One test query on Spark: count its failing rows and judge them."""
-    query = _test_query(sql, test)
+    query = test_query(sql, test.config)
     try:
         return _judged(adapter, query, test, adapter.count(query))
     except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
         return TestOutcome(NodeStatus.ERROR, 0, _spark_message(exc))
-
-
-def _test_query(sql: str, test: Node) -> str:
-    query = strip_statement(sql)
-    if test.config.limit is not None:
-        query = f"select * from (\n{query}\n) as limited limit {int(test.config.limit)}"
-    return query
 
 
 def _judged(adapter: SparkAdapter, query: str, test: Node, failures: int) -> TestOutcome:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.data_tests import condition, judge, run_test
+from runner.data_tests import SAMPLE_ROWS, condition, judge, run_test
+from runner.engines.duckdb import DuckDBAdapter
 from runner.errors import ProjectError
 from runner.nodes import NodeConfig
 
@@ -326,6 +327,52 @@ def test_store_failures_with_several_threads_does_not_conflict(make_project, loa
     assert query(
         root, "select count(*) from information_schema.tables where table_schema = 'audit'"
     ) == [(6,)]
+
+
+def test_the_tests_of_a_model_are_counted_by_one_fused_query(
+    make_project, load, monkeypatch
+) -> None:
+    # ids 1, NULL, 1, 3: not_null fails on 1 row (the NULL), unique on 1 key
+    # (1 twice), accepted_values [1, 3] passes (NULL is not checked)
+    root = make_project(
+        {
+            "models/m.sql": "{{ config(materialized='table') }}"
+            "select * from (values (1), (null), (1), (3)) v(id)",
+            "models/m.yml": """
+                models:
+                  - name: m
+                    columns:
+                      - name: id
+                        data_tests:
+                          - not_null:
+                              config: {severity: warn}
+                          - unique:
+                              config: {severity: warn}
+                          - accepted_values:
+                              values: [1, 3]
+            """,
+        }
+    )
+    statements: list[str] = []
+    real = DuckDBAdapter.execute
+
+    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(DuckDBAdapter, "execute", spy)
+    result = load(root).build()
+    tests = result.by_name()
+    assert {name: (tests[name].status, tests[name].failures) for name in tests if name != "m"} == {
+        "not_null_m_id": ("warn", 1),
+        "unique_m_id": ("warn", 1),
+        "accepted_values_m_id__1__3": ("pass", 0),
+    }
+    counts = [s for s in statements if s.startswith(("select count(*) from (", "select 0 as test"))]
+    # one fused count of the three tests; the two failing ones are then sampled
+    assert len(counts) == 1 and counts[0].count("as test_index") == 3, counts
+    samples = [s for s in statements if s.endswith(f"as kpi_test limit {SAMPLE_ROWS}")]
+    assert len(samples) == 2, samples
 
 
 # -- a test that cannot run -------------------------------------------------------------------

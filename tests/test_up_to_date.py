@@ -163,9 +163,9 @@ def test_a_new_rows_test_with_no_new_rows_passes_without_running(shop, load, mon
     ran: list[str] = []
     real = data_tests.run_test
 
-    def spy(cur, sql, config, path=None):  # type: ignore[no-untyped-def]
+    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
         ran.append(str(path))
-        return real(cur, sql, config, path)
+        return real(cur, sql, config, path, failures)
 
     monkeypatch.setattr(data_tests, "run_test", spy)
     (export / "events.part-2.csv").write_text("event_id,n\ne3,\n")
@@ -204,9 +204,9 @@ def test_a_test_whose_inputs_did_not_change_since_a_clean_pass_is_not_run(
     ran: list[str] = []
     real = data_tests.run_test
 
-    def spy(cur, sql, config, path=None):  # type: ignore[no-untyped-def]
+    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
         ran.append(str(path))
-        return real(cur, sql, config, path)
+        return real(cur, sql, config, path, failures)
 
     monkeypatch.setattr(data_tests, "run_test", spy)
     again = load(root, raw_dir=export).build()
