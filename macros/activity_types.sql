@@ -22,9 +22,15 @@
     leading and trailing whitespace (spaces, tabs, line breaks); a type the seed
     does not list is `other`. -#}
 {% macro normalize_activity_type(column) -%}
-    {%- set whitespace = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)" -%}
     coalesce(
-        {{ mapped_activity_type('type', 'lower(trim(' ~ column ~ ', ' ~ whitespace ~ '))') }},
+        {{ mapped_activity_type('type', activity_type_spelling(column)) }},
         'other'
     )
+{%- endmacro %}
+
+{#- How a free-text type is matched against the seed's `type` spellings:
+    lower-cased, without leading and trailing spaces, tabs and line breaks. -#}
+{% macro activity_type_spelling(column) -%}
+    {%- set whitespace = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)" -%}
+    lower(trim({{ column }}, {{ whitespace }}))
 {%- endmacro %}

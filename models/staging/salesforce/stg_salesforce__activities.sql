@@ -56,38 +56,49 @@ reach_ranges as (
     from load_reach
 ),
 
+{#- the seed's spellings of each field, joined once (a row per spelling:
+    the seed's test) instead of looked up per row #}
+type_spellings as (
+    select spelling, activity_type from {{ ref('activity_types') }} where field = 'type'
+),
+
+subtype_spellings as (
+    select spelling, activity_type from {{ ref('activity_types') }} where field = 'task_subtype'
+),
+
 done_tasks as (
     select
-        Id as activity_id,
-        OwnerId as owner_id,
-        coalesce(
-            {{ mapped_activity_type('task_subtype', 'lower(TaskSubtype)') }},
-            {{ normalize_activity_type('Type') }}
-        ) as activity_type,
-        coalesce(CompletedDateTime, CreatedDate) as occurred_at,
-        WhoId,
-        WhatId,
-        AccountId,
-        _load_id
+        tasks.Id as activity_id,
+        tasks.OwnerId as owner_id,
+        coalesce(subtype_spellings.activity_type, type_spellings.activity_type, 'other')
+            as activity_type,
+        coalesce(tasks.CompletedDateTime, tasks.CreatedDate) as occurred_at,
+        tasks.WhoId,
+        tasks.WhatId,
+        tasks.AccountId,
+        tasks._load_id
     from tasks
-    where coalesce(IsClosed, true)
+    left join subtype_spellings on subtype_spellings.spelling = lower(tasks.TaskSubtype)
+    left join type_spellings
+        on type_spellings.spelling = {{ activity_type_spelling('tasks.Type') }}
+    where coalesce(tasks.IsClosed, true)
 ),
 
 held_events as (
     select
-        Id as activity_id,
-        OwnerId as owner_id,
-        case
-            when {{ normalize_activity_type('Type') }} = 'other' then 'meeting'
-            else {{ normalize_activity_type('Type') }}
-        end as activity_type,
-        coalesce(ActivityDateTime, ActivityDate) as occurred_at,
-        WhoId,
-        WhatId,
-        AccountId,
-        _load_id
+        events.Id as activity_id,
+        events.OwnerId as owner_id,
+        {#- a type the seed does not list (or lists as other) is a meeting #}
+        coalesce(nullif(type_spellings.activity_type, 'other'), 'meeting') as activity_type,
+        coalesce(events.ActivityDateTime, events.ActivityDate) as occurred_at,
+        events.WhoId,
+        events.WhatId,
+        events.AccountId,
+        events._load_id
     from events
-    where IsChild is distinct from true
+    left join type_spellings
+        on type_spellings.spelling = {{ activity_type_spelling('events.Type') }}
+    where events.IsChild is distinct from true
 ),
 
 events_seen as (

@@ -21,7 +21,8 @@ versions as (
     from {{ source('salesforce', 'Opportunity') }}
     where _fivetran_start is not null
         and Id in (select Id from ({{ salesforce_current_opportunities() }}))
-        and not exists (select 1 from logged)
+        {#- the source, not `logged`: a CTE read twice is materialized #}
+        and not exists (select 1 from {{ source('salesforce', 'OpportunityHistory') }})
 ),
 
 history as (
