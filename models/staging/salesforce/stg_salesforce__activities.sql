@@ -3,8 +3,10 @@
     no later than the export's newest SystemModstamp over every object read (a
     meeting scheduled for next week has not happened). An event becomes an
     activity in the first load that holds a row stamped at or after its start:
-    that load is its `_load_id`, so incremental models count it once. -#}
-{{ config(enabled=crm_enabled('salesforce', 'activities'), materialized='table') }}
+    that load is its `_load_id`, so incremental models count it once.
+    A view: computing the rows (a scan of Task and Event, joins on a few rows)
+    costs less than writing every activity's 18-character ids to a table. -#}
+{{ config(enabled=crm_enabled('salesforce', 'activities'), materialized='view') }}
 
 {%- set objects = ['User', 'UserRole', 'Account', 'Opportunity', 'OpportunityHistory',
     'OpportunityStage', 'Lead', 'Task', 'Event', 'ForecastingQuota', 'Period', 'Contract',
