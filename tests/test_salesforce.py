@@ -354,6 +354,26 @@ def test_load_report_counts_each_drop(tmp_path: Path):
     assert "1 event(s) after the export's newest SystemModstamp" in " ".join(project.load_warnings)
 
 
+def test_without_any_system_modstamp_every_dated_event_is_an_activity(tmp_path: Path):
+    """An export with no SystemModstamp column reaches no date: E3 (after the
+    fixture's newest stamp) is an activity too, of the export's one load."""
+    export = _copy(tmp_path)
+    for path in export.glob("*.csv"):
+        text = path.read_bytes().decode("latin-1")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        if "SystemModstamp" not in rows[0]:
+            continue
+        drop = rows[0].index("SystemModstamp")
+        out = io.StringIO(newline="")
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        writer.writerows([v for i, v in enumerate(row) if i != drop] for row in rows)
+        path.write_bytes(out.getvalue().encode("latin-1"))
+    project, path = build(export, tmp_path / "w")
+    assert project.build(select=["+stg_salesforce__activities"]).exit_code == 0
+    sql = f"select activity_id, _load_id from {STG}activities where activity_id like '00U%'"
+    assert query(path, sql + " order by 1") == [(sf("00U", n), 1) for n in (1, 3, 4)]
+
+
 def test_missing_required_column_names_file_field_and_near_match(tmp_path: Path):
     export = _copy(tmp_path)
     path = export / "Opportunity.csv"
