@@ -208,7 +208,35 @@ def parse_value_sql(
         return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
     typed = _timestamp_sql(text) if kind == "timestamp" else f"try_cast({text} as {target})"
     pattern = quote_literal(_PATTERNS[kind])
-    return typed, f"(not regexp_full_match({text}, {pattern}) or {typed_ref or typed} is null)"
+    invalid = f"(not regexp_full_match({text}, {pattern}) or {typed_ref or typed} is null)"
+    if typed_ref is not None and kind in _WRITTEN_AS:
+        written = _written_as_read(kind, text, typed_ref)
+        invalid = f"case when {written} then false else {invalid} end"
+    return typed, invalid
+
+
+# How DuckDB writes a date or timestamp of a four-digit year (`cast(x as
+# varchar)`), and Salesforce's API form of a timestamp: text equal to one of
+# these matches the pattern, so its check needs no regular expression.
+_WRITTEN_AS = {
+    "date": ("date", ((10, None),)),
+    "timestamp": ("timestamp", ((19, None), (24, "%Y-%m-%dT%H:%M:%S.%gZ"))),
+}
+
+
+def _written_as_read(kind: str, text: str, typed: str) -> str:
+    """A condition, cheaper than the pattern, that is true only when `text`
+    is exactly the typed value written back in a four-digit-year form (a
+    sufficient condition for a valid value: anything else takes the pattern)."""
+    sql_type, forms = _WRITTEN_AS[kind]
+    low, high = f"{sql_type} '1000-01-01'", f"{sql_type} '9999-12-31'"
+    written = " or ".join(
+        f"(length({text}) = {length} and "
+        + (f"strftime({typed}, {quote_literal(fmt)})" if fmt else f"cast({typed} as varchar)")
+        + f" = {text})"
+        for length, fmt in forms
+    )
+    return f"({typed} >= {low} and {typed} < {high} and ({written}))"
 
 
 def _timestamp_sql(text: str) -> str:

@@ -723,6 +723,41 @@ def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
     assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)
 
 
+@pytest.mark.parametrize("kind", ["date", "timestamp"])
+def test_a_value_written_as_duckdb_writes_it_skips_the_pattern_with_the_same_verdict(
+    kind: str,
+) -> None:
+    """The check of a date or timestamp skips the regular expression for text
+    equal to the typed value written back (`2025-01-02 08:30:00`, Salesforce's
+    `2025-01-02T08:30:00.000Z`): for every text, the verdict is the pattern's."""
+    from itertools import product
+
+    from runner.raw_contract import ColumnContract, parse_value_sql
+
+    days = ["2025-01-02", "2025-1-02", "2025-01-2", " 2025-01-02", "0900-01-02", "10000-01-02"]
+    days += ["2025-02-30", "+2025-01-02", "2025-01-02 ", "20250102"]
+    times = ["", " 08:30:00", "T08:30:00", "T08:30:00.000Z", "T08:30:00.123Z", "T08:30:00.000z"]
+    times += [" 08:30:00.000Z", "T08:30:00.0001Z", "T08:30:00.12Z", " 8:30:00", "T08:30:00Z"]
+    times += [" 08:30:00.5", "T08:30:00.000+02:00", " 24:00:00", "T08:30:00.000 Z"]
+    texts = [d + t for d, t in product(days, times)]
+    column = ColumnContract("x", kind, required=False)
+    typed, fast = parse_value_sql(column, "x", "VARCHAR", typed_ref="typed")
+    _, pattern_only = parse_value_sql(column, "x", "VARCHAR")
+    assert "regexp_full_match" in fast and fast != pattern_only
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("create table texts (x varchar)")
+    con.executemany("insert into texts values (?)", [[t] for t in texts])
+    rows = con.execute(
+        f"select x, {fast}, {pattern_only} from (select x, {typed} as typed from texts)"
+    ).fetchall()
+    assert len(rows) == len(texts)
+    assert [r for r in rows if r[1] is not r[2]] == []
+    valid = {x for x, invalid, _ in rows if not invalid}
+    assert {"2025-01-02 08:30:00", "2025-01-02T08:30:00.000Z"} <= valid or kind == "date"
+    assert "2025-1-02" not in valid and "2025-01-02 " not in valid
+
+
 def test_the_files_of_an_export_are_hashed_together_each_once(tmp_path: Path) -> None:
     import hashlib
 
