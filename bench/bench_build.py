@@ -36,6 +36,7 @@ KPI = [PYTHON, "-m", "runner"]
 class Timing:
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system of the process tree that was waited for
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> Timing:
@@ -54,7 +55,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if check and os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{stderr[-3000:]}")
-    return Timing(seconds, usage.ru_maxrss / 1024)
+    return Timing(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def export_for(scale: str, file_format: str) -> Path:

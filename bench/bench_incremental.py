@@ -9,7 +9,16 @@ process only new rows), then `kpi build` once more with nothing changed, and
 rebuilt from the same raw data). With `--repeat N` the refresh runs N times,
 each from a copy of the warehouse as it was before it, and the other two N
 times; the medians are printed. Every mart of the two warehouses is compared
-row for row.
+row for row. Wall times and CPU times (user + system of the `kpi` process)
+are both printed: on a shared machine only the CPU ratios are steady.
+
+Then the floor, in the same run: the refresh once more as `kpi load` and
+`kpi build --skip-load` (each timed), the build traced statement by
+statement (`bench/sql_trace.py`); then what DuckDB alone needs for the same
+work (`bench/replay_statements.py`): reading the new and changed files once
+each into a temporary table, and replaying the traced build's statements
+that build relations and run tests, in one connection with no runner around
+them, on the warehouse as the load left it.
 
     python bench/bench_incremental.py --opportunities 1000000 --repeat 3
 """
@@ -17,6 +26,7 @@ row for row.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -24,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_build import KPI, OUT, export_for, kpi_env, run
+from bench_build import KPI, OUT, PYTHON, ROOT, Timing, export_for, kpi_env, run
 
 MARTS = (
     "kpi_win_rate",
@@ -63,6 +73,51 @@ def differing_marts(left: Path, right: Path) -> list[str]:
     return differ
 
 
+def changed_files(warehouse: Path, export: Path) -> list[Path]:
+    """The export's files the newest load read (new parts, changed snapshots)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select file_name from _kpi.load_state "
+            "where load_id = (select max(load_id) from _kpi.load_state)"
+        ).fetchall()
+    finally:
+        con.close()
+    return [export / name for (name,) in rows]
+
+
+def floor(
+    work: Path, export: Path, before: Path, inc: Path, memory_limit: str | None
+) -> dict[str, Timing]:
+    """The refresh split into load and build by the runner, and the same work
+    by DuckDB alone (see the module docstring)."""
+    env = kpi_env(inc, memory_limit)
+    # at the refresh's own path: a warehouse's path is part of what its
+    # incremental models were built with
+    shutil.rmtree(inc)
+    shutil.copytree(before, inc)
+    timings = {"runner load": run([*KPI, "load", str(export)], env)}
+    loaded = work / "floor"
+    shutil.rmtree(loaded, ignore_errors=True)
+    shutil.copytree(inc, loaded)
+    trace = work / "trace.jsonl"
+    traced = [PYTHON, str(ROOT / "bench" / "sql_trace.py"), "--out", str(trace), "--"]
+    timings["runner build"] = run([*traced, "build", "--skip-load", "--raw-dir", str(export)], env)
+    replay = [PYTHON, str(ROOT / "bench" / "replay_statements.py")]
+    replay += ["--warehouse", str(loaded / "warehouse.duckdb")]
+    if memory_limit:
+        replay += ["--memory-limit", memory_limit]
+    files = changed_files(inc / "warehouse.duckdb", export)
+    timings["DuckDB: read the new and changed files"] = run(
+        [*replay, "--read-files", *map(str, files)]
+    )
+    timings["DuckDB: the build's statements"] = run([*replay, "--trace", str(trace)])
+    shutil.rmtree(loaded)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--opportunities", default="1000000")
@@ -90,19 +145,24 @@ def main() -> None:
             shutil.copytree(before, inc)
         refresh = run([*KPI, "build", "--raw-dir", str(export)], env)
         refreshes.append(refresh)
-        unchanged.append(run([*KPI, "build", "--raw-dir", str(export)], env).seconds)
+        unchanged.append(run([*KPI, "build", "--raw-dir", str(export)], env))
     full_env = kpi_env(full, args.memory_limit)
     # the copy has loaded the base export only: load the appended rows first,
     # so that the full refresh below times models and tests alone
     load = run([*KPI, "load", str(export)], full_env)
     for _ in range(args.repeat):
         rebuild = [*KPI, "build", "--full-refresh", "--raw-dir", str(export)]
-        rebuilds.append(run(rebuild, full_env).seconds)
+        rebuilds.append(run(rebuild, full_env))
     differ = differing_marts(inc / "warehouse.duckdb", full / "warehouse.duckdb")
+    floors = floor(work, export, before, inc, args.memory_limit)
     refresh_s = statistics.median(r.seconds for r in refreshes)
-    unchanged_s = statistics.median(unchanged)
-    rebuild_s = statistics.median(rebuilds)
+    unchanged_s = statistics.median(r.seconds for r in unchanged)
+    rebuild_s = statistics.median(r.seconds for r in rebuilds)
+    refresh_cpu = statistics.median(r.cpu_seconds for r in refreshes)
+    unchanged_cpu = statistics.median(r.cpu_seconds for r in unchanged)
+    rebuild_cpu = statistics.median(r.cpu_seconds for r in rebuilds)
     shown = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
+    load_avg = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"| opportunities | {args.opportunities} |")
     print("|---|---|")
     print(f"| first build (load + build), s | {first.seconds:.2f} |")
@@ -112,12 +172,33 @@ def main() -> None:
         f"({shown(r.seconds for r in refreshes)}) |"
     )
     print(f"| load of the appended export alone, s | {load.seconds:.2f} |")
-    print(f"| kpi build with nothing changed, s | {unchanged_s:.2f} ({shown(unchanged)}) |")
-    print(f"| full-refresh kpi build (raw loaded), s | {rebuild_s:.2f} ({shown(rebuilds)}) |")
+    print(
+        f"| kpi build with nothing changed, s | {unchanged_s:.2f} "
+        f"({shown(r.seconds for r in unchanged)}) |"
+    )
+    print(
+        f"| full-refresh kpi build (raw loaded), s | {rebuild_s:.2f} "
+        f"({shown(r.seconds for r in rebuilds)}) |"
+    )
     print(f"| incremental / full refresh | {refresh_s / rebuild_s:.3f} |")
     print(f"| nothing changed / full refresh | {unchanged_s / rebuild_s:.3f} |")
+    print(
+        f"| CPU s (user + system): incremental, nothing changed, full refresh | "
+        f"{refresh_cpu:.2f} ({shown(r.cpu_seconds for r in refreshes)}), "
+        f"{unchanged_cpu:.2f} ({shown(r.cpu_seconds for r in unchanged)}), "
+        f"{rebuild_cpu:.2f} ({shown(r.cpu_seconds for r in rebuilds)}) |"
+    )
+    print(f"| incremental / full refresh, CPU | {refresh_cpu / rebuild_cpu:.3f} |")
+    print(f"| nothing changed / full refresh, CPU | {unchanged_cpu / rebuild_cpu:.3f} |")
     print(f"| incremental / first build | {refresh_s / first.seconds:.3f} |")
     print(f"| incremental peak RSS, MB | {max(r.peak_rss_mb for r in refreshes):.0f} |")
+    for name, timing in floors.items():
+        print(
+            f"| {name}, s (CPU s) | {timing.seconds:.2f} ({timing.cpu_seconds:.2f}) | "
+            f"{timing.seconds / rebuild_s:.3f} ({timing.cpu_seconds / rebuild_cpu:.3f}) "
+            "of the full refresh |"
+        )
+    print(f"| load average (1, 5, 15 min) at the end | {load_avg} |")
     print(f"| marts identical | {'yes' if not differ else 'NO: ' + ', '.join(differ)} |")
 
 
