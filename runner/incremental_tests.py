@@ -14,13 +14,14 @@ passed at load T only needs to look at rows with `_load_id > T`:
   with every row.
 
 The promise only holds along a lineage of views and incremental models that
-were neither rebuilt in full nor changed since T, so anything else (a plain
-table upstream, a changed model, a test the project wrote itself) runs in
-full. The digest of a test's lineage is kept with its watermark in
-`_kpi.node_state`. A test that can never check new rows only (its relation
-has no `_load_id`, or it is a `relationships` test whose parent is not a raw
-table) is left to `up_to_date`, which runs it unless nothing it reads
-changed since a clean pass.
+were neither rebuilt in full nor changed since T (seeds may be upstream: their
+rows change only with their checksum, which is part of that lineage's
+digest), so anything else (a plain table upstream, a changed model or seed, a
+test the project wrote itself) runs in full. The digest of a test's lineage is
+kept with its watermark in `_kpi.node_state`. A test that can never check
+new rows only (its relation has no `_load_id`, or it is a `relationships`
+test whose parent is not a raw table) is left to `up_to_date`, which runs it
+unless nothing it reads changed since a clean pass.
 """
 
 from __future__ import annotations
@@ -159,13 +160,19 @@ def plan_tests(
 
 def _lineage(tested: str, nodes: Mapping[str, Node], graph: Graph) -> list[str] | None:
     """The models a relation is built from (itself included), or None when one
-    of them is neither a view nor an incremental model."""
+    of them is neither a view, an incremental model nor a seed.
+
+    A seed's rows change only with its file, and its checksum is part of the
+    version of every relation built from it (so of the test's digest): a
+    test below a seed that changed runs on all rows."""
     if tested not in nodes:
         return []  # a raw source
     models = sorted({tested, *graph.ancestors(tested)} & set(nodes))
     for uid in models:
         node = nodes[uid]
-        if node.is_seed or node.config.materialized not in ("view", "incremental", "ephemeral"):
+        if node.is_seed:
+            continue
+        if node.config.materialized not in ("view", "incremental", "ephemeral"):
             return None
     return models
 

@@ -235,3 +235,59 @@ def test_a_seed_edit_rebuilds_the_incremental_models_that_read_it(workspace: Pat
         (0,)
     ]
     assert_equals_clean_build(workspace)
+
+
+def _spy_tests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every data test run from now on."""
+    from runner import data_tests
+
+    ran: list[str] = []
+    real = data_tests.run_test
+
+    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
+        ran.append(sql)
+        return real(cur, sql, config, path, failures)
+
+    monkeypatch.setattr(data_tests, "run_test", spy)
+    return ran
+
+
+def _accepted_types(ran: list[str]) -> list[str]:
+    """The runs of the activity types' accepted_values test."""
+    return [sql for sql in ran if "stg_crm__activities" in sql and "'meeting'" in sql]
+
+
+@pytest.mark.parametrize("reload", ["build", "seed, then test"])
+def test_tests_below_a_seed_check_new_rows_until_the_seed_changes(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, reload: str
+) -> None:
+    """`stg_crm__activities` reads the activity-type seed: its tests check only
+    new activities, and all of them again once the seed changed, here to a
+    type its accepted_values test refuses, with no new activity."""
+    build(workspace)
+    ran = _spy_tests(monkeypatch)
+    new_call = "act900,r1,call,2026-01-05T10:00:00Z,,,"
+    append_activities(workspace, "activities.part-9.csv", [new_call])
+    build(workspace)
+    assert _accepted_types(ran) and all("_load_id >" in sql for sql in _accepted_types(ran))
+    seed = workspace / "project" / "seeds" / "activity_types.csv"
+    seed.write_text(seed.read_text().replace("type,demo,demo\n", "type,demo,webinar\n"))
+    # the seed's own test would refuse the new type first and skip what is below
+    described = workspace / "project" / "seeds" / "activity_types.yml"
+    described.write_text(described.read_text().replace("demo, other]", "demo, other, webinar]"))
+    ran.clear()
+    project = Project.load(
+        workspace / "project",
+        warehouse=workspace / "incremental" / "w.duckdb",
+        raw_dir=workspace / "export",
+        target_path=workspace / "incremental" / "target",
+        reporter=Reporter(stream=io.StringIO()),
+    )
+    if reload == "build":
+        result = project.build()
+    else:
+        assert project.seed().exit_code == 0
+        result = project.test()
+    failed = {r.name for r in result.results if r.status == "fail"}
+    assert any(name.startswith("accepted_values_stg_crm__activities") for name in failed), failed
+    assert _accepted_types(ran) and not any("_load_id >" in sql for sql in _accepted_types(ran))
