@@ -1,6 +1,9 @@
 with
 
-source as (
+{# `not materialized`: the activity type's lookup in the seed is a correlated
+   subquery, for which DuckDB would otherwise materialize every raw activity
+   before a filter on `_load_id` (new rows only) reaches the scan #}
+source as not materialized (
     select * from {{ crm_table('activities') }}
 ),
 
