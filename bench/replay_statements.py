@@ -10,6 +10,7 @@ instead reads the given export files once each into a temporary table
 costs at the least.
 
     python bench/replay_statements.py --warehouse w.duckdb --trace trace.jsonl
+        [--profile replayed.jsonl]   # each statement's wall and CPU seconds
     python bench/replay_statements.py --warehouse w.duckdb --read-files a.parquet b.csv
 """
 
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--trace", type=Path)
     parser.add_argument("--read-files", type=Path, nargs="*", default=None)
     parser.add_argument("--memory-limit", default=None)
+    parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
     started = time.perf_counter()
     import duckdb
@@ -74,11 +76,22 @@ def main() -> None:
         done = f"{len(args.read_files)} files read"
     else:
         statements = work_statements(args.trace)
+        profile = args.profile.open("w") if args.profile else None
         for sql, parameters in statements:
+            wall, cpu = time.perf_counter(), time.process_time()
             if isinstance(parameters, dict) and "many" in parameters:
                 con.executemany(sql, parameters["many"])
             else:
                 con.execute(sql, parameters)
+            if profile:
+                entry = {
+                    "seconds": round(time.perf_counter() - wall, 6),
+                    "cpu_seconds": round(time.process_time() - cpu, 6),
+                    "sql": sql,
+                }
+                profile.write(json.dumps(entry) + "\n")
+        if profile:
+            profile.close()
         done = f"{len(statements)} statements"
     con.close()
     print(f"{done} in {time.perf_counter() - started:.3f}s")
