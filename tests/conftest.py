@@ -179,3 +179,26 @@ def assert_contract_columns(path: Path, crm: str, extra: Mapping[str, list[str]]
         typed = dict(types)
         for column in contract.columns:
             assert typed[column.name] == column.sql_type, (contract.name, column.name)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The Spark session the Spark tests of one worker share (`local[2]`, one
+    shuffle partition; started when a test first asks for it)."""
+    from runner.spark_session import SparkTarget, get_session
+
+    target = SparkTarget(
+        warehouse_dir=tmp_path_factory.mktemp("spark-catalog"),
+        master="local[2]",
+        fast_start=True,
+        conf={
+            "spark.sql.shuffle.partitions": "1",
+            "spark.default.parallelism": "2",
+            # small data: planning and code generation cost more than they save
+            "spark.sql.adaptive.enabled": "false",
+            "spark.sql.codegen.wholeStage": "false",
+        },
+    )
+    session = get_session(target)
+    yield session
+    session.stop()

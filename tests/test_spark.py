@@ -4,7 +4,8 @@ One Spark session serves every test here (`local[2]`, one shuffle partition,
 no UI, UTC, TIMESTAMP_NTZ). The demo export is built once on each engine and
 every table compared (floats at 1e-9 relative); an append is then built
 incrementally on both and compared again. The small CRM fixtures are built
-on both engines and compared the same way.
+on both engines in `test_spark_crm.py` (a file of its own, so that a second
+test worker builds them beside these).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -35,28 +35,6 @@ pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "runner" / "crm" / "demo_export"
 REL_TOL = 1e-9
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The session every Spark test shares (started with the test settings)."""
-    from runner.spark_session import SparkTarget, get_session
-
-    target = SparkTarget(
-        warehouse_dir=tmp_path_factory.mktemp("spark-catalog"),
-        master="local[2]",
-        fast_start=True,
-        conf={
-            "spark.sql.shuffle.partitions": "1",
-            "spark.default.parallelism": "2",
-            # small data: planning and code generation cost more than they save
-            "spark.sql.adaptive.enabled": "false",
-            "spark.sql.codegen.wholeStage": "false",
-        },
-    )
-    session = get_session(target)
-    yield session
-    session.stop()
 
 
 def quiet(project_dir: Path, work: Path, name: str, **kwargs: Any) -> Project:
@@ -210,47 +188,6 @@ def test_an_incremental_append_on_spark_equals_the_duckdb_builds(demo: dict[str,
     assert_same_tables(
         work / "full.duckdb", work / "spark-spark", ("marts", "intermediate"), ("_load_id",)
     )
-
-
-# -- CRM exports on both engines ---------------------------------------------------
-
-FIXTURES = ROOT / "tests" / "fixtures"
-
-
-def build_on_both(export: Path, work: Path, variables: dict[str, Any]) -> None:
-    """`export` built on DuckDB and on Spark: every mart and intermediate table
-    equal, and every data test ends as on DuckDB (none fails)."""
-    duck = quiet(ROOT, work, "duck", raw_dir=export, vars=variables).build()
-    assert duck.exit_code == 0, duck.summary
-    on_spark = quiet(ROOT, work, "spark", raw_dir=export, target="spark", vars=variables)
-    on_spark = on_spark.build()
-    assert on_spark.exit_code == 0, on_spark.summary
-    tests = {r.name: str(r.status) for r in duck.results if r.unique_id.startswith("test.")}
-    assert tests and set(tests.values()) <= {"pass", "warn"}
-    assert {r.name: str(r.status) for r in on_spark.results if r.name in tests} == tests
-    compared = assert_same_tables(
-        work / "duck.duckdb", work / "spark-spark", ("marts", "intermediate")
-    )
-    assert compared >= 26
-
-
-# The Salesforce build reports money in USD: its EUR deal is converted at
-# CurrencyType's rate (KPI_SPEC section 5) on both engines.
-@pytest.mark.parametrize(
-    ("export", "variables"),
-    [("salesforce_small", {"reporting_currency": "USD"}), ("hubspot_small", {})],
-)
-def test_a_crm_export_built_on_spark_equals_the_duckdb_build(
-    spark: Any, export: str, variables: dict[str, Any], tmp_path: Path
-) -> None:
-    build_on_both(FIXTURES / export, tmp_path, variables)
-    if variables:
-        with duckdb.connect() as con:
-            folder = tmp_path / "spark-spark" / "marts" / "kpi_monthly_sales"
-            codes = con.execute(
-                f"select distinct currency_code from read_parquet('{folder}/*.parquet')"
-            ).fetchall()
-        assert codes == [("USD",)]
 
 
 def test_money_in_the_reporting_currency_is_exact_on_spark_at_any_size(
