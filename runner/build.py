@@ -327,7 +327,7 @@ def plan_incremental(
         state_tables.ensure(adapter, state_tables.NODE_STATE, state_tables.TABLE_CHANGES)
     state = state_tables.read_node_states(adapter)
     definitions = {
-        uid: node.checksum if node.is_seed else compile_cache.key(node, False)
+        uid: node.checksum if node.is_seed else compile_cache.definition(node)
         for uid, node in nodes.items()
         if not node.is_test
     }
@@ -346,7 +346,7 @@ def plan_incremental(
         nodes,
         loaded.sources,
         [n for u in units.values() for n in u.nodes if n.is_test],
-        lambda node: compile_cache.key(node, False),
+        compile_cache.definition,
         versions,
         frozenset(rebuilds),
         incremental_tests.builtin_tests(loaded.macro_sources),
@@ -357,7 +357,7 @@ def plan_incremental(
         n for u in units.values() for n in u.nodes if n.is_test and n.unique_id not in tests.digests
     ]
     other_digests = {
-        t.unique_id: up_to_date.test_digest(t, compile_cache.key(t, False), versions)
+        t.unique_id: up_to_date.test_digest(t, compile_cache.definition(t), versions)
         for t in others
     }
     tests = dataclasses.replace(

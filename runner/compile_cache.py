@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -21,6 +23,8 @@ from runner.loaded import LoadedProject
 from runner.nodes import Node
 
 CACHE_FILE = "compile_cache.pickle"
+# `target` used for anything but its type (`target.path`, `target['threads']`, `{{ target }}`)
+_TARGET_BEYOND_TYPE = re.compile(r"\btarget\b(?!\s*\.\s*type\b)")
 FORMAT = 4
 KEEP_RUNS = 8  # an entry unused by this many runs is dropped
 
@@ -50,17 +54,44 @@ class CompileCache:
     def _shared(self) -> str:
         """What every node's rendering may read: macros, vars, env, target."""
         project = self.project
+        return content_key(
+            self._definition_shared,
+            str(project.settings.warehouse),
+            project.settings.threads,
+        )
+
+    @cached_property
+    def _definition_shared(self) -> str:
+        """`_shared` without where the warehouse is and how many threads build
+        it, unless a template reads `target` for more than its type."""
+        project = self.project
         env = sorted((name, os.environ.get(name)) for name in project.env_reads)
+        location: tuple[str, int] | tuple[()] = ()
+        if reads_target_location(
+            [n.raw_code for n in project.nodes.values()], project.macro_sources.values()
+        ):
+            location = (str(project.settings.warehouse), project.settings.threads)
         return content_key(
             sorted(project.macro_sources.items()),
             sorted((str(k), repr(v)) for k, v in project.vars.items()),
             env,
-            str(project.settings.warehouse),
-            project.settings.threads,
             project.settings.target,
+            location,
         )
 
-    def key(self, node: Node, incremental: bool, _seen: frozenset[str] = frozenset()) -> str:
+    def key(self, node: Node, incremental: bool) -> str:
+        """The compile cache's key of `node`: everything its rendering read."""
+        return self._key(node, incremental, self._shared, frozenset())
+
+    def definition(self, node: Node) -> str:
+        """The digest of `node`'s definition that the build state records (and
+        compares to decide on full rebuilds): its key as a full build compiles
+        it, but with the warehouse's path and the thread count left out while
+        no template reads them, so that a copied or moved warehouse, or
+        `--threads 1`, rebuilds nothing."""
+        return self._key(node, False, self._definition_shared, frozenset())
+
+    def _key(self, node: Node, incremental: bool, shared: str, seen: frozenset[str]) -> str:
         nodes = self.project.nodes
         deps: list[tuple[str | None, ...]] = []
         for dep in node.depends_on:
@@ -68,12 +99,12 @@ class CompileCache:
             if target is None:
                 source = self.project.sources.get(dep)
                 deps.append((dep, str(source.relation) if source else None))
-            elif target.config.materialized == "ephemeral" and dep not in _seen:
-                deps.append((dep, self.key(target, False, _seen | {node.unique_id})))
+            elif target.config.materialized == "ephemeral" and dep not in seen:
+                deps.append((dep, self._key(target, False, shared, seen | {node.unique_id})))
             else:
                 deps.append((dep, str(target.relation), str(target.config.materialized)))
         return content_key(
-            self._shared,
+            shared,
             node.unique_id,
             node.raw_code,
             node.path,
@@ -107,3 +138,11 @@ class CompileCache:
         last_used = {k: self.last_used[k] for k in keep}
         document = {"format": FORMAT, "entries": keep, "last_used": last_used, "run": self.run}
         write_pickle(self.path, document)
+
+
+def reads_target_location(*texts: Iterable[str]) -> bool:
+    """Whether any template text uses `target` for more than `target.type`
+    (then where the warehouse is, or the thread count, may change what it
+    renders). A mention anywhere, a comment included, counts: erring this way
+    only costs a full rebuild."""
+    return any(_TARGET_BEYOND_TYPE.search(text) for group in texts for text in group)

@@ -119,7 +119,7 @@ def plan_spark_build(
     state = adapter.read_state()
     keys = CompileCache(loaded)
     definitions = {
-        uid: node.checksum if node.is_seed else keys.key(node, False)
+        uid: node.checksum if node.is_seed else keys.definition(node)
         for uid, node in nodes.items()
         if not node.is_test
     }

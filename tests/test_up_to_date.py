@@ -4,6 +4,7 @@ without running; anything that could differ is rebuilt or run."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,36 @@ def test_a_changed_definition_or_a_full_refresh_rebuilds(shop, load, make_projec
     assert actions(changed)["user_count"] == "up to date"
     full = load(root, raw_dir=export).build(full_refresh=True)
     assert actions(full)["user_count"] == "created table"
+
+
+def test_a_copied_warehouse_keeps_its_tables_and_one_that_reads_its_path_does_not(
+    shop, load, make_project
+) -> None:
+    root, export = shop
+    make_project(
+        {
+            "models/increments.sql": "{{ config(materialized='incremental', "
+            "unique_key='event_id') }}\nselect event_id, n, _load_id from {{ ref('stg_events') }}"
+            "\n{% if is_incremental() %}where _load_id > {{ last_seen_load_id() }}{% endif %}"
+        },
+        root=root,
+    )
+    assert load(root, raw_dir=export).build().exit_code == 0
+    copy = root / "copy.duckdb"
+    shutil.copyfile(root / "w.duckdb", copy)
+    # the same warehouse at another path, built with one thread: nothing to redo
+    moved = load(root, raw_dir=export, warehouse=copy).build(threads=1)
+    assert moved.exit_code == 0
+    assert actions(moved)["increments"] == "up to date"
+    assert actions(moved)["event_totals"] == "up to date"
+    # a model that renders the warehouse's path makes the path part of every
+    # definition: a copy elsewhere then rebuilds
+    make_project({"models/where.sql": "select '{{ target.path }}' as built_in"}, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    shutil.copyfile(root / "w.duckdb", copy)
+    moved = load(root, raw_dir=export, warehouse=copy).build()
+    assert moved.exit_code == 0
+    assert actions(moved)["increments"] == "created table"
 
 
 def test_a_table_that_reads_the_clock_is_always_rebuilt(shop, load) -> None:
