@@ -156,13 +156,15 @@ def test_a_full_disk_fails_cleanly_and_leaves_only_whole_tables(
     new = fingerprints(exports["new"], TABLES)
     warehouse = copy_warehouse(exports["previous"], tmp_path / "full")
     # the file may not grow beyond its current size: writes fail as on a full disk
+    # (a full refresh, so that the build writes every table, not only what the
+    # append changed)
     limit_kb = warehouse.stat().st_size // 1024 + 64
     proc = subprocess.run(
         [
             "bash",
             "-c",
             f"trap '' XFSZ; ulimit -f {limit_kb}; exec {sys.executable} -m runner build "
-            f"--raw-dir {exports['appended']}",
+            f"--full-refresh --raw-dir {exports['appended']}",
         ],
         cwd=ROOT,
         env={**os.environ, "KPI_WAREHOUSE": str(warehouse), "KPI_TARGET_PATH": str(tmp_path)},
