@@ -26,14 +26,15 @@ from runner.crm.generate_crm import write_crm_export
 DATA_EXPORT = "format csv, header true, force_quote *, new_line '\\r\\n'"
 
 
-def rewrite(path: Path, sql: str) -> None:
-    """Write `path` again from `sql` over its rows (`t`), in the Data Export's shape."""
+def rewrite(path: Path, sql: str, options: str = DATA_EXPORT) -> None:
+    """Write `path` again from `sql` over its rows (`t`), in the Data Export's
+    shape unless `options` says another."""
     temporary = path.with_name(path.name + ".tmp")
     with duckdb.connect() as con:
         con.execute(
             f"create view t as select * from read_csv('{path}', all_varchar = true, header = true)"
         )
-        con.execute(f"copy ({sql}) to '{temporary}' ({DATA_EXPORT})")
+        con.execute(f"copy ({sql}) to '{temporary}' ({options})")
     temporary.replace(path)
 
 
@@ -163,15 +164,9 @@ def test_a_weekly_salesforce_export_built_incrementally_equals_a_clean_build(
 HUBSPOT_CSV = "format csv, header true"
 
 
-def hubspot_rewrite(path: Path, sql: str) -> None:
+def hubspot_table(path: Path, sql: str) -> None:
     """Write the replicated table `path` again from `sql` over its rows (`t`)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with duckdb.connect() as con:
-        con.execute(
-            f"create view t as select * from read_csv('{path}', all_varchar = true, header = true)"
-        )
-        con.execute(f"copy ({sql}) to '{temporary}' ({HUBSPOT_CSV})")
-    temporary.replace(path)
+    rewrite(path, sql, HUBSPOT_CSV)
 
 
 def hubspot_next_week(export: Path, rng: random.Random) -> None:
@@ -213,7 +208,7 @@ def hubspot_next_week(export: Path, rng: random.Random) -> None:
     gone_engagement, gone_contact = rng.choice(associations)
     for path in export.glob("*.csv"):
         path.write_bytes(path.read_bytes())
-    hubspot_rewrite(
+    hubspot_table(
         export / "deal.csv",
         f"""
         select * replace (
@@ -228,11 +223,11 @@ def hubspot_next_week(export: Path, rng: random.Random) -> None:
         from t
         """,
     )
-    hubspot_rewrite(
+    hubspot_table(
         export / "deal_stage.csv",
         f"select * from t union all select '{won}', {stamp}, 'closed_won', 'true'",
     )
-    hubspot_rewrite(
+    hubspot_table(
         export / "contact.csv",
         f"""
         select * replace (
@@ -256,12 +251,12 @@ def hubspot_next_week(export: Path, rng: random.Random) -> None:
             if name == "engagement_call"
             else ""
         )
-        hubspot_rewrite(
+        hubspot_table(
             export / f"{name}.csv",
             f"select * from t union all "
             f"select * replace ('{new_call}' as {key}{moved}) from t where {key} = '{call}'",
         )
-    hubspot_rewrite(
+    hubspot_table(
         export / "engagement_contact.csv",
         f"""
         select * from t
