@@ -27,11 +27,12 @@ from runner.errors import CompilationError, WarehouseError
 from runner.nodes import Materialization, Node
 from runner.planning import Command, Unit, plan_units
 from runner.reporting import Reporter
-from runner.results import NodeResult, NodeStatus, RunResult
+from runner.results import NodeResult, NodeStatus, RunResult, make_result, make_test_result
 
 if TYPE_CHECKING:
     from runner.compile_cache import CompileCache
     from runner.compiling import CompiledNode, Compiler
+    from runner.data_tests import TestOutcome
     from runner.engines.base import EngineAdapter
     from runner.engines.duckdb import DuckDBAdapter
     from runner.loaded import LoadedProject
@@ -98,6 +99,25 @@ class BuildPlan:
     @property
     def total(self) -> int:
         return sum(len(u.nodes) for u in self.units.values())
+
+    def result(
+        self,
+        node: Node,
+        status: NodeStatus,
+        message: str,
+        seconds: float,
+        wall: float,
+        **details: Any,
+    ) -> NodeResult:
+        """A node's result, pointing at its compiled SQL file."""
+        path = self.paths.get(node.unique_id)
+        return make_result(node, status, message, seconds, wall, path, **details)
+
+    def test_result(
+        self, test: Node, outcome: TestOutcome, seconds: float, wall: float
+    ) -> NodeResult:
+        """A test's result from its outcome, pointing at its compiled SQL file."""
+        return make_test_result(test, outcome, seconds, wall, self.paths.get(test.unique_id))
 
 
 def execute(project: Project, command: Command, options: RunOptions) -> RunResult:

@@ -32,7 +32,7 @@ from runner.errors import first_line
 from runner.nodes import Materialization, Node, Relation
 from runner.planning import Unit
 from runner.reporting import Reporter
-from runner.results import NodeResult, NodeStatus, make_result, make_test_result
+from runner.results import NodeResult, NodeStatus
 from runner.scheduler import run_graph
 
 if TYPE_CHECKING:
@@ -98,8 +98,7 @@ class NodeRunner:
         wall: float,
         **details: Any,
     ) -> NodeResult:
-        path = self.context.plan.paths.get(node.unique_id)
-        return make_result(node, status, message, seconds, wall, path, **details)
+        return self.context.plan.result(node, status, message, seconds, wall, **details)
 
     def crashed(self, exc: BaseException) -> list[NodeResult]:
         """The results of a unit that raised something unexpected (a bug)."""
@@ -122,8 +121,7 @@ class NodeRunner:
     def test_result(
         self, test: Node, outcome: TestOutcome, seconds: float, wall: float
     ) -> NodeResult:
-        path = self.context.plan.paths.get(test.unique_id)
-        return make_test_result(test, outcome, seconds, wall, path)
+        return self.context.plan.test_result(test, outcome, seconds, wall)
 
 
 class _FusedTestsFailed(Exception):

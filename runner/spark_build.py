@@ -34,7 +34,7 @@ from runner.incremental_tests import TestPlan
 from runner.materializations import strip_statement
 from runner.nodes import Materialization, Node, Relation
 from runner.planning import Command, Unit, plan_units
-from runner.results import NodeResult, NodeStatus, RunResult, make_result, make_test_result
+from runner.results import NodeResult, NodeStatus, RunResult
 
 if TYPE_CHECKING:
     from runner.compiling import CompiledNode
@@ -281,7 +281,7 @@ class SparkExecutor:
             else "skipped (--fail-fast)"
         )
         wall = time.time()
-        results = [self._result(n, NodeStatus.SKIPPED, reason, 0.0, wall) for n in unit.nodes]
+        results = [self.plan.result(n, NodeStatus.SKIPPED, reason, 0.0, wall) for n in unit.nodes]
         with self._lock:
             for result in results:
                 self.results[result.unique_id] = result
@@ -331,13 +331,13 @@ class SparkExecutor:
                 _quietly(lambda: self._discard(staging))
             seconds = time.perf_counter() - start
             message = _first_line(exc)
-            head = self._result(
+            head = self.plan.result(
                 node, NodeStatus.ERROR, message, seconds, wall, detail=_spark_message(exc)
             )
             because = f"{node.name} failed"
             return [
                 head,
-                *(self._result(t, NodeStatus.SKIPPED, because, 0.0, wall) for t in unit.tests),
+                *(self.plan.result(t, NodeStatus.SKIPPED, because, 0.0, wall) for t in unit.tests),
             ]
         seconds = time.perf_counter() - start
         if blocking:
@@ -345,7 +345,7 @@ class SparkExecutor:
             message = (
                 f"not published: a blocking test failed ({names}); the previous version is kept"
             )
-            head = self._result(
+            head = self.plan.result(
                 node,
                 NodeStatus.ERROR,
                 message,
@@ -357,12 +357,12 @@ class SparkExecutor:
             )
         else:
             self._record(node, compiled)
-            head = self._result(
+            head = self.plan.result(
                 node, NodeStatus.SUCCESS, action, seconds, wall, rows=rows, action=action
             )
         results = [head]
         for test, outcome, secs in outcomes:
-            results.append(self._test_result(test, outcome, secs, wall))
+            results.append(self.plan.test_result(test, outcome, secs, wall))
         return results
 
     def _materialize(self, compiled: CompiledNode) -> tuple[str, int | None, Relation | None]:
@@ -485,29 +485,12 @@ class SparkExecutor:
     def _run_test_alone(self, test: Node) -> NodeResult:
         wall, start = time.time(), time.perf_counter()
         outcome = run_test(self.adapter, self._sql(test), test)
-        return self._test_result(test, outcome, time.perf_counter() - start, wall)
+        return self.plan.test_result(test, outcome, time.perf_counter() - start, wall)
 
     # -- results ------------------------------------------------------------------
 
     def _sql(self, node: Node) -> str:
         return strip_statement(self.plan.compiled[node.unique_id].sql)
-
-    def _result(
-        self,
-        node: Node,
-        status: NodeStatus,
-        message: str,
-        seconds: float,
-        wall: float,
-        **details: Any,
-    ) -> NodeResult:
-        path = self.plan.paths.get(node.unique_id)
-        return make_result(node, status, message, seconds, wall, path, **details)
-
-    def _test_result(
-        self, test: Node, outcome: TestOutcome, seconds: float, wall: float
-    ) -> NodeResult:
-        return make_test_result(test, outcome, seconds, wall, self.plan.paths.get(test.unique_id))
 
 
 def run_tests(

@@ -71,6 +71,20 @@ def shop(make_project, tmp_path: Path):
     return make_project(FILES), export
 
 
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files of the tests whose query runs (alone or counted in a fused query)."""
+    paths: list[str] = []
+    real = data_tests.run_test
+
+    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
+        paths.append(str(path))
+        return real(cur, sql, config, path, failures)
+
+    monkeypatch.setattr(data_tests, "run_test", spy)
+    return paths
+
+
 def actions(result) -> dict[str, str]:
     return {r.name: r.message for r in result.results if r.resource_type == "model"}
 
@@ -187,18 +201,11 @@ def test_a_table_dropped_behind_the_runner_is_rebuilt(shop, load, query) -> None
     assert query(root, "select users from main.user_count") == [(1,)]
 
 
-def test_a_new_rows_test_with_no_new_rows_passes_without_running(shop, load, monkeypatch) -> None:
+def test_a_new_rows_test_with_no_new_rows_passes_without_running(shop, load, ran) -> None:
     root, export = shop
     assert load(root, raw_dir=export).build().exit_code == 0
     assert load(root, raw_dir=export).build().exit_code == 0  # the tests pass on new rows
-    ran: list[str] = []
-    real = data_tests.run_test
-
-    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
-        ran.append(str(path))
-        return real(cur, sql, config, path, failures)
-
-    monkeypatch.setattr(data_tests, "run_test", spy)
+    ran.clear()
     (export / "events.part-2.csv").write_text("event_id,n\ne3,\n")
     result = load(root, raw_dir=export).build()
     # the new event breaks not_null: that test runs; the users' one has nothing new
@@ -227,19 +234,12 @@ models:
 
 
 def test_a_test_whose_inputs_did_not_change_since_a_clean_pass_is_not_run(
-    shop, load, make_project, monkeypatch
+    shop, load, make_project, ran
 ) -> None:
     root, export = shop
     make_project(TEST_FILES, root=root)
     assert load(root, raw_dir=export).build().exit_code == 0
-    ran: list[str] = []
-    real = data_tests.run_test
-
-    def spy(cur, sql, config, path=None, failures=None):  # type: ignore[no-untyped-def]
-        ran.append(str(path))
-        return real(cur, sql, config, path, failures)
-
-    monkeypatch.setattr(data_tests, "run_test", spy)
+    ran.clear()
     again = load(root, raw_dir=export).build()
     assert again.exit_code == 0
     assert again.statuses()["assert_users_exist"] == "pass"
