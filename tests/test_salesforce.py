@@ -568,20 +568,49 @@ def test_only_the_models_of_the_format_in_use_are_parsed(tmp_path: Path):
     assert "crm" not in {s.source_name for s in salesforce.loaded.sources.values()}
 
 
-def test_quotas_of_one_user_and_month_add_up(tmp_path: Path):
-    """Two forecast types give U2 two February quotas: 1500 + 500 = 2000."""
+def _with_second_february_quota(tmp_path: Path, currency: str) -> Path:
+    """The fixture with a second February quota of U2 (another forecast type): 500."""
     export = _copy(tmp_path)
     path = export / "ForecastingQuota.csv"
     path.write_bytes(
         path.read_bytes()
         + b'"0J9000000000003AAA","005000000000002AAA","026000000000002AAA","2025-02-01",'
-        b'"500","","0Db000000000002AAA","USD","2024-12-01T00:00:00.000Z"\r\n'
+        + f'"500","","0Db000000000002AAA","{currency}","2024-12-01T00:00:00.000Z"\r\n'.encode()
     )
-    project, warehouse = build(export, tmp_path)
+    return export
+
+
+def test_quotas_of_one_user_and_month_add_up(tmp_path: Path):
+    """Two forecast types give U2 two February quotas: 1500 + 500 = 2000."""
+    project, warehouse = build(_with_second_february_quota(tmp_path, "USD"), tmp_path)
     assert project.build().exit_code == 0
     assert query(warehouse, f"select quota_amount from {STG}quotas where user_id = '{U2}'") == [
         (Decimal("2000.0000"),)
     ]
+
+
+def test_quotas_of_one_user_and_month_in_two_currencies_fail_the_build(
+    tmp_path: Path, built: tuple[Project, Path]
+):
+    """1500 USD + 500 EUR is no amount: the build fails naming U2 and February,
+    and the quota mart keeps the table of the previous, good build."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built[1], warehouse)
+    before = query(warehouse, "select * from marts.kpi_quota_attainment order by all")
+    project, _ = build(_with_second_february_quota(tmp_path, "EUR"), tmp_path)
+    result = project.build()
+    assert result.exit_code == 1
+    # the view's data tests are the first to read it: they fail with its
+    # message, and the view is not published
+    failed = {r.name: r.message for r in result.results if r.status == "error"}
+    assert failed.pop("stg_salesforce__quotas").startswith("not published")
+    assert failed and all("stg_salesforce__quotas" in name for name in failed)
+    for message in failed.values():
+        assert (
+            f"ForecastingQuota: the quotas of user {U2} for 2025-02 are in more than one "
+            "currency (EUR and USD), so they cannot be added up." in message
+        )
+    assert query(warehouse, "select * from marts.kpi_quota_attainment order by all") == before
 
 
 def _project_with(tmp_path: Path, settings: str) -> Path:
