@@ -83,14 +83,27 @@ def test_query(sql: str, config: NodeConfig) -> str:
     return query
 
 
-def fused_count_sql(queries: Sequence[str]) -> str:
+SHARED_RELATION = "__kpi_tested"
+
+
+def fused_count_sql(queries: Sequence[str], view: str | None = None) -> str:
     """One query that counts the rows of each of `queries` (test queries of one
     relation): rows of (index in `queries`, count). One statement instead of
-    one per test: on Spark one job, on DuckDB one plan and one round trip."""
-    return "\nunion all\n".join(
+    one per test: on Spark one job, on DuckDB one plan and one round trip.
+
+    `view`, the rendered name of the view the tests audit: the queries read it
+    through one common table expression instead of each expanding the view's
+    query, so that DuckDB can compute its rows once for all of them (it
+    materializes a CTE read more than once unless inlining it is cheaper)."""
+    if view is not None:
+        queries = [query.replace(view, SHARED_RELATION) for query in queries]
+    fused = "\nunion all\n".join(
         f"select {i} as test_index, count(*) as failures from (\n{query}\n) as test_{i}"
         for i, query in enumerate(queries)
     )
+    if view is None:
+        return fused
+    return f"with {SHARED_RELATION} as (select * from {view})\n{fused}"
 
 
 def run_test(

@@ -149,8 +149,10 @@ class RelationRunner(NodeRunner):
         if len(tests) < 2:
             return {}
         queries = [data_tests.test_query(self.context.sql(t), t.config) for t in tests]
+        node = self.unit.node
+        view = str(node.relation) if node.config.materialized == Materialization.VIEW else None
         try:
-            rows = cur.execute(data_tests.fused_count_sql(queries)).fetchall()
+            rows = cur.execute(data_tests.fused_count_sql(queries, view)).fetchall()
         except cur.Error as exc:
             raise _FusedTestsFailed from exc
         return {tests[int(i)].unique_id: int(n) for i, n in rows}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.data_tests import SAMPLE_ROWS, condition, judge, run_test
+from runner.data_tests import SAMPLE_ROWS, SHARED_RELATION, condition, judge, run_test
 from runner.engines.duckdb import DuckDBAdapter
 from runner.errors import ProjectError
 from runner.nodes import NodeConfig
@@ -373,6 +373,60 @@ def test_the_tests_of_a_model_are_counted_by_one_fused_query(
     assert len(counts) == 1 and counts[0].count("as test_index") == 3, counts
     samples = [s for s in statements if s.endswith(f"as kpi_test limit {SAMPLE_ROWS}")]
     assert len(samples) == 2, samples
+
+
+def test_the_tests_of_a_view_read_it_once_through_a_shared_cte(
+    make_project, load, monkeypatch
+) -> None:
+    # a view's query is computed once for the fused count of its tests, which
+    # still count as they would one by one (one with a `where`)
+    root = make_project(
+        {
+            "models/parent.sql": "{{ config(materialized='table') }}select 1 as id",
+            "models/v.sql": "{{ config(materialized='view') }}"
+            "select * from (values (1, 'a'), (null, 'b'), (1, 'c'), (3, null)) v(id, tag)",
+            "models/v.yml": """
+                models:
+                  - name: v
+                    columns:
+                      - name: id
+                        data_tests:
+                          - not_null:
+                              config: {severity: warn}
+                          - unique:
+                              config: {severity: warn, where: "tag <> 'a'"}
+                          - relationships:
+                              to: ref('parent')
+                              field: id
+                              config: {severity: warn}
+                      - name: tag
+                        data_tests:
+                          - not_null:
+                              config: {severity: warn}
+            """,
+        }
+    )
+    statements: list[str] = []
+    real = DuckDBAdapter.execute
+
+    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(DuckDBAdapter, "execute", spy)
+    tests = load(root).build().by_name()
+    counted = {name: (test.status, test.failures) for name, test in tests.items() if "_v_" in name}
+    assert counted == {
+        "not_null_v_id": ("warn", 1),
+        "not_null_v_tag": ("warn", 1),
+        "unique_v_id": ("pass", 0),
+        "relationships_v_id__id__ref_parent_": ("warn", 1),
+    }
+    fused = [s for s in statements if "as test_index" in s]
+    assert len(fused) == 1, fused
+    assert fused[0].startswith(f'with {SHARED_RELATION} as (select * from "main"."v")')
+    # the view is named once, in the shared CTE, which its three tests read
+    assert fused[0].count('"main"."v"') == 1 and fused[0].count(SHARED_RELATION) == 4
 
 
 # -- a test that cannot run -------------------------------------------------------------------
