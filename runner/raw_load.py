@@ -429,22 +429,34 @@ class _Loader:
             )
         """
 
-    def check(self, opened: Sequence[tuple[ExportFile, _Source]], contract: TableContract) -> str:
-        """Read every file once into one temp table, in file order: the typed
-        rows (`__kpi_file` its index), `__kpi_bad` when a type, required value
-        or row rule rejects the row, and `__kpi_drop` the drop rule it meets.
+    def check(
+        self,
+        opened: Sequence[tuple[ExportFile, _Source]],
+        contract: TableContract,
+        into: Relation | None = None,
+    ) -> str:
+        """Read every file once into one table, in file order: the typed rows
+        (`__kpi_file` its index), `__kpi_bad` when a type, required value or
+        row rule rejects the row, and `__kpi_drop` the drop rule it meets.
         Counting, the key check and the write then read that table, not the
-        files again."""
-        checked = self._name("checked")
+        files again. The table is a temp table, or `into`, a raw table that
+        does not exist yet: the rows are then written there directly, with
+        this load's `_load_id`, and `_keep_checked_rows` makes it the raw table
+        (one write of every row instead of two)."""
+        checked = str(into) if into is not None else quote_identifier(self._name("checked"))
         names = ", ".join(quote_identifier(c.name) for c in contract.columns)
+        load_id = f"cast({self.load_id} as bigint) as {LOAD_ID_COLUMN}, " if into else ""
         for index, (file, source) in enumerate(opened):
             rows = (
-                f"select {index} as __kpi_file, {names}, __kpi_reason is not null as __kpi_bad, "
-                f"__kpi_drop from ({self.checked_rows(source, contract)})"
+                f"select {names}, {load_id}{index} as __kpi_file, "
+                f"__kpi_reason is not null as __kpi_bad, __kpi_drop "
+                f"from ({self.checked_rows(source, contract)})"
             )
             try:
-                if index == 0:
-                    self.cur.create_temp_table_as(checked, rows, replace=False)
+                if index == 0 and into is not None:
+                    self.cur.create_table_as(into, rows, replace=False)
+                elif index == 0:
+                    self.cur.execute(f"create temp table {checked} as\n{rows}")
                 else:
                     self.cur.execute(f"insert into {checked} {rows}")
             except Exception as exc:
@@ -687,7 +699,9 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     The fast path reads and checks each file in one scan into a temp table
     (types, required values, row rules, drop rules; the reader's own refusals
     beside it), counts and checks repeated keys there and, when nothing is
-    wrong, which is the common case, writes the table from it. Only an
+    wrong, which is the common case, writes the table from it. A table the
+    load creates (a first load) is that table itself: its checked rows are
+    kept as they were written. Only an
     export with rejected rows takes the staged path, which keeps file order
     to report lines and keep first rows.
     """
@@ -705,7 +719,11 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
         _record_state(loader, plan)
         return
     opened = [(file, loader.open_source(file, contract)) for file in plan.new_files]
-    checked = loader.check(opened, contract)
+    # a table this load creates is checked in place (no temp table to copy from)
+    into = None
+    if plan.action != "append" and _row_count(cur, contract.relation) is None:
+        into = contract.relation
+    checked = loader.check(opened, contract, into)
     tally: dict[int, tuple[int, int]] = {}  # file index -> (rows kept, rows rejected)
     dropped: dict[str, dict[str, int]] = {file.name: {} for file, _ in opened}
     for index, drop, rows, bad in cur.execute(
@@ -724,15 +742,31 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     names = ", ".join(quote_identifier(c.name) for c in contract.columns)
     kept = f"select {names} from {checked} where __kpi_drop is null"
     if clean and not _has_duplicates(cur, plan, kept):
-        _write_rows(loader, plan, kept)
-        cur.drop_temp(checked, if_exists=False)
+        if into is not None:
+            kept_rows = sum(rows for rows, _ in tally.values())
+            _keep_checked_rows(loader, plan, any(dropped.values()), kept_rows)
+        else:
+            _write_rows(loader, plan, kept)
+            cur.execute(f"drop table {checked}")
         for index, (file, _, _) in enumerate(counts):
             rows = tally.get(index, (0, 0))[0]
             loader.report.files.append(FileResult(file, rows, 0, dropped[file.name]))
         _record_state(loader, plan)
         return
-    cur.drop_temp(checked, if_exists=False)
+    cur.execute(f"drop table {checked}")  # the staged path writes the table, if it does
     _load_table_staged(loader, plan, on_bad_rows, counts, dropped)
+
+
+def _keep_checked_rows(loader: _Loader, plan: TablePlan, dropped: bool, rows: int) -> None:
+    """Make the checked rows written into a new raw table (`_Loader.check`
+    with `into`) the table as `_write_rows` would have created it: without
+    the rows a drop rule left out and without the checking columns."""
+    relation = plan.contract.relation
+    if dropped:
+        loader.cur.execute(f"delete from {relation} where __kpi_drop is not null")
+    for column in ("__kpi_file", "__kpi_bad", "__kpi_drop"):
+        loader.cur.execute(f"alter table {relation} drop column {column}")
+    _record_changes(loader, plan, inserted=rows)
 
 
 def _has_duplicates(cur: DuckDBAdapter, plan: TablePlan, typed: str) -> bool:

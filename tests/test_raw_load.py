@@ -572,17 +572,17 @@ def test_item9_a_file_replaced_during_the_load_is_read_as_opened(
     old = PEOPLE_HEADER + "a,Ann,1,,,,\nb,Bo,2,,,,\n"
     new = PEOPLE_HEADER + "x,Xi,7,,,,\n"
     project, export, _ = shop(old)
-    original = raw_load._write_rows
+    original = raw_load._has_duplicates
 
-    def replace_then_write(loader, plan, rows_sql):  # type: ignore[no-untyped-def]
+    def replace_then_check_keys(cur, plan, typed):  # type: ignore[no-untyped-def]
         if plan.contract.name == "people":
             (export / "people.tmp").write_text(new)
             os.replace(export / "people.tmp", export / "people.csv")
-        original(loader, plan, rows_sql)
+        return original(cur, plan, typed)
 
-    monkeypatch.setattr(raw_load, "_write_rows", replace_then_write)
+    monkeypatch.setattr(raw_load, "_has_duplicates", replace_then_check_keys)
     report = project.load_raw()
-    monkeypatch.setattr(raw_load, "_write_rows", original)
+    monkeypatch.setattr(raw_load, "_has_duplicates", original)
     assert query(project, "select person_id from raw.people order by 1") == [("a",), ("b",)]
     assert report.rows == 3
     recorded = query(project, "select sha256 from _kpi.load_state where table_name = 'people'")
