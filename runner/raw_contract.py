@@ -31,6 +31,8 @@ SQL_TYPES = {
 }
 _BOOL_TRUE = "('true', '1', 't', 'yes')"
 _BOOL_ALL = "('true', 'false', '1', '0', 't', 'f', 'yes', 'no')"
+# the usual spellings, already in lower case: these need no `lower()`
+_BOOL_USUAL = "('0', '1', 'false', 'true')"
 _PATTERNS = {
     "integer": r"[+-]?[0-9]+",
     "number": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
@@ -205,7 +207,7 @@ def parse_value_sql(
     if kind in ("id", "text"):
         return text, "false"
     if kind == "bool":
-        return f"lower({text}) in {_BOOL_TRUE}", f"lower({text}) not in {_BOOL_ALL}"
+        return _bool_sql(text)
     typed = _timestamp_sql(text) if kind == "timestamp" else f"try_cast({text} as {target})"
     pattern = quote_literal(_PATTERNS[kind])
     invalid = f"(not regexp_full_match({text}, {pattern}) or {typed_ref or typed} is null)"
@@ -239,15 +241,32 @@ def _written_as_read(kind: str, text: str, typed: str) -> str:
     return f"({typed} >= {low} and {typed} < {high} and ({written}))"
 
 
+def _bool_sql(text: str) -> tuple[str, str]:
+    """(typed, invalid) of a boolean's text, matched ignoring case. The usual
+    spellings (`0`, `1`, `false`, `true`: a Salesforce export writes a flag on
+    every row) are decided without lower-casing; they are their own lower case,
+    so the verdict is the same."""
+    usual = f"{text} in {_BOOL_USUAL}"
+    typed = f"case when {usual} then {text} in ('1', 'true') else lower({text}) in {_BOOL_TRUE} end"
+    return typed, f"(not {usual} and lower({text}) not in {_BOOL_ALL})"
+
+
 def _timestamp_sql(text: str) -> str:
     """A timestamp's text as a UTC timestamp. Text with a numeric offset is
     read as TIMESTAMPTZ (the offset applies); text without one (no time, a
     naive time, or `Z`) is cast straight to TIMESTAMP: the same value in the
     warehouse's UTC session at a third of the cost. Text of another shape than
-    the pattern's is rejected, whatever this returns for it."""
+    the pattern's is rejected, whatever this returns for it.
+
+    The usual shape, `YYYY-MM-DD HH:MM:SS` (19 characters, the 17th a colon),
+    is taken first: of the pattern's shapes only that one has those two
+    properties (an offset after `HH:MM` puts its sign 17th, after `HH:MM:SS`
+    makes the text longer), so it has no offset to look for."""
     time_part = f"substr({text}, 11)"
     return (
-        f"case when contains({time_part}, '+') or contains({time_part}, '-') "
+        f"case when length({text}) = 19 and substr({text}, 17, 1) = ':' "
+        f"then try_cast({text} as timestamp) "
+        f"when contains({time_part}, '+') or contains({time_part}, '-') "
         f"then cast(try_cast({text} as timestamptz) as timestamp) "
         f"else try_cast({text} as timestamp) end"
     )

@@ -723,6 +723,30 @@ def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
     assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)
 
 
+def test_a_boolean_read_without_lower_casing_keeps_the_case_insensitive_verdict() -> None:
+    """The usual spellings of a flag (0, 1, false, true) are decided without
+    `lower()`; every text gets the value and verdict of the case-insensitive
+    reading."""
+    from itertools import product
+
+    from runner.raw_contract import ColumnContract, parse_value_sql
+
+    words = ["0", "1", "true", "false", "t", "f", "yes", "no", "2", "", " 1", "1 ", "y", "n"]
+    texts = [*words, *("".join(p) for w in words for p in product(*((c, c.upper()) for c in w)))]
+    typed, invalid = parse_value_sql(ColumnContract("x", "bool", required=False), "x", "VARCHAR")
+    assert typed.startswith("case when x in ('0', '1', 'false', 'true') then")
+    con = duckdb.connect()
+    con.execute("create table texts (x varchar)")
+    con.executemany("insert into texts values (?)", [[t] for t in [*texts, None]])
+    rows = con.execute(
+        f"select x, {typed}, {invalid}, lower(x) in ('true', '1', 't', 'yes'), "
+        "lower(x) not in ('true', 'false', '1', '0', 't', 'f', 'yes', 'no') from texts"
+    ).fetchall()
+    assert len(rows) == len(texts) + 1
+    assert [r for r in rows if (r[1], r[2]) != (r[3], r[4])] == []
+    assert {r[0].lower() for r in rows if r[1]} == {"1", "true", "t", "yes"}
+
+
 @pytest.mark.parametrize("kind", ["date", "timestamp"])
 def test_a_value_written_as_duckdb_writes_it_skips_the_pattern_with_the_same_verdict(
     kind: str,
