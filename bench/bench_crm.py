@@ -10,6 +10,12 @@ time moves with the other work running, the CPU time much less.
 
     python bench/bench_crm.py --opportunities 1000000
     python bench/bench_crm.py --opportunities 200000 --repeat 1
+    python bench/bench_crm.py --opportunities 200000 --repeat 3 --baseline ../other-checkout
+
+With `--baseline`, another checkout of the project (an earlier commit, say)
+builds the same exports too, in the same run: each repeat builds with this
+checkout and the baseline's, in turn (which goes first alternates), so that
+the two are measured under the same load.
 
 Exports and warehouses go to bench/out/ (ignored by git).
 """
@@ -38,9 +44,9 @@ def _children_cpu() -> float:
 CPU: dict[str, list[float]] = {}  # build name -> CPU seconds of each run
 
 
-def timed(cmd: list[str], name: str | None = None) -> float:
+def timed(cmd: list[str], name: str | None = None, cwd: Path = ROOT) -> float:
     started, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     if name is not None:
@@ -57,7 +63,8 @@ def export(crm: str, opportunities: int, file_format: str) -> Path:
     return path
 
 
-def clean_build(raw_dir: Path, name: str) -> float:
+def clean_build(raw_dir: Path, name: str, checkout: Path = ROOT) -> float:
+    """A clean `kpi build` of `raw_dir` by the project at `checkout`."""
     work = OUT / f"build-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -71,7 +78,7 @@ def clean_build(raw_dir: Path, name: str) -> float:
         "--target-path",
         str(work / "target"),
     ]
-    return timed(cmd, name)
+    return timed(cmd, name, checkout)
 
 
 def main() -> None:
@@ -79,28 +86,40 @@ def main() -> None:
     parser.add_argument("--opportunities", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of the project to build the same exports"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     exports = {c: export(c, args.opportunities, args.format) for c in ("contract", "salesforce")}
-    times: dict[str, list[float]] = {crm: [] for crm in exports}
-    for _ in range(args.repeat):
-        for crm, path in exports.items():
-            seconds = clean_build(path, crm)
-            times[crm].append(seconds)
-            print(
-                f"{crm}: clean build in {seconds:.1f}s ({CPU[crm][-1]:.1f} CPU s)", file=sys.stderr
-            )
-    contract = statistics.median(times["contract"])
-    salesforce = statistics.median(times["salesforce"])
+    # name prefix of the builds -> (how the output names it, checkout)
+    checkouts = {"": ("", ROOT)}
+    if args.baseline is not None:
+        checkouts = {"baseline-": ("baseline ", args.baseline.resolve()), "": ("this ", ROOT)}
+    times: dict[str, list[float]] = {}
+    for repeat in range(args.repeat):
+        order = list(checkouts.items())
+        for prefix, (label, checkout) in order if repeat % 2 == 0 else order[::-1]:
+            for crm, path in exports.items():
+                seconds = clean_build(path, prefix + crm, checkout)
+                times.setdefault(prefix + crm, []).append(seconds)
+                cpu_s = CPU[prefix + crm][-1]
+                print(
+                    f"{label}{crm}: clean build in {seconds:.1f}s ({cpu_s:.1f} CPU s)",
+                    file=sys.stderr,
+                )
     print(f"deals: {args.opportunities:,} ({args.format})")
-    print(f"contract export:   {contract:.1f}s (median of {args.repeat})")
-    print(f"salesforce export: {salesforce:.1f}s (median of {args.repeat})")
-    print(f"ratio salesforce / contract: {salesforce / contract:.2f} (target <= 1.3)")
-    cpu = {crm: statistics.median(CPU[crm]) for crm in exports}
-    print(
-        f"CPU seconds: contract {cpu['contract']:.1f}, salesforce {cpu['salesforce']:.1f}, "
-        f"ratio {cpu['salesforce'] / cpu['contract']:.2f}"
-    )
+    for prefix, (label, _) in checkouts.items():
+        contract = statistics.median(times[prefix + "contract"])
+        salesforce = statistics.median(times[prefix + "salesforce"])
+        print(f"{label}contract export:   {contract:.1f}s (median of {args.repeat})")
+        print(f"{label}salesforce export: {salesforce:.1f}s (median of {args.repeat})")
+        print(f"{label}ratio salesforce / contract: {salesforce / contract:.2f} (target <= 1.3)")
+        cpu = {crm: statistics.median(CPU[prefix + crm]) for crm in exports}
+        print(
+            f"{label}CPU seconds: contract {cpu['contract']:.1f}, salesforce "
+            f"{cpu['salesforce']:.1f}, ratio {cpu['salesforce'] / cpu['contract']:.2f}"
+        )
 
 
 if __name__ == "__main__":
