@@ -723,6 +723,34 @@ def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
     assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)
 
 
+@pytest.mark.parametrize(
+    ("rows", "repeats"),
+    [
+        ("('a', 1), ('b', 1), ('a', 2)", False),
+        ("('a', 1), ('b', 1), ('a', 1)", True),
+        ("(null, 1), ('b', 1), (null, 1)", True),  # NULL keys are one key, as grouped
+        ("(null, 1), (null, null), ('b', null)", False),
+    ],
+)
+def test_repeated_keys_are_found_through_their_hash_as_by_the_keys(
+    rows: str, repeats: bool
+) -> None:
+    """The key check groups the keys' hash first, and the keys themselves only
+    when a hash repeats: the verdict is the keys'."""
+    from runner.engines.duckdb import DuckDBAdapter
+    from runner.nodes import Relation
+    from runner.raw_contract import ColumnContract, TableContract
+    from runner.raw_files import TablePlan
+    from runner.raw_load import _has_duplicates
+
+    columns = (ColumnContract("k", "id", False), ColumnContract("n", "integer", False))
+    contract = TableContract("t", Relation("raw", "t"), columns, primary_key=("k", "n"))
+    plan = TablePlan(contract, [], "reload")
+    typed = f"select * from (values {rows}) v(k, n)"
+    with duckdb.connect() as con:
+        assert _has_duplicates(DuckDBAdapter(con), plan, typed) is repeats
+
+
 def test_a_boolean_read_without_lower_casing_keeps_the_case_insensitive_verdict() -> None:
     """The usual spellings of a flag (0, 1, false, true) are decided without
     `lower()`; every text gets the value and verdict of the case-insensitive
