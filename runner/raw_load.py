@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner import state_tables
+from runner.engines.base import RelationKind
 from runner.errors import KpiError, LoadError, ProjectError
 from runner.nodes import Relation, quote_identifier, quote_literal
 from runner.raw_contract import (
@@ -443,7 +444,7 @@ class _Loader:
         does not exist yet: the rows are then written there directly, with
         this load's `_load_id`, and `_keep_checked_rows` makes it the raw table
         (one write of every row instead of two)."""
-        checked = str(into) if into is not None else quote_identifier(self._name("checked"))
+        checked = str(into) if into is not None else self._name("checked")
         names = ", ".join(quote_identifier(c.name) for c in contract.columns)
         load_id = f"cast({self.load_id} as bigint) as {LOAD_ID_COLUMN}, " if into else ""
         for index, (file, source) in enumerate(opened):
@@ -456,7 +457,7 @@ class _Loader:
                 if index == 0 and into is not None:
                     self.cur.create_table_as(into, rows, replace=False)
                 elif index == 0:
-                    self.cur.execute(f"create temp table {checked} as\n{rows}")
+                    self.cur.create_temp_table_as(checked, rows, replace=False)
                 else:
                     self.cur.execute(f"insert into {checked} {rows}")
             except Exception as exc:
@@ -701,9 +702,8 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     beside it), counts and checks repeated keys there and, when nothing is
     wrong, which is the common case, writes the table from it. A table the
     load creates (a first load) is that table itself: its checked rows are
-    kept as they were written. Only an
-    export with rejected rows takes the staged path, which keeps file order
-    to report lines and keep first rows.
+    kept as they were written. Only an export with rejected rows takes the
+    staged path, which keeps file order to report lines and keep first rows.
     """
     cur = loader.cur
     contract = plan.contract
@@ -724,6 +724,13 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
     if plan.action != "append" and _row_count(cur, contract.relation) is None:
         into = contract.relation
     checked = loader.check(opened, contract, into)
+
+    def drop_checked() -> None:
+        if into is not None:
+            cur.drop_relation(into, RelationKind.TABLE, if_exists=False)
+        else:
+            cur.drop_temp(checked, if_exists=False)
+
     tally: dict[int, tuple[int, int]] = {}  # file index -> (rows kept, rows rejected)
     dropped: dict[str, dict[str, int]] = {file.name: {} for file, _ in opened}
     for index, drop, rows, bad in cur.execute(
@@ -747,13 +754,13 @@ def _load_table(loader: _Loader, plan: TablePlan, on_bad_rows: str) -> None:
             _keep_checked_rows(loader, plan, any(dropped.values()), kept_rows)
         else:
             _write_rows(loader, plan, kept)
-            cur.execute(f"drop table {checked}")
+            drop_checked()
         for index, (file, _, _) in enumerate(counts):
             rows = tally.get(index, (0, 0))[0]
             loader.report.files.append(FileResult(file, rows, 0, dropped[file.name]))
         _record_state(loader, plan)
         return
-    cur.execute(f"drop table {checked}")  # the staged path writes the table, if it does
+    drop_checked()  # the staged path writes the table, if it does
     _load_table_staged(loader, plan, on_bad_rows, counts, dropped)
 
 
@@ -764,8 +771,7 @@ def _keep_checked_rows(loader: _Loader, plan: TablePlan, dropped: bool, rows: in
     relation = plan.contract.relation
     if dropped:
         loader.cur.execute(f"delete from {relation} where __kpi_drop is not null")
-    for column in ("__kpi_file", "__kpi_bad", "__kpi_drop"):
-        loader.cur.execute(f"alter table {relation} drop column {column}")
+    loader.cur.drop_columns(relation, ["__kpi_file", "__kpi_bad", "__kpi_drop"])
     _record_changes(loader, plan, inserted=rows)
 
 

@@ -116,6 +116,11 @@ class DuckDBAdapter(EngineAdapter):
             f"alter table {relation} add column if not exists {quote_identifier(name)} {sql_type}"
         )
 
+    def drop_columns(self, relation: Relation, names: Sequence[str]) -> None:
+        """Drop columns of a table: DuckDB rewrites none of its data."""
+        for name in names:
+            self.execute(f"alter table {relation} drop column {quote_identifier(name)}")
+
     def create_table_as(self, relation: Relation, select: str, *, replace: bool = True) -> int:
         if replace:
             self._drop_other_kind(relation, RelationKind.TABLE)
