@@ -248,7 +248,9 @@ class Compiler:
         if node.column_name is not None:
             call_kwargs["column_name"] = node.column_name
         sql = templates.call_macro(macro_name, namespace, **call_kwargs).strip() + "\n"
-        return CompiledNode(node, inject_ctes(sql, ctes), reads=tuple(reads))
+        return CompiledNode(
+            node, inject_ctes(sql, ctes), self.is_incremental(node), reads=tuple(reads)
+        )
 
 
 def write_compiled(target_path: Path, compiled: CompiledNode, folder: str = "compiled") -> Path:

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from runner.crm.generate import generate_export
+from runner.engines.duckdb import DuckDBAdapter
 from runner.project import Project
 from runner.reporting import Reporter
 
@@ -72,6 +73,10 @@ def rows(warehouse: Path, table: str) -> list[tuple]:
         con.close()
 
 
+# the statements the refresh ran
+REFRESH_STATEMENTS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     work = tmp_path_factory.mktemp("identity")
@@ -80,7 +85,15 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     refreshed = work / "refreshed" / "w.duckdb"
     build(refreshed, export)
     generate_export(export, seed=7, file_format="parquet", append=True)
-    build(refreshed, export)
+    execute = DuckDBAdapter.execute
+
+    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
+        REFRESH_STATEMENTS.append(sql)
+        return execute(self, sql, parameters)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DuckDBAdapter, "execute", spy)
+        build(refreshed, export)
     full = work / "full" / "w.duckdb"
     build(full, export)
     return refreshed, full
@@ -151,3 +164,41 @@ def test_a_load_id_filter_on_a_staging_view_reaches_the_raw_scan(
         assert "stg_crm__activities" in checked and len(checked) >= 7, checked
     finally:
         con.close()
+
+
+def test_the_fused_new_rows_tests_of_a_view_reach_the_raw_scan_with_their_filter(
+    warehouses: tuple[Path, Path],
+) -> None:
+    """The tests of a view run on all rows read its rows once, through one
+    shared CTE; tests on new rows must not: DuckDB would compute the whole
+    view for the CTE before any `_load_id` filter."""
+    import json
+
+    refreshed, _ = warehouses
+    fused = [
+        sql
+        for sql in REFRESH_STATEMENTS
+        if "as test_index" in sql and "kpi_new_rows" in sql and '"staging".' in sql
+    ]
+    filtered = []
+    con = duckdb.connect(str(refreshed), read_only=True)
+    try:
+        for sql in fused:
+            plan = con.execute(f"explain (format json) {sql}").fetchall()[0][1]
+            for scan in (s for root in json.loads(plan) for s in _scans(root)):
+                info = scan.get("extra_info", {})
+                if ".raw." not in info.get("Table", ""):
+                    continue
+                # a raw scan that reads `_load_id` without filtering on it
+                # reads every load's rows
+                filters = str(info.get("Filters", ""))
+                assert (
+                    "_load_id" not in str(info.get("Projections", "")) or "_load_id" in filters
+                ), (
+                    sql,
+                    scan,
+                )
+                filtered += [sql] if "_load_id" in filters else []
+    finally:
+        con.close()
+    assert any('"staging"."stg_crm__activities"' in sql for sql in filtered), fused
