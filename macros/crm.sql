@@ -14,12 +14,17 @@
 {%- endmacro %}
 
 {% macro crm_table(table) -%}
-    {%- set crm = crm_format() -%}
-    {%- if crm == 'contract' or table in var('crm_contract_tables', []) -%}
-        {{- return(source('crm', table)) -}}
+    {%- if crm_maps(table) -%}
+        {{- return(ref('stg_' ~ crm_format() ~ '__' ~ table)) -}}
     {%- else -%}
-        {{- return(ref('stg_' ~ crm ~ '__' ~ table)) -}}
+        {{- return(source('crm', table)) -}}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a contract table comes from the CRM's staging model (true) or
+    from a contract-format file (false). -#}
+{% macro crm_maps(table) -%}
+    {{- return(crm_format() != 'contract' and table not in var('crm_contract_tables', [])) -}}
 {%- endmacro %}
 
 {#- Whether a CRM's own staging model is parsed: only the models of the format

@@ -568,6 +568,26 @@ def test_only_the_models_of_the_format_in_use_are_parsed(tmp_path: Path):
     assert "crm" not in {s.source_name for s in salesforce.loaded.sources.values()}
 
 
+def test_activity_types_are_mapped_once_in_the_salesforce_staging_model(
+    built: tuple[Project, Path],
+):
+    """stg_salesforce__activities maps TaskSubtype and Type through the seed;
+    stg_crm__activities keeps its types instead of looking them up again (a
+    lookup per row makes DuckDB compute the Salesforce activities twice)."""
+    compiled = built[1].parent / "target" / "compiled" / "models" / "staging"
+    assert (
+        "activity_types" in (compiled / "salesforce" / "stg_salesforce__activities.sql").read_text()
+    )
+    assert "activity_types" not in (compiled / "crm" / "stg_crm__activities.sql").read_text()
+    assert query(built[1], f"select distinct activity_type from {STG}activities order by 1") == [
+        ("call",),
+        ("demo",),
+        ("email",),
+        ("meeting",),
+        ("other",),
+    ]
+
+
 def _with_second_february_quota(tmp_path: Path, currency: str) -> Path:
     """The fixture with a second February quota of U2 (another forecast type): 500."""
     export = _copy(tmp_path)

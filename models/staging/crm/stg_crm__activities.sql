@@ -12,7 +12,13 @@ renamed as (
         activity_id,
         owner_id,
         activity_type as activity_type_raw,
+        {#- a CRM's staging model has mapped its types through the seed already
+            (SOURCES.md); a contract file's free text is normalized here #}
+        {% if crm_maps('activities') -%}
+        activity_type,
+        {%- else -%}
         {{ normalize_activity_type('activity_type') }} as activity_type,
+        {%- endif %}
         occurred_at,
         lead_id,
         opportunity_id,
