@@ -20,18 +20,20 @@ from types import FrameType
 def remembered_interrupts() -> Iterator[Callable[[], None]]:
     """Within the block, Ctrl-C raises KeyboardInterrupt as usual and is
     remembered; the block gets a check that raises KeyboardInterrupt when
-    one arrived. Outside the main thread (no signals there), or when Ctrl-C
-    is ignored or left to the system (no Python handler), the check does
+    one arrived. Outside the main thread (no signals there) the check does
     nothing."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+    if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
     arrived = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         arrived.set()
-        previous(signum, frame)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
 
     def check() -> None:
         if arrived.is_set():

@@ -202,17 +202,12 @@ def test_item17_a_ctrl_c_no_query_raised_still_rolls_the_load_back(
             signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(raw_load, "_load_table", swallowed)
-    # Python's own handler, as in a terminal (a background job ignores SIGINT)
-    usual = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        result = runner.invoke(main, ["load", "--warehouse", "w.duckdb"])
-        # the handler is the usual one again
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, usual)
+    result = runner.invoke(main, ["load", "--warehouse", "w.duckdb"])
     assert result.exit_code == 130, result.output
     assert "Interrupted" in result.output
     assert every_table(project / "w.duckdb") == before
+    # the handler is the usual one again
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_item17_out_of_memory_names_memory_and_the_limit(tmp_path: Path) -> None:
