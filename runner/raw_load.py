@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 from runner import state_tables
 from runner.engines.base import RelationKind
 from runner.errors import KpiError, LoadError, ProjectError
-from runner.interrupts import remembered_interrupts
 from runner.nodes import Relation, quote_identifier, quote_literal
 from runner.raw_contract import (
     DATE_BOUNDS,
@@ -662,7 +661,7 @@ def _load_files(
         # a descriptor number may name another file in the next load
         with contextlib.suppress(duckdb.Error):
             cur.execute("set enable_external_file_cache = false")
-        with remembered_interrupts() as check_interrupt, cur.transaction():
+        with cur.transaction():
             load_id = state_tables.next_load_id(cur)
             report.load_id = load_id
             loader = _Loader(cur, report, load_id, encoding)
@@ -687,7 +686,6 @@ def _load_files(
                     hint="\nFix the rows, or load with --on-bad-rows quarantine to load the "
                     "other rows and keep these in raw.rejected_rows.",
                 )
-            check_interrupt()  # a Ctrl-C that no query raised still rolls the load back
     except duckdb.Error as exc:
         raise duckdb_failure(cur.connection, exc) or LoadError(
             f"loading failed, nothing was loaded: {_error_line(exc)}", path=export_dir

@@ -4,7 +4,6 @@ warehouse, a target folder that cannot be written)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +11,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -178,36 +176,6 @@ def test_item17_duckdb_cancelling_a_load_query_is_an_interrupt(
     assert result.exit_code == 130, result.output
     assert "Interrupted" in result.output and "Internal error" not in result.output
     assert every_table(project / "w.duckdb") == before
-
-
-def test_item17_a_ctrl_c_no_query_raised_still_rolls_the_load_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """item 17: a SIGINT that lands as a DuckDB query finishes can be consumed
-    without an exception; the load remembers it and rolls back before its
-    commit: exit 130, and the raw tables as they were."""
-    project = make_project(tmp_path / "p")
-    monkeypatch.chdir(project)
-    for name in [n for n in os.environ if n.startswith("KPI_")]:
-        monkeypatch.delenv(name)
-    runner = CliRunner()
-    assert runner.invoke(main, ["load", "--warehouse", "w.duckdb"]).exit_code == 0
-    before = every_table(project / "w.duckdb")
-    (project / "export" / "events.csv").write_text(EVENTS + "e9,2026-01-01 00:00:00,\n")
-    load_table = raw_load._load_table
-
-    def swallowed(*args: Any, **kwargs: Any) -> None:
-        load_table(*args, **kwargs)
-        with contextlib.suppress(KeyboardInterrupt):  # as if consumed inside a query
-            signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(raw_load, "_load_table", swallowed)
-    result = runner.invoke(main, ["load", "--warehouse", "w.duckdb"])
-    assert result.exit_code == 130, result.output
-    assert "Interrupted" in result.output
-    assert every_table(project / "w.duckdb") == before
-    # the handler is the usual one again
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_item17_out_of_memory_names_memory_and_the_limit(tmp_path: Path) -> None:
