@@ -67,7 +67,14 @@ def kpi(*args: str, project: Path, env: dict[str, str] | None = None) -> subproc
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a test run started in the background
+        # inherits an ignored SIGINT, which Python then leaves ignored
+        preexec_fn=_sigint_by_default,
     )
+
+
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_kpi(*args: str, project: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
