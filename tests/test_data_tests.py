@@ -329,8 +329,22 @@ def test_store_failures_with_several_threads_does_not_conflict(make_project, loa
     ) == [(6,)]
 
 
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the test's builds run on DuckDB, in order."""
+    ran: list[str] = []
+    real = DuckDBAdapter.execute
+
+    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
+        ran.append(sql)
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(DuckDBAdapter, "execute", spy)
+    return ran
+
+
 def test_the_tests_of_a_model_are_counted_by_one_fused_query(
-    make_project, load, monkeypatch
+    make_project, load, statements
 ) -> None:
     # ids 1, NULL, 1, 3: not_null fails on 1 row (the NULL), unique on 1 key
     # (1 twice), accepted_values [1, 3] passes (NULL is not checked)
@@ -353,14 +367,6 @@ def test_the_tests_of_a_model_are_counted_by_one_fused_query(
             """,
         }
     )
-    statements: list[str] = []
-    real = DuckDBAdapter.execute
-
-    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return real(self, sql, parameters)
-
-    monkeypatch.setattr(DuckDBAdapter, "execute", spy)
     result = load(root).build()
     tests = result.by_name()
     assert {name: (tests[name].status, tests[name].failures) for name in tests if name != "m"} == {
@@ -376,7 +382,7 @@ def test_the_tests_of_a_model_are_counted_by_one_fused_query(
 
 
 def test_the_tests_of_a_view_read_it_once_through_a_shared_cte(
-    make_project, load, monkeypatch
+    make_project, load, statements
 ) -> None:
     # a view's query is computed once for the fused count of its tests, which
     # still count as they would one by one (one with a `where`)
@@ -406,14 +412,6 @@ def test_the_tests_of_a_view_read_it_once_through_a_shared_cte(
             """,
         }
     )
-    statements: list[str] = []
-    real = DuckDBAdapter.execute
-
-    def spy(self, sql, parameters=None):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return real(self, sql, parameters)
-
-    monkeypatch.setattr(DuckDBAdapter, "execute", spy)
     tests = load(root).build().by_name()
     counted = {name: (test.status, test.failures) for name, test in tests.items() if "_v_" in name}
     assert counted == {

@@ -129,14 +129,26 @@ def _scans(plan: dict) -> list[dict]:
     return found
 
 
+def _raw_scans(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    """The scans of raw tables in the plan of `sql`: their table, the
+    columns they read (`Projections`) and their pushed-down `Filters`."""
+    import json
+
+    plan = con.execute(f"explain (format json) {sql}").fetchall()[0][1]
+    return [
+        scan["extra_info"]
+        for root in json.loads(plan)
+        for scan in _scans(root)
+        if ".raw." in scan.get("extra_info", {}).get("Table", "")
+    ]
+
+
 def test_a_load_id_filter_on_a_staging_view_reaches_the_raw_scan(
     warehouses: tuple[Path, Path],
 ) -> None:
     """New-rows tests and incremental models filter staging views by
     `_load_id`; DuckDB skips the row groups of older loads only when the
     filter reaches the raw table's scan (a CTE DuckDB materializes stops it)."""
-    import json
-
     refreshed, _ = warehouses
     con = duckdb.connect(str(refreshed), read_only=True)
     try:
@@ -146,21 +158,16 @@ def test_a_load_id_filter_on_a_staging_view_reaches_the_raw_scan(
         ).fetchall()
         checked: list[str] = []
         for (view,) in views:
-            plan = con.execute(
-                f"explain (format json) select * from staging.{view} where _load_id > 1"
-            ).fetchall()[0][1]
             # the scan that reads the rows (another may read the distinct
             # values a correlated subquery is evaluated for)
             raw_scans = [
                 scan
-                for root in json.loads(plan)
-                for scan in _scans(root)
-                if ".raw." in scan.get("extra_info", {}).get("Table", "")
-                and "_load_id" in str(scan["extra_info"].get("Projections", ""))
+                for scan in _raw_scans(con, f"select * from staging.{view} where _load_id > 1")
+                if "_load_id" in str(scan.get("Projections", ""))
             ]
             checked += [view] if raw_scans else []
             for scan in raw_scans:
-                assert "_load_id" in str(scan["extra_info"].get("Filters", "")), (view, scan)
+                assert "_load_id" in str(scan.get("Filters", "")), (view, scan)
         assert "stg_crm__activities" in checked and len(checked) >= 7, checked
     finally:
         con.close()
@@ -172,8 +179,6 @@ def test_the_fused_new_rows_tests_of_a_view_reach_the_raw_scan_with_their_filter
     """The tests of a view run on all rows read its rows once, through one
     shared CTE; tests on new rows must not: DuckDB would compute the whole
     view for the CTE before any `_load_id` filter."""
-    import json
-
     refreshed, _ = warehouses
     fused = [
         sql
@@ -184,20 +189,12 @@ def test_the_fused_new_rows_tests_of_a_view_reach_the_raw_scan_with_their_filter
     con = duckdb.connect(str(refreshed), read_only=True)
     try:
         for sql in fused:
-            plan = con.execute(f"explain (format json) {sql}").fetchall()[0][1]
-            for scan in (s for root in json.loads(plan) for s in _scans(root)):
-                info = scan.get("extra_info", {})
-                if ".raw." not in info.get("Table", ""):
-                    continue
+            for scan in _raw_scans(con, sql):
                 # a raw scan that reads `_load_id` without filtering on it
                 # reads every load's rows
-                filters = str(info.get("Filters", ""))
-                assert (
-                    "_load_id" not in str(info.get("Projections", "")) or "_load_id" in filters
-                ), (
-                    sql,
-                    scan,
-                )
+                filters = str(scan.get("Filters", ""))
+                reads_load_id = "_load_id" in str(scan.get("Projections", ""))
+                assert not reads_load_id or "_load_id" in filters, (sql, scan)
                 filtered += [sql] if "_load_id" in filters else []
     finally:
         con.close()
