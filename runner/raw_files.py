@@ -6,6 +6,16 @@ A table is `<table>.csv` or `<table>.parquet`, plus appended parts
 size, mtime and SHA-256, so that files with the same content are skipped and
 new parts are appended.
 
+Whether a loaded file is unchanged is decided by its bytes, with one
+shortcut: a file whose size, mtime, change time (ctime), inode and device
+all equal what was recorded is not read again, provided the recorded ctime
+was at least `SETTLED_NS` older than the moment the file was opened for
+that load. No tool sets a ctime (`cp -p`, `rsync -t` and `touch -d` set the
+mtime, and the ctime to now), a rewrite in place changes it, a file renamed
+over the old one has another inode; and a file that changed within the
+clock tick of its ctime is hashed again until it has settled (git's "racy
+timestamp" rule). `kpi load --full-refresh` reads every file regardless.
+
 Each file is opened once, and every later read (its hash, DuckDB's scans,
 line numbers) goes through that open descriptor as `/proc/self/fd/N`: a path
 with no glob characters that always reads the same file, even when another
@@ -18,6 +28,7 @@ import csv
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +44,9 @@ if TYPE_CHECKING:
 
 FD_DIR = Path("/proc/self/fd")
 GLOB_CHARACTERS = frozenset("*?[]{}")
+# a file's stat is trusted only when its last change was this long before it
+# was opened: coarser than any file system's time stamps (FAT's are 2 s)
+SETTLED_NS = 3_000_000_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,10 @@ class ExportFile:
     size: int
     mtime_ns: int
     fd: int = -1
+    ctime_ns: int = 0
+    inode: int = 0
+    device: int = 0
+    opened_at_ns: int = 0  # the local clock just before the file was opened
 
     @property
     def name(self) -> str:
@@ -68,6 +86,14 @@ class ExportFile:
             )
         return self.path
 
+    @property
+    def settled_stat(self) -> tuple[int, int, int, int, int] | None:
+        """(size, mtime_ns, ctime_ns, inode, device) when the file last
+        changed at least `SETTLED_NS` before it was opened, else None."""
+        if self.fd < 0 or self.ctime_ns > self.opened_at_ns - SETTLED_NS:
+            return None
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
+
     @cached_property
     def sha256(self) -> str:
         """The SHA-256 of the bytes of the opened file, read once."""
@@ -79,13 +105,24 @@ class ExportFile:
 
 
 def open_export_file(table: str, path: Path) -> ExportFile:
-    """Open `path` for the load; size and mtime are those of what was opened."""
+    """Open `path` for the load; its stat is that of what was opened."""
+    opened_at_ns = time.time_ns()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise LoadError(f"cannot be opened ({exc.strerror}).", path=path) from exc
     stat = os.fstat(fd)
-    return ExportFile(table, path, stat.st_size, stat.st_mtime_ns, fd)
+    return ExportFile(
+        table,
+        path,
+        stat.st_size,
+        stat.st_mtime_ns,
+        fd,
+        stat.st_ctime_ns,
+        stat.st_ino,
+        stat.st_dev,
+        opened_at_ns,
+    )
 
 
 def close_export_files(files: Mapping[str, Sequence[ExportFile]]) -> None:
@@ -186,6 +223,8 @@ class TablePlan:
     action: str  # "skip", "append", "reload"
     new_files: list[ExportFile] = field(default_factory=list)
     new_columns: bool = False  # the loaded table has other columns than the contract
+    # unchanged files whose settled stat differs from the recorded one (to record it)
+    restat: list[ExportFile] = field(default_factory=list)
 
 
 def plan_tables(
@@ -194,8 +233,15 @@ def plan_tables(
     files: Mapping[str, list[ExportFile]],
     force: bool,
 ) -> list[TablePlan]:
-    hash_files([f for table_files in files.values() for f in table_files])
     state = state_tables.loaded_files(adapter)
+    hash_files(
+        [
+            f
+            for table, table_files in files.items()
+            for f in table_files
+            if not _same_stat(f, state.get(table, {}).get(f.name))
+        ]
+    )
     existing = set(adapter.relations())
     columns = _columns_of(adapter)
     plans = []
@@ -220,12 +266,17 @@ def plan_tables(
         gone = set(loaded) - {f.name for f in table_files}
         changed_old = [f for f in table_files if f.name in loaded and f not in unchanged]
         new = [f for f in table_files if f.name not in loaded]
+        restat = [
+            f
+            for f in unchanged
+            if f.settled_stat is not None and not _same_stat(f, loaded.get(f.name))
+        ]
         if gone or changed_old or not _new_files_come_last(table_files, loaded):
             plans.append(TablePlan(contract, table_files, "reload", table_files))
         elif new:
-            plans.append(TablePlan(contract, table_files, "append", new))
+            plans.append(TablePlan(contract, table_files, "append", new, restat=restat))
         else:
-            plans.append(TablePlan(contract, table_files, "skip"))
+            plans.append(TablePlan(contract, table_files, "skip", restat=restat))
     return plans
 
 
@@ -251,13 +302,20 @@ def _columns_of(adapter: EngineAdapter) -> dict[tuple[str, str], list[str]]:
     }
 
 
-def _unchanged(file: ExportFile, recorded: tuple[int, int, str] | None) -> bool:
+def _same_stat(file: ExportFile, recorded: state_tables.RecordedFile | None) -> bool:
+    """The file's settled stat is the one recorded with its bytes."""
+    return recorded is not None and recorded.stat is not None and recorded.stat == file.settled_stat
+
+
+def _unchanged(file: ExportFile, recorded: state_tables.RecordedFile | None) -> bool:
     """Same content as what was loaded: decided by the bytes, never by an
-    mtime, which `cp -p` or `rsync -t` keep for changed content."""
+    mtime, which `cp -p` or `rsync -t` keep for changed content; the settled
+    stat (see the module's docstring) stands for the bytes."""
     if recorded is None:
         return False
-    size, _, sha = recorded
-    return size == file.size and file.sha256 == sha
+    if _same_stat(file, recorded):
+        return True
+    return recorded.size == file.size and file.sha256 == recorded.sha256
 
 
 def _new_files_come_last(files: Sequence[ExportFile], loaded: Mapping[str, object]) -> bool:

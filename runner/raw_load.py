@@ -654,6 +654,10 @@ def _load_files(
         ) from exc
     for plan in plans:
         report.actions[plan.contract.name] = plan.action
+    restat = [f for p in plans if p.action != "reload" for f in p.restat]
+    if restat:
+        # the bytes were read and found unchanged: next time the stat will do
+        state_tables.record_file_stats(adapter, [_loaded_file(f, 0, 0, 0, "") for f in restat])
     if all(p.action == "skip" for p in plans):
         return
     cur = adapter.cursor()
@@ -921,20 +925,31 @@ def _record_state(loader: _Loader, plan: TablePlan) -> None:
     state_tables.record_loaded_files(
         loader.cur,
         [
-            state_tables.LoadedFile(
-                name,
-                result.file.name,
-                result.file.size,
-                result.file.mtime_ns,
-                result.file.sha256,
-                result.rows,
-                result.rejected,
-                loader.load_id,
-                plan.action,
-            )
+            _loaded_file(result.file, result.rows, result.rejected, loader.load_id, plan.action)
             for result in loader.report.files
             if result.file.table == name
         ],
+    )
+
+
+def _loaded_file(
+    file: ExportFile, rows: int, rejected: int, load_id: int, action: str
+) -> state_tables.LoadedFile:
+    """The row of `_kpi.load_state` for `file`, with its settled stat if any."""
+    ctime_ns, inode, device = (file.settled_stat or (None,) * 5)[2:]
+    return state_tables.LoadedFile(
+        file.table,
+        file.name,
+        file.size,
+        file.mtime_ns,
+        file.sha256,
+        rows,
+        rejected,
+        load_id,
+        action,
+        ctime_ns,
+        inode,
+        device,
     )
 
 

@@ -65,6 +65,9 @@ COLUMNS: Mapping[Relation, Mapping[str, str]] = {
         "size": "bigint",
         "mtime_ns": "bigint",
         "sha256": "varchar",
+        "ctime_ns": "bigint",
+        "inode": "bigint",
+        "device": "bigint",
         "rows": "bigint",
         "rejected": "bigint",
         "load_id": "bigint",
@@ -74,7 +77,10 @@ COLUMNS: Mapping[Relation, Mapping[str, str]] = {
     SEED_STATE: {"relation": "varchar", "checksum": "varchar", "loaded_at": "timestamp"},
 }
 # columns added after the first release: added to older warehouses' tables
-ADDED_COLUMNS: Mapping[Relation, tuple[str, ...]] = {NODE_STATE: ("full_built_at",)}
+ADDED_COLUMNS: Mapping[Relation, tuple[str, ...]] = {
+    NODE_STATE: ("full_built_at",),
+    LOAD_STATE: ("ctime_ns", "inode", "device"),
+}
 NOW = "cast(current_timestamp as timestamp)"  # UTC: the session's time zone
 
 
@@ -247,17 +253,42 @@ def record_table_change(
 # -- load_state ---------------------------------------------------------------------------
 
 
-def loaded_files(adapter: EngineAdapter) -> dict[str, dict[str, tuple[int, int, str]]]:
-    """`{table: {file name: (size, mtime_ns, sha256)}}` of what was loaded."""
-    if not _exists(adapter, LOAD_STATE):
+@dataclass(frozen=True)
+class RecordedFile:
+    """What `_kpi.load_state` remembers of one loaded file. `stat` is the
+    file's (size, mtime_ns, ctime_ns, inode, device) when it was settled as
+    loaded (see `raw_files.ExportFile.settled_stat`), else None."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    stat: tuple[int, int, int, int, int] | None
+
+
+def loaded_files(adapter: EngineAdapter) -> dict[str, dict[str, RecordedFile]]:
+    """`{table: {file name: RecordedFile}}` of what was loaded."""
+    columns = {c.lower() for c, _ in adapter.columns(LOAD_STATE)}
+    if not columns:
         return {}
+    stat = "ctime_ns, inode, device" if "ctime_ns" in columns else "null, null, null"
     rows = adapter.fetchall(
-        f"select table_name, file_name, size, mtime_ns, sha256 from {LOAD_STATE}"
+        f"select table_name, file_name, size, mtime_ns, sha256, {stat} from {LOAD_STATE}"
     )
-    state: dict[str, dict[str, tuple[int, int, str]]] = {}
-    for table, file, size, mtime_ns, sha in rows:
-        state.setdefault(table, {})[file] = (size, mtime_ns, sha)
+    state: dict[str, dict[str, RecordedFile]] = {}
+    for table, file, size, mtime_ns, sha, ctime_ns, inode, device in rows:
+        known = None if ctime_ns is None else (size, mtime_ns, ctime_ns, inode, device)
+        state.setdefault(table, {})[file] = RecordedFile(size, mtime_ns, sha, known)
     return state
+
+
+def record_file_stats(adapter: EngineAdapter, files: Sequence[LoadedFile]) -> None:
+    """Remember the settled stat of files whose bytes were found unchanged."""
+    for f in files:
+        adapter.execute(
+            f"update {LOAD_STATE} set mtime_ns = ?, ctime_ns = ?, inode = ?, device = ? "
+            "where table_name = ? and file_name = ? and sha256 = ?",
+            [f.mtime_ns, f.ctime_ns, f.inode, f.device, f.table, f.file_name, f.sha256],
+        )
 
 
 def next_load_id(adapter: EngineAdapter) -> int:
@@ -282,19 +313,26 @@ class LoadedFile:
     rejected: int
     load_id: int
     action: str
+    ctime_ns: int | None = None  # the settled stat, else None (the bytes decide next time)
+    inode: int | None = None
+    device: int | None = None
 
 
 def record_loaded_files(adapter: EngineAdapter, files: Sequence[LoadedFile]) -> None:
     for f in files:
         adapter.execute(
-            f"insert into {LOAD_STATE} (table_name, file_name, size, mtime_ns, sha256, rows, "
-            f"rejected, load_id, action, loaded_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})",
+            f"insert into {LOAD_STATE} (table_name, file_name, size, mtime_ns, sha256, ctime_ns, "
+            "inode, device, rows, rejected, load_id, action, loaded_at) "
+            f"values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})",
             [
                 f.table,
                 f.file_name,
                 f.size,
                 f.mtime_ns,
                 f.sha256,
+                f.ctime_ns,
+                f.inode,
+                f.device,
                 f.rows,
                 f.rejected,
                 f.load_id,

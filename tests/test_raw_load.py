@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from runner import raw_files
 from runner.errors import LoadError
 from runner.project import Project
 from runner.reporting import Reporter
@@ -602,6 +604,84 @@ def test_item10_same_size_and_mtime_with_new_content_is_reloaded(shop) -> None:
     assert people.stat().st_size == before.st_size
     assert project.load_raw().actions["people"] == "reload"
     assert query(project, "select age from raw.people") == [(2,)]
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The names of the export files whose bytes are read to hash them."""
+    names: list[str] = []
+    original = raw_files.ExportFile.sha256.func
+
+    def sha256(self: raw_files.ExportFile) -> str:
+        names.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(raw_files.ExportFile, "sha256", functools.cached_property(sha256))
+    raw_files.ExportFile.sha256.__set_name__(raw_files.ExportFile, "sha256")
+    return names
+
+
+@pytest.fixture
+def settled(monkeypatch) -> None:
+    """Every file counts as settled when opened, as when it was written long
+    before the load (the tests write a file and load it in the same tick)."""
+    monkeypatch.setattr(raw_files, "SETTLED_NS", -(10**12))
+
+
+def test_a_settled_unchanged_file_is_not_read_again(shop, settled, hashed) -> None:
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()
+    assert sorted(hashed) == ["people.csv", "pets.csv"]  # hashed to be recorded
+    stats = query(project, "select count(*) from _kpi.load_state where ctime_ns is not null")
+    assert stats == [(2,)]
+    hashed.clear()
+    assert project.load_raw().actions == {"people": "skip", "pets": "skip"}
+    assert hashed == []
+    os.utime(export / "people.csv")  # a new mtime (and ctime): read to decide
+    assert project.load_raw().actions["people"] == "skip"
+    assert hashed == ["people.csv"]
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_a_settled_file_rewritten_with_the_same_size_and_mtime_is_reloaded(
+    shop, settled, how
+) -> None:
+    """`cp -p` / `rsync -t` keep size and mtime; the ctime (and for a rename,
+    the inode) moves, so the bytes are read and decide."""
+    project, export, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()
+    people = export / "people.csv"
+    before = people.stat()
+    target = people if how == "in place" else export / "people.tmp"
+    target.write_text(PEOPLE_HEADER + "a,Ann,2,,,,\n")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if how == "renamed over":
+        os.replace(target, people)
+    assert people.stat().st_size == before.st_size
+    assert people.stat().st_mtime_ns == before.st_mtime_ns
+    assert project.load_raw().actions["people"] == "reload"
+    assert query(project, "select age from raw.people") == [(2,)]
+
+
+def test_a_file_changed_just_before_its_load_is_read_until_it_has_settled(
+    shop, hashed, monkeypatch
+) -> None:
+    project, _, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()  # opened within SETTLED_NS of being written: no stat recorded
+    assert query(project, "select count(ctime_ns) from _kpi.load_state") == [(0,)]
+    hashed.clear()
+    assert project.load_raw().actions["people"] == "skip"
+    assert sorted(hashed) == ["people.csv", "pets.csv"]
+    assert query(project, "select count(ctime_ns) from _kpi.load_state") == [(0,)]
+    # later, settled: read once more, found unchanged, and its stat recorded
+    monkeypatch.setattr(raw_files, "SETTLED_NS", -(10**12))
+    hashed.clear()
+    assert project.load_raw().actions["people"] == "skip"
+    assert sorted(hashed) == ["people.csv", "pets.csv"]
+    assert query(project, "select count(ctime_ns) from _kpi.load_state") == [(2,)]
+    hashed.clear()
+    assert project.load_raw().actions["people"] == "skip"
+    assert hashed == []
 
 
 def test_item11_parquet_values_obey_the_csv_rules(shop) -> None:

@@ -89,10 +89,11 @@ def test_load_state_remembers_files_per_table(engine: DuckDBAdapter) -> None:
     st.ensure(engine, st.LOAD_STATE)
     assert st.next_load_id(engine) == 1
     file = st.LoadedFile("deals", "deals.csv", 10, 99, "abc", 5, 0, 1, "reload")
-    st.record_loaded_files(engine, [file, dataclasses.replace(file, table="users")])
+    settled = dataclasses.replace(file, table="users", ctime_ns=98, inode=7, device=3)
+    st.record_loaded_files(engine, [file, settled])
     assert st.loaded_files(engine) == {
-        "deals": {"deals.csv": (10, 99, "abc")},
-        "users": {"deals.csv": (10, 99, "abc")},
+        "deals": {"deals.csv": st.RecordedFile(10, 99, "abc", None)},
+        "users": {"deals.csv": st.RecordedFile(10, 99, "abc", (10, 99, 98, 7, 3))},
     }
     assert st.next_load_id(engine) == 2
     st.forget_loaded_files(engine, "deals")
@@ -106,3 +107,32 @@ def test_seed_state_remembers_the_checksum(engine: DuckDBAdapter) -> None:
     st.record_seed(engine, seed, "c1")
     st.record_seed(engine, seed, "c2")
     assert st.seed_checksum(engine, seed) == "c2"
+
+
+def test_an_older_load_state_is_read_without_stats_and_gains_their_columns(
+    engine: DuckDBAdapter,
+) -> None:
+    engine.create_schema("_kpi")
+    engine.execute(
+        "create table _kpi.load_state (table_name varchar, file_name varchar, size bigint, "
+        "mtime_ns bigint, sha256 varchar, rows bigint, rejected bigint, load_id bigint, "
+        "action varchar, loaded_at timestamp)"
+    )
+    engine.execute(
+        "insert into _kpi.load_state values ('t', 't.csv', 5, 9, 'ab', 1, 0, 1, 'reload', now())"
+    )
+    # readable before: no stat recorded, so the bytes will decide
+    assert st.loaded_files(engine) == {"t": {"t.csv": st.RecordedFile(5, 9, "ab", None)}}
+    st.ensure(engine, st.LOAD_STATE)
+    assert [c for c, _ in engine.columns(st.LOAD_STATE)][-3:] == ["ctime_ns", "inode", "device"]
+    st.record_file_stats(
+        engine, [st.LoadedFile("t", "t.csv", 5, 10, "ab", 0, 0, 0, "", 11, 12, 13)]
+    )
+    assert st.loaded_files(engine)["t"]["t.csv"] == st.RecordedFile(
+        5, 10, "ab", (5, 10, 11, 12, 13)
+    )
+    # a stat is recorded only with the bytes it was found with
+    st.record_file_stats(
+        engine, [st.LoadedFile("t", "t.csv", 5, 20, "other", 0, 0, 0, "", 21, 22, 23)]
+    )
+    assert st.loaded_files(engine)["t"]["t.csv"].stat == (5, 10, 11, 12, 13)
