@@ -21,19 +21,40 @@ from runner.errors import LoadError
 CHUNK = 1 << 20
 
 
+class Utf8Check:
+    """Whether bytes fed in order, chunk by chunk, decode as UTF-8: ASCII
+    chunks are checked at memory speed, and nothing is decoded once a byte
+    is found that is not UTF-8."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.valid = True
+
+    def update(self, chunk: bytes | bytearray) -> None:
+        if not self.valid or (chunk.isascii() and not self._decoder.getstate()[0]):
+            return  # the common case, checked at memory speed
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError:
+            self.valid = False
+
+    def finish(self) -> bool:
+        """The verdict, once every byte was fed."""
+        if self.valid:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.valid = False
+        return self.valid
+
+
 def is_utf8(path: Path) -> bool:
     """Whether every byte of the file decodes as UTF-8 (read in chunks)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                if chunk.isascii() and not decoder.getstate()[0]:
-                    continue  # the common case, checked at memory speed
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+    check = Utf8Check()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            check.update(chunk)
+    return check.finish()
 
 
 def is_utf8_name(encoding: str) -> bool:

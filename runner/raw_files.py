@@ -19,7 +19,9 @@ timestamp" rule). `kpi load --full-refresh` reads every file regardless.
 Each file is opened once, and every later read (its hash, DuckDB's scans,
 line numbers) goes through that open descriptor as `/proc/self/fd/N`: a path
 with no glob characters that always reads the same file, even when another
-process renames a new version over it during the load.
+process renames a new version over it during the load. The read that hashes
+a file also tells whether it is UTF-8, when the load will ask (a CSV file of
+a contract with an encoding to fall back to).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING
 from runner import state_tables
 from runner.errors import LoadError
 from runner.raw_contract import TableContract
+from runner.raw_encoding import CHUNK, Utf8Check, is_utf8
 
 if TYPE_CHECKING:
     from runner.engines.base import EngineAdapter
@@ -62,6 +65,7 @@ class ExportFile:
     inode: int = 0
     device: int = 0
     opened_at_ns: int = 0  # the local clock just before the file was opened
+    check_utf8: bool = False  # whether hashing also tells whether the file is UTF-8
 
     @property
     def name(self) -> str:
@@ -95,17 +99,34 @@ class ExportFile:
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
 
     @cached_property
+    def _contents(self) -> tuple[str, bool | None]:
+        """The SHA-256 of the bytes of the opened file and, with `check_utf8`,
+        whether they are UTF-8 (else None): the file read once."""
+        digest = hashlib.sha256()
+        utf8 = Utf8Check() if self.check_utf8 else None
+        with self.read_path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                digest.update(chunk)
+                if utf8 is not None:
+                    utf8.update(chunk)
+        return digest.hexdigest(), None if utf8 is None else utf8.finish()
+
+    @cached_property
     def sha256(self) -> str:
         """The SHA-256 of the bytes of the opened file, read once."""
-        digest = hashlib.sha256()
-        with self.read_path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return self._contents[0]
+
+    def is_utf8(self) -> bool:
+        """Whether the file decodes as UTF-8: found while hashing it with
+        `check_utf8`, else (not hashed, or without `check_utf8`) read for it."""
+        hashed = self.__dict__.get("_contents")
+        verdict = None if hashed is None else hashed[1]
+        return is_utf8(self.read_path) if verdict is None else verdict
 
 
-def open_export_file(table: str, path: Path) -> ExportFile:
-    """Open `path` for the load; its stat is that of what was opened."""
+def open_export_file(table: str, path: Path, check_utf8: bool = False) -> ExportFile:
+    """Open `path` for the load; its stat is that of what was opened. With
+    `check_utf8`, hashing it also tells whether it is UTF-8."""
     opened_at_ns = time.time_ns()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -122,6 +143,7 @@ def open_export_file(table: str, path: Path) -> ExportFile:
         stat.st_ino,
         stat.st_dev,
         opened_at_ns,
+        check_utf8,
     )
 
 
@@ -163,7 +185,9 @@ def find_export_files(
                 if not quiet:
                     warnings.append(f"{path}: not a table of the contract; ignored.")
                 continue
-            found[contract.name].append(open_export_file(contract.name, path))
+            # the load asks whether a CSV file is UTF-8 when the contract has a fallback
+            check_utf8 = contract.encoding_fallback is not None and match.group("ext") != "parquet"
+            found[contract.name].append(open_export_file(contract.name, path, check_utf8))
     except BaseException:
         close_export_files(found)
         raise

@@ -48,7 +48,7 @@ from runner.raw_contract import (
     bounds_sql,
     parse_value_sql,
 )
-from runner.raw_encoding import check_encoding, is_utf8, is_utf8_name, utf8_copy
+from runner.raw_encoding import check_encoding, is_utf8_name, utf8_copy
 from runner.raw_files import (
     FD_DIR,
     ExportFile,
@@ -299,7 +299,7 @@ class _Loader:
         if encoding is None or is_utf8_name(encoding):
             if encoding is not None or contract.encoding_fallback is None:
                 return file.read_path
-            if is_utf8(file.read_path):
+            if file.is_utf8():
                 return file.read_path
             encoding = contract.encoding_fallback
             self.report.warnings.append(
