@@ -14,7 +14,12 @@ that load. No tool sets a ctime (`cp -p`, `rsync -t` and `touch -d` set the
 mtime, and the ctime to now), a rewrite in place changes it, a file renamed
 over the old one has another inode; and a file that changed within the
 clock tick of its ctime is hashed again until it has settled (git's "racy
-timestamp" rule). `kpi load --full-refresh` reads every file regardless.
+timestamp" rule). The shortcut is taken only on the local file systems of
+Linux that keep a change time of their own (`CTIME_FILESYSTEMS`, found in
+/proc/self/mountinfo by the file's device): FAT and exFAT report the mtime
+as the ctime, and network and FUSE file systems (sshfs, SMB) may report
+another clock's or none; there, and on any other system, the bytes decide.
+`kpi load --full-refresh` reads every file regardless.
 
 Each file is opened once, and every later read (its hash, DuckDB's scans,
 line numbers) goes through that open descriptor as `/proc/self/fd/N`: a path
@@ -27,6 +32,7 @@ a contract with an encoding to fall back to).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import os
 import re
@@ -48,8 +54,13 @@ if TYPE_CHECKING:
 FD_DIR = Path("/proc/self/fd")
 GLOB_CHARACTERS = frozenset("*?[]{}")
 # a file's stat is trusted only when its last change was this long before it
-# was opened: coarser than any file system's time stamps (FAT's are 2 s)
+# was opened: many clock ticks of any file system's time stamps
 SETTLED_NS = 3_000_000_000
+# local file systems whose ctime the kernel sets at every change of the file
+CTIME_FILESYSTEMS = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "bcachefs", "tmpfs"}
+)
+MOUNTINFO = Path("/proc/self/mountinfo")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,8 @@ class ExportFile:
         changed at least `SETTLED_NS` before it was opened, else None."""
         if self.fd < 0 or self.ctime_ns > self.opened_at_ns - SETTLED_NS:
             return None
+        if filesystem_type(self.device) not in CTIME_FILESYSTEMS:
+            return None
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
 
     @cached_property
@@ -122,6 +135,42 @@ class ExportFile:
         hashed = self.__dict__.get("_contents")
         verdict = None if hashed is None else hashed[1]
         return is_utf8(self.read_path) if verdict is None else verdict
+
+
+def filesystem_type(device: int) -> str | None:
+    """The type of the mounted file system whose device number is `device`
+    (`ext4`, `vfat`, `fuse.sshfs`, ...), or None when it is not known."""
+    return _filesystem_types().get(device)
+
+
+@functools.cache
+def _filesystem_types() -> dict[int, str]:
+    """Device number -> file system type, of every mount this process sees."""
+    try:
+        text = MOUNTINFO.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    return parse_mountinfo(text)
+
+
+def parse_mountinfo(text: str) -> dict[int, str]:
+    """`/proc/<pid>/mountinfo` as device number -> file system type: field 3
+    is `major:minor`, and the type follows the ` - ` separator."""
+    types: dict[int, str] = {}
+    for line in text.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) < 3 or not rest:
+            continue
+        major, _, minor = parts[2].partition(":")
+        if not (major.isdigit() and minor.isdigit()):
+            continue
+        # two mounts of one device have the same type; a device mounted
+        # with two types is not trusted
+        device = os.makedev(int(major), int(minor))
+        kind = rest.split()[0]
+        types[device] = kind if types.get(device, kind) == kind else "?"
+    return types
 
 
 def open_export_file(table: str, path: Path, check_utf8: bool = False) -> ExportFile:

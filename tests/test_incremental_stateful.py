@@ -227,11 +227,16 @@ class IncrementalEqualsClean(RuleBasedStateMachine):
 
     def clock(self) -> contextlib.AbstractContextManager[object]:
         """With `settled`, every file counts as written long before it is
-        opened, so that unchanged files are known by their stat rather than
-        their bytes (a step lasts longer than a file system's clock tick)."""
+        opened, on a file system that keeps a ctime, so that unchanged files
+        are known by their stat rather than their bytes (a step lasts longer
+        than a file system's clock tick)."""
+        stack = contextlib.ExitStack()
         if self.settled:
-            return mock.patch.object(raw_files, "SETTLED_NS", -(10**12))
-        return contextlib.nullcontext()
+            stack.enter_context(mock.patch.object(raw_files, "SETTLED_NS", -(10**12)))
+            stack.enter_context(
+                mock.patch.object(raw_files, "filesystem_type", lambda device: "ext4")
+            )
+        return stack
 
     def rows(self, table: str) -> list[dict[str, str]]:
         return self.tables[table][1]

@@ -624,8 +624,10 @@ def hashed(monkeypatch) -> list[str]:
 @pytest.fixture
 def settled(monkeypatch) -> None:
     """Every file counts as settled when opened, as when it was written long
-    before the load (the tests write a file and load it in the same tick)."""
+    before the load (the tests write a file and load it in the same tick),
+    on a file system that keeps a ctime (whatever holds the test's folder)."""
     monkeypatch.setattr(raw_files, "SETTLED_NS", -(10**12))
+    monkeypatch.setattr(raw_files, "filesystem_type", lambda device: "ext4")
 
 
 def test_a_settled_unchanged_file_is_not_read_again(shop, settled, hashed) -> None:
@@ -663,6 +665,39 @@ def test_a_settled_file_rewritten_with_the_same_size_and_mtime_is_reloaded(
     assert query(project, "select age from raw.people") == [(2,)]
 
 
+def test_on_a_file_system_without_its_own_ctime_every_file_is_read(
+    shop, settled, hashed, monkeypatch
+) -> None:
+    """FAT and exFAT report the mtime as the ctime, so `cp -p` of new content
+    of the same size leaves the whole stat as it was: the bytes must decide."""
+    monkeypatch.setattr(raw_files, "filesystem_type", lambda device: "vfat")
+    project, _, _ = shop(PEOPLE_HEADER + "a,Ann,1,,,,\n")
+    project.load_raw()
+    assert query(project, "select count(ctime_ns) from _kpi.load_state") == [(0,)]
+    hashed.clear()
+    assert project.load_raw().actions["people"] == "skip"
+    assert sorted(hashed) == ["people.csv", "pets.csv"]
+
+
+def test_mountinfo_gives_each_device_its_file_system_type() -> None:
+    mountinfo = (
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "30 27 8:17 / /media/usb rw,relatime - vfat /dev/sdb1 rw,fmask=0022\n"
+        "31 27 0:45 / /mnt/share rw,nosuid - fuse.sshfs me@host:/exports rw\n"
+        "32 27 254:0 /srv /srv rw,relatime - ext4 /dev/vda rw\n"
+        "33 27 7:3 / /a rw shared:5 - ext4 /dev/loop3 rw\n"
+        "34 27 7:3 / /b rw - xfs /dev/loop3 rw\n"
+        "not a mount line\n"
+    )
+    assert raw_files.parse_mountinfo(mountinfo) == {
+        os.makedev(254, 0): "ext4",  # mounted twice, one type
+        os.makedev(8, 17): "vfat",
+        os.makedev(0, 45): "fuse.sshfs",
+        os.makedev(7, 3): "?",  # two types for one device: not trusted
+    }
+    assert not {"vfat", "exfat", "fuse.sshfs", "cifs", "nfs", "?"} & raw_files.CTIME_FILESYSTEMS
+
+
 def test_a_file_changed_just_before_its_load_is_read_until_it_has_settled(
     shop, hashed, monkeypatch
 ) -> None:
@@ -675,6 +710,7 @@ def test_a_file_changed_just_before_its_load_is_read_until_it_has_settled(
     assert query(project, "select count(ctime_ns) from _kpi.load_state") == [(0,)]
     # later, settled: read once more, found unchanged, and its stat recorded
     monkeypatch.setattr(raw_files, "SETTLED_NS", -(10**12))
+    monkeypatch.setattr(raw_files, "filesystem_type", lambda device: "ext4")
     hashed.clear()
     assert project.load_raw().actions["people"] == "skip"
     assert sorted(hashed) == ["people.csv", "pets.csv"]
