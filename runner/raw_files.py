@@ -10,9 +10,9 @@ Whether a loaded file is unchanged is decided by its bytes, with one
 shortcut: a file whose size, mtime, change time (ctime), inode and device
 all equal what was recorded is not read again, provided the recorded ctime
 was at least `SETTLED_NS` older than the moment the file was opened for
-that load. No tool sets a ctime (`cp -p`, `rsync -t` and `touch -d` set the
-mtime, and the ctime to now), a rewrite in place changes it, a file renamed
-over the old one has another inode; and a file that changed within the
+that load. No ordinary tool sets a ctime (`cp -p`, `rsync -t` and `touch -d`
+set the mtime, and the ctime to now), a rewrite in place changes it, a file
+renamed over the old one has another inode; and a file that changed within the
 clock tick of its ctime is hashed again until it has settled (git's "racy
 timestamp" rule). The shortcut is taken only on the local file systems of
 Linux that keep a change time of their own (`CTIME_FILESYSTEMS`, found in

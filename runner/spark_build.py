@@ -329,6 +329,9 @@ class SparkExecutor:
         except Exception as exc:  # noqa: BLE001 - Spark's errors come in many classes
             if staging is not None:
                 _quietly(lambda: self._discard(staging))
+            elif node.is_seed or node.config.materialized != Materialization.VIEW:
+                # a write that failed part way leaves its staging folder behind
+                _quietly(lambda: adapter.drop_relation(adapter.staging(relation)))
             seconds = time.perf_counter() - start
             message = _first_line(exc)
             head = self.plan.result(

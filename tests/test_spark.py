@@ -276,6 +276,22 @@ def test_a_failing_error_test_on_spark_keeps_the_previous_table(spark: Any, tmp_
     with duckdb.connect() as con:
         assert read_spark(con, tmp_path / "w-spark" / "main" / "numbers", "n") == [(1,)]
     assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
+    # a write that fails while Spark runs it (a value that does not cast)
+    # leaves the table as it was and no staging folder behind
+    (root / "models" / "numbers.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select cast(concat('x', cast(m as varchar)) as bigint) as n from {{ ref('doubled') }}",
+        encoding="utf-8",
+    )
+    (root / "models" / "doubled.sql").write_text(
+        "{{ config(materialized='table') }}\nselect 2 as m", encoding="utf-8"
+    )
+    third = quiet(root, tmp_path, "w", target="spark", vars={"n": 1}).build(select=["numbers"])
+    assert third.exit_code == 1
+    assert str({r.name: r for r in third.results}["numbers"].status) == "error"
+    with duckdb.connect() as con:
+        assert read_spark(con, tmp_path / "w-spark" / "main" / "numbers", "n") == [(1,)]
+    assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
 
 
 def test_a_model_spark_cannot_parse_is_named_before_anything_runs(
