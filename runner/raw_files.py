@@ -104,7 +104,8 @@ class ExportFile:
     @property
     def settled_stat(self) -> tuple[int, int, int, int, int] | None:
         """(size, mtime_ns, ctime_ns, inode, device) when the file last
-        changed at least `SETTLED_NS` before it was opened, else None."""
+        changed at least `SETTLED_NS` before it was opened, on a file system
+        that keeps its own ctime (`CTIME_FILESYSTEMS`); else None."""
         if self.fd < 0 or self.ctime_ns > self.opened_at_ns - SETTLED_NS:
             return None
         if filesystem_type(self.device) not in CTIME_FILESYSTEMS:

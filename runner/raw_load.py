@@ -654,10 +654,12 @@ def _load_files(
         ) from exc
     for plan in plans:
         report.actions[plan.contract.name] = plan.action
-    restat = [f for p in plans if p.action != "reload" for f in p.restat]
-    if restat:
-        # the bytes were read and found unchanged: next time the stat will do
-        state_tables.record_file_stats(adapter, [_loaded_file(f, 0, 0, 0, "") for f in restat])
+    for file in (f for p in plans if p.action != "reload" for f in p.restat):
+        # its bytes were read and found unchanged: next time its stat will do
+        if file.settled_stat is not None:
+            state_tables.record_file_stat(
+                adapter, file.table, file.name, file.sha256, file.settled_stat
+            )
     if all(p.action == "skip" for p in plans):
         return
     cur = adapter.cursor()

@@ -281,14 +281,21 @@ def loaded_files(adapter: EngineAdapter) -> dict[str, dict[str, RecordedFile]]:
     return state
 
 
-def record_file_stats(adapter: EngineAdapter, files: Sequence[LoadedFile]) -> None:
-    """Remember the settled stat of files whose bytes were found unchanged."""
-    for f in files:
-        adapter.execute(
-            f"update {LOAD_STATE} set mtime_ns = ?, ctime_ns = ?, inode = ?, device = ? "
-            "where table_name = ? and file_name = ? and sha256 = ?",
-            [f.mtime_ns, f.ctime_ns, f.inode, f.device, f.table, f.file_name, f.sha256],
-        )
+def record_file_stat(
+    adapter: EngineAdapter,
+    table: str,
+    file_name: str,
+    sha256: str,
+    stat: tuple[int, int, int, int, int],
+) -> None:
+    """Remember the settled stat (size, mtime_ns, ctime_ns, inode, device) of
+    a loaded file whose bytes were found to be the ones recorded."""
+    _, mtime_ns, ctime_ns, inode, device = stat
+    adapter.execute(
+        f"update {LOAD_STATE} set mtime_ns = ?, ctime_ns = ?, inode = ?, device = ? "
+        "where table_name = ? and file_name = ? and sha256 = ?",
+        [mtime_ns, ctime_ns, inode, device, table, file_name, sha256],
+    )
 
 
 def next_load_id(adapter: EngineAdapter) -> int:

@@ -125,14 +125,10 @@ def test_an_older_load_state_is_read_without_stats_and_gains_their_columns(
     assert st.loaded_files(engine) == {"t": {"t.csv": st.RecordedFile(5, 9, "ab", None)}}
     st.ensure(engine, st.LOAD_STATE)
     assert [c for c, _ in engine.columns(st.LOAD_STATE)][-3:] == ["ctime_ns", "inode", "device"]
-    st.record_file_stats(
-        engine, [st.LoadedFile("t", "t.csv", 5, 10, "ab", 0, 0, 0, "", 11, 12, 13)]
-    )
+    st.record_file_stat(engine, "t", "t.csv", "ab", (5, 10, 11, 12, 13))
     assert st.loaded_files(engine)["t"]["t.csv"] == st.RecordedFile(
         5, 10, "ab", (5, 10, 11, 12, 13)
     )
     # a stat is recorded only with the bytes it was found with
-    st.record_file_stats(
-        engine, [st.LoadedFile("t", "t.csv", 5, 20, "other", 0, 0, 0, "", 21, 22, 23)]
-    )
+    st.record_file_stat(engine, "t", "t.csv", "other", (5, 20, 21, 22, 23))
     assert st.loaded_files(engine)["t"]["t.csv"].stat == (5, 10, 11, 12, 13)
