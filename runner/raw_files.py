@@ -39,7 +39,6 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,10 +111,20 @@ class ExportFile:
             return None
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
 
-    @cached_property
     def _contents(self) -> tuple[str, bool | None]:
         """The SHA-256 of the bytes of the opened file and, with `check_utf8`,
-        whether they are UTF-8 (else None): the file read once."""
+        whether they are UTF-8 (else None): the file read once.
+
+        Kept in the instance's `__dict__` by hand: before Python 3.12,
+        `functools.cached_property` holds one lock for every instance of the
+        class, so threads hashing different files would wait for each other.
+        """
+        known = self.__dict__.get("_hashed")
+        if known is None:
+            known = self.__dict__["_hashed"] = self._read_contents()
+        return known
+
+    def _read_contents(self) -> tuple[str, bool | None]:
         digest = hashlib.sha256()
         utf8 = Utf8Check() if self.check_utf8 else None
         with self.read_path.open("rb") as fh:
@@ -125,15 +134,15 @@ class ExportFile:
                     utf8.update(chunk)
         return digest.hexdigest(), None if utf8 is None else utf8.finish()
 
-    @cached_property
+    @property
     def sha256(self) -> str:
         """The SHA-256 of the bytes of the opened file, read once."""
-        return self._contents[0]
+        return self._contents()[0]
 
     def is_utf8(self) -> bool:
         """Whether the file decodes as UTF-8: found while hashing it with
         `check_utf8`, else (not hashed, or without `check_utf8`) read for it."""
-        hashed = self.__dict__.get("_contents")
+        hashed = self.__dict__.get("_hashed")
         verdict = None if hashed is None else hashed[1]
         return is_utf8(self.read_path) if verdict is None else verdict
 

@@ -61,6 +61,6 @@ def test_hashing_a_file_tells_whether_it_is_utf8_without_reading_it_again(
     monkeypatch.undo()
     unhashed = raw_files.open_export_file("t", tmp_path / "bad.csv", check_utf8=True)
     try:
-        assert not unhashed.is_utf8() and "_contents" not in unhashed.__dict__
+        assert not unhashed.is_utf8() and "_hashed" not in unhashed.__dict__
     finally:
         raw_files.close_export_files({"t": [unhashed]})

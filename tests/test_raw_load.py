@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import shutil
@@ -610,14 +609,13 @@ def test_item10_same_size_and_mtime_with_new_content_is_reloaded(shop) -> None:
 def hashed(monkeypatch) -> list[str]:
     """The names of the export files whose bytes are read to hash them."""
     names: list[str] = []
-    original = raw_files.ExportFile.sha256.func
+    original = raw_files.ExportFile._read_contents
 
-    def sha256(self: raw_files.ExportFile) -> str:
+    def read_contents(self: raw_files.ExportFile) -> tuple[str, bool | None]:
         names.append(self.name)
         return original(self)
 
-    monkeypatch.setattr(raw_files.ExportFile, "sha256", functools.cached_property(sha256))
-    raw_files.ExportFile.sha256.__set_name__(raw_files.ExportFile, "sha256")
+    monkeypatch.setattr(raw_files.ExportFile, "_read_contents", read_contents)
     return names
 
 
@@ -938,6 +936,36 @@ def test_the_files_of_an_export_are_hashed_together_each_once(tmp_path: Path) ->
     try:
         hash_files(files)
         for file in files:
-            assert file.__dict__["sha256"] == hashlib.sha256(contents[file.name]).hexdigest()
+            assert file.__dict__["_hashed"][0] == hashlib.sha256(contents[file.name]).hexdigest()
     finally:
         close_export_files({"all": files})
+
+
+def test_two_files_are_hashed_at_the_same_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hashing thread waits inside its file's read until the other one
+    is inside its own: a lock shared by the files (as
+    `functools.cached_property` takes before Python 3.12) breaks the barrier."""
+    import hashlib
+    import threading
+
+    from runner import raw_files
+
+    both_reading = threading.Barrier(2, timeout=10)
+    plain_read = raw_files.ExportFile._read_contents
+
+    def read_beside_another(file: raw_files.ExportFile) -> tuple[str, bool | None]:
+        both_reading.wait()
+        return plain_read(file)
+
+    monkeypatch.setattr(raw_files.ExportFile, "_read_contents", read_beside_another)
+    monkeypatch.setattr(raw_files.os, "cpu_count", lambda: 2)
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("id\n1\n")
+    files = [raw_files.open_export_file(n[0], tmp_path / n) for n in ("a.csv", "b.csv")]
+    try:
+        raw_files.hash_files(files)  # BrokenBarrierError when one waits for the other
+        assert [f.sha256 for f in files] == [hashlib.sha256(b"id\n1\n").hexdigest()] * 2
+    finally:
+        raw_files.close_export_files({"all": files})
