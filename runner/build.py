@@ -138,10 +138,20 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             project.load_raw_into(adapter, None, options.on_bad_rows, False)
         relations = adapter.relations()
         existing = frozenset(k for k, kind in relations.items() if kind == RelationKind.TABLE)
+        views = frozenset(k for k, kind in relations.items() if kind == RelationKind.VIEW)
         if command == Command.RUN:
             warn_missing_seeds(project.loaded, reporter, units, existing)
         plan = plan_build(
-            project.loaded, reporter, adapter, existing, command, selected, units, parents, options
+            project.loaded,
+            reporter,
+            adapter,
+            existing,
+            command,
+            selected,
+            units,
+            parents,
+            options,
+            views,
         )
         results, passed = run_plan(project, adapter, plan, options)
         clean = {r.unique_id for r in results if r.resource_type == "test" and not r.failures}
@@ -230,14 +240,16 @@ def plan_build(
     units: Mapping[str, Unit],
     parents: Mapping[str, set[str]],
     options: RunOptions,
+    views: frozenset[tuple[str, str]] = frozenset(),
 ) -> BuildPlan:
-    """Decide the incremental work, then compile and check every query to run."""
+    """Decide the incremental work, then compile and check every query to run
+    (`existing`: the warehouse's base tables, `views` its views)."""
     from runner.compile_cache import CompileCache
     from runner.compiling import Compiler
 
     compile_cache = CompileCache.for_project(loaded)
     incremental = plan_incremental(
-        loaded, reporter, adapter, units, options, compile_cache, existing
+        loaded, reporter, adapter, units, options, compile_cache, existing, views
     )
     compiler = Compiler(
         loaded,
@@ -334,10 +346,12 @@ def plan_incremental(
     options: RunOptions,
     compile_cache: CompileCache,
     existing: frozenset[tuple[str, str]] = frozenset(),
+    views: frozenset[tuple[str, str]] = frozenset(),
 ) -> IncrementalPlan:
     """Which incremental models rebuild in full (and why), which tests may
     check only the rows loaded since they last passed, and which relations
-    and tests are up to date (`existing`: the warehouse's base tables)."""
+    and tests are up to date (`existing`: the warehouse's base tables, `views`
+    its views)."""
     nodes = loaded.nodes
     incremental = [
         u.node for u in units.values() if u.node.config.materialized == Materialization.INCREMENTAL
@@ -393,6 +407,8 @@ def plan_incremental(
     kept = up_to_date.kept_relations(
         nodes, loaded.sources, loaded.graph, building, state, record, rebuilds, existing, changes
     )
+    if not options.full_refresh:
+        kept |= up_to_date.kept_views(nodes, building, state, record, views)
     return IncrementalPlan(load_id, seen, record, rebuilds, tests, kept, state)
 
 

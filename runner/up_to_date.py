@@ -14,6 +14,10 @@ was built from), in every relation built from it.
   upstream of it, and no incremental model upstream is or was since rebuilt
   in full: rebuilding it would write the rows it holds. It is kept as it is;
   its tests still run.
+- A view is *up to date* when the warehouse holds it as a view created from
+  the definition it has now: DuckDB binds a view's SQL to its inputs at every
+  read (a column added upstream shows through), so creating it again would
+  change nothing. Its tests still run, as for a table.
 - A test that checks new rows only (see `incremental_tests`) has *nothing
   new* when no raw table upstream of the tested relation changed after the
   load it last passed at: its query would select no rows, so it passes with
@@ -131,6 +135,31 @@ def kept_relations(
         if built is None or built.built_at is None or built.logic != versions.get(uid):
             continue
         if inputs_unchanged(uid, built, nodes, sources, graph, state, rebuilds, changes):
+            kept.add(uid)
+    return frozenset(kept)
+
+
+def kept_views(
+    nodes: Mapping[str, Node],
+    building: Collection[str],
+    state: Mapping[str, NodeState],
+    record: Mapping[str, str],
+    views: Collection[tuple[str, str]],
+) -> frozenset[str]:
+    """The views of `building` that are up to date: the warehouse holds them
+    as views (`views`: lowercased (schema, name)) and they were last created
+    from the definition they are created from now (`record`, see
+    `build_state.versions_after_run`: a view records its own definition)."""
+    kept = set()
+    for uid in building:
+        node = nodes.get(uid)
+        if node is None or node.is_test or node.config.materialized != "view":
+            continue
+        relation = node.relation
+        if (relation.schema.lower(), relation.identifier.lower()) not in views:
+            continue
+        built = state.get(uid)
+        if built is not None and built.built_at is not None and built.logic == record.get(uid):
             kept.add(uid)
     return frozenset(kept)
 

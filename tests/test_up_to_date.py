@@ -96,8 +96,8 @@ def test_a_table_whose_raw_tables_did_not_change_is_kept(shop, load, query) -> N
     assert again.exit_code == 0
     assert actions(again)["event_totals"] == "up to date"
     assert actions(again)["user_count"] == "up to date"
-    # a view is always recreated
-    assert actions(again)["stg_events"] == "created view"
+    # a view created from the same definition is not created again
+    assert actions(again)["stg_events"] == "up to date"
     # new events: the table over them is rebuilt, the one over users is kept
     (export / "events.part-2.csv").write_text("event_id,n\ne3,30\n")
     third = load(root, raw_dir=export).build()
@@ -127,8 +127,58 @@ def test_a_changed_definition_or_a_full_refresh_rebuilds(shop, load, make_projec
     changed = load(root, raw_dir=export).build()
     assert actions(changed)["event_totals"] == "created table"
     assert actions(changed)["user_count"] == "up to date"
+    # the view whose SQL changed is created again; the other one is kept
+    assert actions(changed)["stg_events"] == "created view"
+    assert actions(changed)["stg_users"] == "up to date"
     full = load(root, raw_dir=export).build(full_refresh=True)
     assert actions(full)["user_count"] == "created table"
+    assert actions(full)["stg_users"] == "created view"
+
+
+def test_a_kept_view_reads_what_its_inputs_hold_now(shop, load, make_project, query) -> None:
+    root, export = shop
+    files = {
+        "models/event_rows.sql": "{{ config(materialized='table') }}\n"
+        "select event_id, n from {{ ref('stg_events') }}",
+        "models/events_seen.sql": "select * from {{ ref('event_rows') }}",
+    }
+    make_project(files, root=root)
+    assert load(root, raw_dir=export).build().exit_code == 0
+    # the table under the view gains a column and a row; the view's own SQL
+    # is the same, so it is kept, and reads the new column and row
+    make_project(
+        {
+            "models/event_rows.sql": files["models/event_rows.sql"].replace(
+                "n from", "n, n * 10 as tens from"
+            )
+        },
+        root=root,
+    )
+    (export / "events.part-2.csv").write_text("event_id,n\ne3,3\n")
+    again = load(root, raw_dir=export).build()
+    assert again.exit_code == 0
+    assert actions(again)["event_rows"] == "created table"
+    assert actions(again)["events_seen"] == "up to date"
+    assert query(root, "select event_id, n, tens from main.events_seen order by 1") == [
+        ("e1", 1, 10),
+        ("e2", 2, 20),
+        ("e3", 3, 30),
+    ]
+
+
+def test_a_view_dropped_or_replaced_outside_the_build_is_created_again(shop, load, query) -> None:
+    root, export = shop
+    assert load(root, raw_dir=export).build().exit_code == 0
+    project = load(root, raw_dir=export)
+    with project.writing("test") as adapter:
+        adapter.execute("drop view main.stg_events")
+        adapter.execute("drop view main.stg_users")
+        adapter.execute("create table main.stg_users as select 'someone else' as user_id")
+    again = load(root, raw_dir=export).build()
+    assert again.exit_code == 0
+    assert actions(again)["stg_events"] == "created view"
+    assert actions(again)["stg_users"] == "created view"
+    assert query(root, "select user_id from main.stg_users") == [("u1",)]
 
 
 def test_a_copied_warehouse_keeps_its_tables_and_one_that_reads_its_path_does_not(
