@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,9 @@ class RunContext:
     project_dir: Path
     failures_dir: Path
     warn: Callable[[str], None]
+    # (unique_id, load, logic, full) of the kept relations whose state is
+    # recorded after the run, in one transaction (`state_tables.record_kept`)
+    kept_records: list[tuple[str, int, str, bool]] = field(default_factory=list)
 
     def wants_store(self, test: Node) -> bool:
         return self.options.store_failures or test.config.store_failures
@@ -138,10 +141,44 @@ class RelationRunner(NodeRunner):
     run again with one query per test."""
 
     def run(self, cur: EngineAdapter) -> list[NodeResult]:
+        if self._nothing_to_run():
+            return self._kept(cur)
         try:
             return self._run(cur, fuse=True)
         except _FusedTestsFailed:
             return self._run(cur, fuse=False)
+
+    def _nothing_to_run(self) -> bool:
+        """Whether the relation is kept as it is and no query of its tests runs
+        (their results are known: see `up_to_date`)."""
+        plan = self.context.plan
+        return self.unit.node.unique_id in plan.incremental.kept and not any(
+            self.context.runs(t) for t in self.unit.tests
+        )
+
+    def _kept(self, cur: EngineAdapter) -> list[NodeResult]:
+        """The results of a unit with nothing to run: no transaction; its
+        state is recorded with the other kept relations' after the run. (A
+        test judged to block on 0 failing rows takes the usual way.)"""
+        node = self.unit.node
+        plan = self.context.plan
+        wall, start = time.time(), time.perf_counter()
+        tests = [(t, self.context.run_test(cur, t)) for t in self.unit.tests]
+        if any(outcome.blocks for _, outcome in tests):
+            return self._run(cur, fuse=True)
+        self.context.kept_records.append(
+            (
+                node.unique_id,
+                plan.incremental.seen.get(node.unique_id, 0),
+                plan.incremental.logic.get(node.unique_id, ""),
+                not plan.compiled[node.unique_id].is_incremental,
+            )
+        )
+        seconds = time.perf_counter() - start
+        head = self.result(
+            node, NodeStatus.SUCCESS, "up to date", seconds, wall, action="up to date"
+        )
+        return [head, *(self.test_result(t, o, 0.0, wall) for t, o in tests)]
 
     def _fused_counts(self, cur: EngineAdapter) -> dict[str, int]:
         """The failure count of every test that runs, by one query (two or more)."""
@@ -365,6 +402,7 @@ class Executor:
                 on_skip=self._skip_unit,
                 fail_fast=self.context.options.fail_fast,
             )
+            state_tables.record_kept(self.adapter, self.context.kept_records)
         finally:
             for cur in self._cursors:
                 with contextlib.suppress(Exception):

@@ -173,6 +173,36 @@ def record_build(
         adapter.execute(insert + "?)", [unique_id, load_id, logic, row[0], row[1]])
 
 
+def record_kept(adapter: EngineAdapter, kept: Sequence[tuple[str, int, str, bool]]) -> None:
+    """`record_build` for many nodes at once, in one transaction: each of
+    `kept` is (unique_id, load, logic, full). For relations a build kept as
+    they were, whose rows are already committed."""
+    if not kept:
+        return
+    ids, loads, logics, fulls = (list(column) for column in zip(*kept, strict=True))
+    new = (
+        "(select unnest(?) as unique_id, unnest(?) as load_id, unnest(?) as logic, "
+        "unnest(?) as is_full)"
+    )
+    with adapter.transaction():
+        adapter.execute(
+            f"update {NODE_STATE} as state set load_id = new.load_id, logic = new.logic, "
+            f"built_at = {NOW}, "
+            "full_load_id = case when new.is_full or state.full_built_at is null "
+            "then new.load_id else state.full_load_id end, "
+            "full_built_at = case when new.is_full or state.full_built_at is null "
+            f"then {NOW} else state.full_built_at end "
+            f"from {new} as new where state.unique_id = new.unique_id",
+            [ids, loads, logics, fulls],
+        )
+        adapter.execute(
+            f"insert into {NODE_STATE} select new.unique_id, new.load_id, new.logic, "
+            f"new.load_id, {NOW}, {NOW} from {new} as new "
+            f"where new.unique_id not in (select unique_id from {NODE_STATE})",
+            [ids, loads, logics, fulls],
+        )
+
+
 def record_passes(
     adapter: EngineAdapter, passed: Mapping[str, str], seen: Mapping[str, int]
 ) -> None:
@@ -221,6 +251,20 @@ def raw_changes(adapter: EngineAdapter) -> RawChanges:
         {r.lower(): int(d) for r, d, _ in rows if d is not None},
         {r.lower(): int(u) for r, _, u in rows if u is not None},
     )
+
+
+def newest_load(adapter: EngineAdapter) -> tuple[int, frozenset[str]]:
+    """The newest load (0 when nothing was loaded) and the raw relations it
+    recorded a change for (`schema.table`, as the loader wrote them)."""
+    if not _exists(adapter, TABLE_CHANGES):
+        return 0, frozenset()
+    rows = adapter.fetchall(
+        f"select load_id, relation from {TABLE_CHANGES} "
+        f"where load_id = (select max(load_id) from {TABLE_CHANGES})"
+    )
+    if not rows:
+        return 0, frozenset()
+    return int(rows[0][0]), frozenset(str(relation) for _, relation in rows)
 
 
 def last_changes(adapter: EngineAdapter) -> dict[str, int]:

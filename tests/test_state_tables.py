@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import duckdb
+
 from runner import state_tables as st
 from runner.engines.base import RelationKind
 from runner.engines.duckdb import DuckDBAdapter
@@ -60,6 +62,44 @@ def test_record_build_keeps_the_last_full_rebuild_unless_this_one_is(
     st.record_build(engine, "model.a", 7, "v2", full=True)
     assert st.read_node_states(engine)["model.a"].full_load_id == 7
     assert engine.fetchone("select count(*) from _kpi.node_state") == (1,)
+
+
+def test_record_kept_writes_what_record_build_would_for_each_node(
+    engine: DuckDBAdapter,
+) -> None:
+    """The batch that records the relations a build kept leaves node_state as
+    one `record_build` per node would have, row for row."""
+    st.ensure(engine, st.NODE_STATE)
+    one_by_one = DuckDBAdapter(duckdb.connect())
+    st.ensure(one_by_one, st.NODE_STATE)
+    for adapter in (engine, one_by_one):
+        st.record_build(adapter, "model.full", 1, "v1", full=True)
+        st.record_build(adapter, "model.inc", 1, "v1", full=True)
+        st.record_build(adapter, "model.inc", 2, "v1", full=False)
+        # a row written before full_built_at existed
+        adapter.execute("insert into _kpi.node_state values ('model.old', 1, 'v0', 1, null, null)")
+    kept = [
+        ("model.full", 4, "v1", True),
+        ("model.inc", 4, "v2", False),
+        ("model.old", 4, "v0", False),
+        ("model.new", 4, "v3", False),
+    ]
+    st.record_kept(engine, kept)
+    for uid, load, logic, full in kept:
+        st.record_build(one_by_one, uid, load, logic, full=full)
+    batched, single = st.read_node_states(engine), st.read_node_states(one_by_one)
+    assert (
+        sorted(batched) == sorted(single) == ["model.full", "model.inc", "model.new", "model.old"]
+    )
+    for uid in batched:
+        b, s = batched[uid], single[uid]
+        assert (b.load_id, b.logic, b.full_load_id) == (s.load_id, s.logic, s.full_load_id), uid
+        # the times differ by when each was written; which ones were kept does not
+        assert (b.full_built_at is None, b.built_at is None) == (False, False), uid
+    # model.inc: its last full rebuild (load 1) is kept; model.full: rebuilt in full now
+    assert (batched["model.inc"].full_load_id, batched["model.full"].full_load_id) == (1, 4)
+    assert batched["model.inc"].full_built_at < batched["model.full"].full_built_at
+    assert engine.fetchone("select count(*) from _kpi.node_state") == (4,)
 
 
 def test_record_passes_replaces_tests_in_one_statement(engine: DuckDBAdapter) -> None:
