@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import build_state, caches, incremental_tests, state_tables, up_to_date
 from runner.engines.base import RelationKind
-from runner.errors import CompilationError, WarehouseError
+from runner.errors import CompilationError, ProjectError, WarehouseError
 from runner.nodes import Materialization, Node
 from runner.planning import Command, Unit, plan_units
 from runner.reporting import Reporter
@@ -137,6 +137,8 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
             # is `kpi load --full-refresh`.
             project.load_raw_into(adapter, None, options.on_bad_rows, False)
         relations = adapter.relations()
+        if command != Command.SEED and not (command == Command.BUILD and options.load):
+            check_raw_tables(project, adapter, relations, units)
         existing = frozenset(k for k, kind in relations.items() if kind == RelationKind.TABLE)
         views = frozenset(k for k, kind in relations.items() if kind == RelationKind.VIEW)
         if command == Command.RUN:
@@ -204,6 +206,63 @@ def finish_run(
     )
     project.write_manifest(plan.paths)
     return RunResult(command, results, elapsed, summary, stale)
+
+
+def check_raw_tables(
+    project: Project,
+    adapter: EngineAdapter,
+    relations: Mapping[tuple[str, str], RelationKind],
+    units: Mapping[str, Unit],
+) -> None:
+    """Before a run that does not load: stop, saying what to do, when the
+    raw tables its models read are not the ones the warehouse's last load
+    filled. The export's format (and the contract-format files beside a CRM
+    export) decides which raw tables the models read, and is found from the
+    export folder the command is given (`--raw-dir`, else the configured
+    one), not from the warehouse."""
+    from runner.raw_contract import table_contracts
+
+    loaded = project.loaded
+    contracts = {c.relation.display.lower(): c for c in table_contracts(loaded.sources)}
+    if not contracts:
+        return
+    fmt = project.export_format
+    where = f"the {fmt.name} format ({fmt.how}"
+    where += f", from {project.raw_dir})" if project.raw_dir else ")"
+    if fmt.contract_tables:
+        where += " with contract-format file(s) " + ", ".join(fmt.contract_tables)
+    hint = (
+        "Name the folder that was loaded, whose files the format is found from "
+        "(`KPI_RAW_DIR=DIR kpi ...`, or `kpi build --skip-load --raw-dir DIR`), or load "
+        "this one first (`kpi load DIR`, or `kpi build`, which loads)."
+    )
+    load_id, filled = state_tables.newest_load(adapter)
+    if load_id and not {f.lower() for f in filled} & contracts.keys():
+        tables = ", ".join(sorted(filled)[:4]) + (", ..." if len(filled) > 4 else "")
+        raise ProjectError(
+            f"The warehouse's newest load (load {load_id}) filled {tables}, which the models "
+            f"of {where} do not read: it came from an export of another format, and the "
+            "models would read raw tables it did not fill.",
+            hint=hint,
+        )
+    read = {
+        source.relation.display.lower()
+        for unit in units.values()
+        for uid in loaded.graph.ancestors(unit.node.unique_id)
+        if (source := loaded.sources.get(uid)) is not None
+    }
+    missing = sorted(
+        contracts[r].relation.display
+        for r in read & contracts.keys()
+        if (contracts[r].relation.schema.lower(), contracts[r].relation.identifier.lower())
+        not in relations
+    )
+    if missing:
+        raise ProjectError(
+            f"The warehouse has no raw table {', '.join(missing)}, which the models of "
+            f"{where} read: that export was not loaded into it.",
+            hint=hint,
+        )
 
 
 def warn_missing_seeds(

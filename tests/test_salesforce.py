@@ -802,3 +802,58 @@ def test_without_opportunity_history_a_data_export_lists_it_missing(tmp_path: Pa
         project.load_raw()
     assert "OpportunityHistory.csv: missing" in str(info.value)
     assert "(or a file Opportunity with a column _fivetran_start)" in str(info.value)
+
+
+def test_a_run_that_does_not_load_stops_when_the_warehouse_holds_another_export(
+    tmp_path: Path, runner_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi load DIR` then `kpi run`: the models the project parses are those
+    of the export folder the command is given (`[tool.kpi] raw_dir`, the
+    contract-format demo, unless `--raw-dir`), so a command that does not
+    load stops, naming the load and what to pass, instead of building from
+    raw tables an older load filled (or failing on a missing one)."""
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    def kpi(*args: str) -> Any:
+        where = ["--warehouse", str(tmp_path / "w.duckdb"), "--target-path", str(tmp_path / "t")]
+        return CliRunner().invoke(main, [*args, "--project-dir", str(ROOT), *where])
+
+    assert kpi("load", str(FIXTURE)).exit_code == 0
+    for command in (["run"], ["build", "--skip-load"], ["test"]):
+        result = kpi(*command)
+        assert result.exit_code == 2, result.stderr
+        assert "The warehouse's newest load (load 1) filled raw.Account" in result.stderr
+        assert "the contract format (detected, from" in result.stderr
+        assert "KPI_RAW_DIR=DIR kpi" in result.stderr
+        assert "Traceback" not in result.stderr
+    # --crm alone keeps the configured folder, whose contract-format files
+    # (quotas.csv, ...) would replace their mapped tables: they were not loaded
+    forced = kpi("build", "--skip-load", "--crm", "salesforce")
+    assert forced.exit_code == 2, forced.stderr
+    assert "The warehouse has no raw table raw.quotas" in forced.stderr
+    # given the folder it loaded, the same command builds
+    given = kpi("build", "--skip-load", "-s", "stg_salesforce__users", "--raw-dir", str(FIXTURE))
+    assert given.exit_code == 0, given.stderr
+    assert "PASS=" in given.stderr and "ERROR=0" in given.stderr
+    monkeypatch.setenv("KPI_RAW_DIR", str(FIXTURE))
+    assert kpi("test", "-s", "stg_salesforce__users").exit_code == 0
+
+
+def test_a_run_on_a_warehouse_never_loaded_names_the_missing_raw_tables(
+    tmp_path: Path, runner_env: None
+) -> None:
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    where = ["--warehouse", str(tmp_path / "w.duckdb"), "--target-path", str(tmp_path / "t")]
+    # a selection reads only its own raw tables: those are the ones named
+    result = CliRunner().invoke(
+        main, ["run", "-s", "stg_crm__teams", "--project-dir", str(ROOT), *where]
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "The warehouse has no raw table raw.teams, which the models of" in result.stderr
+    assert "kpi load DIR" in result.stderr
+    assert "Traceback" not in result.stderr
