@@ -203,6 +203,56 @@ def test_each_generic_test_passes_on_good_data_and_fails_on_bad(
     assert results.exit_code == 1
 
 
+@pytest.mark.parametrize(
+    ("test", "yml"),
+    [
+        (
+            "unique_keys_id",
+            "columns:\n      - name: id\n        data_tests:\n"
+            "          - unique:\n              config: {severity: warn}",
+        ),
+        (
+            "unique_combination_of_columns_keys__id__tag",
+            "data_tests:\n      - unique_combination_of_columns:\n"
+            "          combination_of_columns: [id, tag]\n          config: {severity: warn}",
+        ),
+    ],
+)
+def test_unique_tests_find_the_same_rows_when_hashes_collide(
+    test: str, yml: str, make_project, load, query
+) -> None:
+    """`unique` and `unique_combination_of_columns` group by value only the
+    rows whose hash repeats. Equal values hash alike, so a collision can
+    only add rows to the second step, never a failure: with `hash` replaced
+    by a function under which most values collide (the key's length), the
+    compiled test still returns exactly the repeated keys."""
+    rows = "('aa', 'x'), ('bb', 'x'), ('cc', 'y'), ('bb', 'x'), ('dd', null), ('dd', null), "
+    rows += "('e', 'x'), (null, 'x'), (null, 'x'), ('ff', 'x'), ('ff', 'z')"
+    root = make_project(
+        {
+            "models/keys.sql": MODEL.format(rows=rows, columns="id, tag"),
+            "models/keys.yml": f"models:\n  - name: keys\n    {yml}\n",
+        }
+    )
+    project = load(root)
+    names = project.build().by_name()
+    assert test in names, sorted(names)
+    # id: bb, dd and ff repeat (NULL ids are not checked); (id, tag): (bb, x),
+    # (dd, NULL) and (NULL, x) repeat, NULLs grouped as dbt_utils does
+    assert names[test].failures == 3
+    sql = (root / "target" / "compiled" / "models" / f"{test}.sql").read_text()
+    assert sql.count("hash(") == 2
+    colliding = sql.replace("hash(", "length(concat_ws('', ")
+    colliding = colliding.replace(") as key_hash", ")) as key_hash").replace(
+        ") in (select key_hash", ")) in (select key_hash"
+    )
+    found = sorted(query(root, colliding), key=str)
+    exact = {"unique_keys_id": [("bb", 2), ("dd", 2), ("ff", 2)]}.get(
+        test, [("bb", "x", 2), ("dd", None, 2), (None, "x", 2)]
+    )
+    assert found == exact
+
+
 # -- severity, where, thresholds --------------------------------------------------------------
 
 NULLS = (
@@ -424,7 +474,8 @@ def test_the_tests_of_a_view_read_it_once_through_a_shared_cte(
     assert len(fused) == 1, fused
     assert fused[0].startswith(f'with {SHARED_RELATION} as (select * from "main"."v")')
     # the view is named once, in the shared CTE, which its three tests read
-    assert fused[0].count('"main"."v"') == 1 and fused[0].count(SHARED_RELATION) == 4
+    # (`unique` twice: its repeated hashes, then their rows)
+    assert fused[0].count('"main"."v"') == 1 and fused[0].count(SHARED_RELATION) == 5
 
 
 # -- a test that cannot run -------------------------------------------------------------------
