@@ -15,7 +15,9 @@ else on Spark, or not parse at all:
 - functions sqlglot passes through unknown: `epoch_us(t)` is
   `unix_micros(t)`, `to_months(n)` is `make_ym_interval(0, n)`, `error(m)`
   is `cast(raise_error(m) as string)` (DuckDB's error() has a type; Spark's
-  raise_error() is void, which no table can hold);
+  raise_error() is void, which no table can hold), `hash(...)` is
+  `xxhash64(...)` (64 bits, as DuckDB's; Spark's `hash` has 32, so that ten
+  million keys would share thousands of values);
 - `/` is DOUBLE division on DuckDB whatever its operands, DECIMAL division
   on Spark when both are decimals (a silent drift of up to 2e-7 in an
   average): the numerator is cast to DOUBLE unless it already is.
@@ -122,6 +124,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
             if function == "to_months":
                 zero = exp.Literal.number(0)
                 return exp.Anonymous(this="make_ym_interval", expressions=[zero, *arguments])
+            if function == "hash":
+                return exp.Anonymous(this="xxhash64", expressions=arguments)
             if function == "error":
                 fail = exp.Anonymous(this="raise_error", expressions=arguments)
                 return exp.Cast(this=fail, to=exp.DataType.build("STRING"))
