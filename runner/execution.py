@@ -142,7 +142,9 @@ class RelationRunner(NodeRunner):
 
     def run(self, cur: EngineAdapter) -> list[NodeResult]:
         if self._nothing_to_run():
-            return self._kept(cur)
+            kept = self._kept(cur)
+            if kept is not None:
+                return kept
         try:
             return self._run(cur, fuse=True)
         except _FusedTestsFailed:
@@ -156,16 +158,17 @@ class RelationRunner(NodeRunner):
             self.context.runs(t) for t in self.unit.tests
         )
 
-    def _kept(self, cur: EngineAdapter) -> list[NodeResult]:
+    def _kept(self, cur: EngineAdapter) -> list[NodeResult] | None:
         """The results of a unit with nothing to run: no transaction; its
-        state is recorded with the other kept relations' after the run. (A
-        test judged to block on 0 failing rows takes the usual way.)"""
+        state is recorded with the other kept relations' after the run. None
+        when a test is judged to block on 0 failing rows (a threshold such as
+        `error_if: '< 1'`): the unit then runs the usual way."""
         node = self.unit.node
         plan = self.context.plan
         wall, start = time.time(), time.perf_counter()
         tests = [(t, self.context.run_test(cur, t)) for t in self.unit.tests]
         if any(outcome.blocks for _, outcome in tests):
-            return self._run(cur, fuse=True)
+            return None
         self.context.kept_records.append(
             (
                 node.unique_id,
