@@ -226,9 +226,9 @@ def check_raw_tables(
     contracts = {c.relation.display.lower(): c for c in table_contracts(loaded.sources)}
     if not contracts:
         return
-    fmt = project.export_format
+    fmt, export_dir = project.export_format, project.raw_dir
     where = f"the {fmt.name} format ({fmt.how}"
-    where += f", from {project.raw_dir})" if project.raw_dir else ")"
+    where += f", from {export_dir})" if export_dir else ")"
     if fmt.contract_tables:
         where += " with contract-format file(s) " + ", ".join(fmt.contract_tables)
     hint = (

@@ -4,7 +4,7 @@ This module alone names the state tables; everything else asks it.
 
 | table | one row per | written by |
 |---|---|---|
-| `_kpi.node_state` | relation built and test passed | the build (`record_build`, `record_passes`) |
+| `_kpi.node_state` | relation built, test passed | the build (`record_build`, `record_passes`) |
 | `_kpi.table_changes` | raw table and load | the loader (`record_table_change`) |
 | `_kpi.load_state` | raw file loaded | the loader (`record_loaded_file`) |
 | `_kpi.seed_state` | seed loaded | the seed runner (`record_seed`) |
@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.nodes import Relation, quote_literal
 
@@ -162,45 +162,60 @@ def record_build(
 ) -> None:
     """Remember, inside the build's transaction, the load a node has now seen,
     and (`full`) that it was rebuilt in full now."""
-    row = adapter.fetchone(
+    prior = adapter.fetchone(
         f"delete from {NODE_STATE} where unique_id = ? returning full_load_id, full_built_at",
         [unique_id],
     )
+    full_load, full_at = _last_full_rebuild(load_id, full, prior)
     insert = f"insert into {NODE_STATE} values (?, ?, ?, ?, {NOW}, "
-    if full or row is None or row[1] is None:
-        adapter.execute(insert + f"{NOW})", [unique_id, load_id, logic, load_id])
+    if full_at is None:
+        adapter.execute(insert + f"{NOW})", [unique_id, load_id, logic, full_load])
     else:
-        adapter.execute(insert + "?)", [unique_id, load_id, logic, row[0], row[1]])
+        adapter.execute(insert + "?)", [unique_id, load_id, logic, full_load, full_at])
 
 
 def record_kept(adapter: EngineAdapter, kept: Sequence[tuple[str, int, str, bool]]) -> None:
-    """`record_build` for many nodes at once, in one transaction: each of
-    `kept` is (unique_id, load, logic, full). For relations a build kept as
-    they were, whose rows are already committed."""
+    """`record_build` for the relations a build kept as they were (their rows
+    already committed), each (unique_id, load, logic, full), in one
+    transaction of two statements after the run."""
     if not kept:
         return
-    ids, loads, logics, fulls = (list(column) for column in zip(*kept, strict=True))
-    new = (
-        "(select unnest(?) as unique_id, unnest(?) as load_id, unnest(?) as logic, "
-        "unnest(?) as is_full)"
-    )
+    ids = [uid for uid, _, _, _ in kept]
     with adapter.transaction():
+        prior = {
+            str(uid): (full_load, full_at)
+            for uid, full_load, full_at in adapter.fetchall(
+                f"delete from {NODE_STATE} where unique_id in (select unnest(?)) "
+                "returning unique_id, full_load_id, full_built_at",
+                [ids],
+            )
+        }
+        rebuilds = [_last_full_rebuild(load, full, prior.get(uid)) for uid, load, _, full in kept]
         adapter.execute(
-            f"update {NODE_STATE} as state set load_id = new.load_id, logic = new.logic, "
-            f"built_at = {NOW}, "
-            "full_load_id = case when new.is_full or state.full_built_at is null "
-            "then new.load_id else state.full_load_id end, "
-            "full_built_at = case when new.is_full or state.full_built_at is null "
-            f"then {NOW} else state.full_built_at end "
-            f"from {new} as new where state.unique_id = new.unique_id",
-            [ids, loads, logics, fulls],
+            f"insert into {NODE_STATE} select uid, load_id, logic, full_load_id, {NOW}, "
+            f"coalesce(full_built_at, {NOW}) from (select unnest(?) as uid, "
+            "unnest(?) as load_id, unnest(?) as logic, unnest(?) as full_load_id, "
+            "cast(unnest(?) as timestamp) as full_built_at)",
+            [
+                ids,
+                [load for _, load, _, _ in kept],
+                [logic for _, _, logic, _ in kept],
+                [full_load for full_load, _ in rebuilds],
+                [full_at for _, full_at in rebuilds],
+            ],
         )
-        adapter.execute(
-            f"insert into {NODE_STATE} select new.unique_id, new.load_id, new.logic, "
-            f"new.load_id, {NOW}, {NOW} from {new} as new "
-            f"where new.unique_id not in (select unique_id from {NODE_STATE})",
-            [ids, loads, logics, fulls],
-        )
+
+
+def _last_full_rebuild(
+    load_id: int, full: bool, prior: tuple[Any, ...] | None
+) -> tuple[int, datetime | None]:
+    """The (load, time) of a node's last full rebuild once it is recorded as
+    built at `load_id`: the one before (`prior`: the row's full_load_id and
+    full_built_at) unless this build is full or none is known; a time of
+    None stands for now."""
+    if full or prior is None or prior[1] is None:
+        return load_id, None
+    return int(prior[0]), prior[1]
 
 
 def record_passes(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import duckdb
-
 from runner import state_tables as st
 from runner.engines.base import RelationKind
 from runner.engines.duckdb import DuckDBAdapter
@@ -64,42 +62,38 @@ def test_record_build_keeps_the_last_full_rebuild_unless_this_one_is(
     assert engine.fetchone("select count(*) from _kpi.node_state") == (1,)
 
 
-def test_record_kept_writes_what_record_build_would_for_each_node(
-    engine: DuckDBAdapter,
-) -> None:
-    """The batch that records the relations a build kept leaves node_state as
-    one `record_build` per node would have, row for row."""
+def test_record_kept_writes_every_kept_node_at_once(engine: DuckDBAdapter) -> None:
+    """The batch that records the relations a build kept follows the rule of
+    `record_build` row by row: the last full rebuild is kept unless this one
+    is full, or none is known."""
     st.ensure(engine, st.NODE_STATE)
-    one_by_one = DuckDBAdapter(duckdb.connect())
-    st.ensure(one_by_one, st.NODE_STATE)
-    for adapter in (engine, one_by_one):
-        st.record_build(adapter, "model.full", 1, "v1", full=True)
-        st.record_build(adapter, "model.inc", 1, "v1", full=True)
-        st.record_build(adapter, "model.inc", 2, "v1", full=False)
-        # a row written before full_built_at existed
-        adapter.execute("insert into _kpi.node_state values ('model.old', 1, 'v0', 1, null, null)")
-    kept = [
-        ("model.full", 4, "v1", True),
-        ("model.inc", 4, "v2", False),
-        ("model.old", 4, "v0", False),
-        ("model.new", 4, "v3", False),
-    ]
-    st.record_kept(engine, kept)
-    for uid, load, logic, full in kept:
-        st.record_build(one_by_one, uid, load, logic, full=full)
-    batched, single = st.read_node_states(engine), st.read_node_states(one_by_one)
-    assert (
-        sorted(batched) == sorted(single) == ["model.full", "model.inc", "model.new", "model.old"]
+    st.record_build(engine, "model.full", 1, "v1", full=True)
+    st.record_build(engine, "model.inc", 1, "v1", full=True)
+    st.record_build(engine, "model.inc", 2, "v1", full=False)
+    # a row written before full_built_at existed
+    engine.execute("insert into _kpi.node_state values ('model.old', 1, 'v0', 1, null, null)")
+    before = st.read_node_states(engine)
+    st.record_kept(
+        engine,
+        [
+            ("model.full", 4, "v1", True),
+            ("model.inc", 4, "v2", False),
+            ("model.old", 4, "v0", False),
+            ("model.new", 4, "v3", False),
+        ],
     )
-    for uid in batched:
-        b, s = batched[uid], single[uid]
-        assert (b.load_id, b.logic, b.full_load_id) == (s.load_id, s.logic, s.full_load_id), uid
-        # the times differ by when each was written; which ones were kept does not
-        assert (b.full_built_at is None, b.built_at is None) == (False, False), uid
-    # model.inc: its last full rebuild (load 1) is kept; model.full: rebuilt in full now
-    assert (batched["model.inc"].full_load_id, batched["model.full"].full_load_id) == (1, 4)
-    assert batched["model.inc"].full_built_at < batched["model.full"].full_built_at
+    after = st.read_node_states(engine)
+    assert {u: (s.load_id, s.logic, s.full_load_id) for u, s in after.items()} == {
+        "model.full": (4, "v1", 4),  # rebuilt in full now
+        "model.inc": (4, "v2", 1),  # its last full rebuild, at load 1, is kept
+        "model.old": (4, "v0", 4),  # no full rebuild known: this one counts
+        "model.new": (4, "v3", 4),
+    }
+    assert after["model.inc"].full_built_at == before["model.inc"].full_built_at
+    assert after["model.full"].full_built_at > before["model.full"].full_built_at
+    assert all(s.built_at is not None and s.full_built_at is not None for s in after.values())
     assert engine.fetchone("select count(*) from _kpi.node_state") == (4,)
+    st.record_kept(engine, [])  # nothing to write: no transaction, no error
 
 
 def test_record_passes_replaces_tests_in_one_statement(engine: DuckDBAdapter) -> None:
