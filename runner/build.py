@@ -233,8 +233,8 @@ def check_raw_tables(
         where += " with contract-format file(s) " + ", ".join(fmt.contract_tables)
     hint = (
         "Name the folder that was loaded, whose files the format is found from "
-        "(`KPI_RAW_DIR=DIR kpi ...`, or `kpi build --skip-load --raw-dir DIR`), or load "
-        "this one first (`kpi load DIR`, or `kpi build`, which loads)."
+        "(`--raw-dir DIR`, or `KPI_RAW_DIR=DIR`), or load this one first "
+        "(`kpi load DIR`, or `kpi build`, which loads)."
     )
     load_id, filled = state_tables.newest_load(adapter)
     if load_id and not {f.lower() for f in filled} & contracts.keys():

@@ -322,18 +322,24 @@ def run_options(func: F) -> F:
     )
 
 
+def raw_dir_option(help_text: str) -> Callable[[F], F]:
+    """--raw-dir: the export folder, whose files decide the format and so
+    which staging models the project has."""
+    return click.option(
+        "--raw-dir",
+        envvar="KPI_RAW_DIR",
+        type=click.Path(file_okay=False),
+        default=None,
+        help=f"{help_text} [env KPI_RAW_DIR; default from [tool.kpi] raw_dir].",
+    )
+
+
 def raw_options(func: F) -> F:
     """--raw-dir and --on-bad-rows, for the commands that load raw data."""
     return _apply(
         func,
         [
-            click.option(
-                "--raw-dir",
-                envvar="KPI_RAW_DIR",
-                type=click.Path(file_okay=False),
-                default=None,
-                help="The CRM export to load [env KPI_RAW_DIR; default from [tool.kpi] raw_dir].",
-            ),
+            raw_dir_option("The CRM export to load"),
             click.option(
                 "--on-bad-rows",
                 type=click.Choice(["fail", "quarantine"]),
@@ -344,6 +350,10 @@ def raw_options(func: F) -> F:
             ),
         ],
     )
+
+
+# --raw-dir of the commands that build from what `kpi load` loaded
+LOADED_EXPORT_HELP = "The CRM export that was loaded (its format decides the models)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -409,6 +419,7 @@ def build_command(args: ProjectArgs, **options: Any) -> None:
 @project_command
 @target_option
 @run_options
+@raw_dir_option(LOADED_EXPORT_HELP)
 def run_command(args: ProjectArgs, **options: Any) -> None:
     """Build the selected models (views, tables, incremental, ephemeral).
 
@@ -436,6 +447,7 @@ def seed_command(args: ProjectArgs, **options: Any) -> None:
 @project_command
 @target_option
 @run_options
+@raw_dir_option(LOADED_EXPORT_HELP)
 def test_command(args: ProjectArgs, **options: Any) -> None:
     """Run the data tests of the selected nodes against the warehouse.
 

@@ -826,7 +826,7 @@ def test_a_run_that_does_not_load_stops_when_the_warehouse_holds_another_export(
         assert result.exit_code == 2, result.stderr
         assert "The warehouse's newest load (load 1) filled raw.Account" in result.stderr
         assert "the contract format (detected, from" in result.stderr
-        assert "KPI_RAW_DIR=DIR kpi" in result.stderr
+        assert "(`--raw-dir DIR`, or `KPI_RAW_DIR=DIR`)" in result.stderr
         assert "Traceback" not in result.stderr
     # --crm alone keeps the configured folder, whose contract-format files
     # (quotas.csv, ...) would replace their mapped tables: they were not loaded
@@ -837,6 +837,9 @@ def test_a_run_that_does_not_load_stops_when_the_warehouse_holds_another_export(
     given = kpi("build", "--skip-load", "-s", "stg_salesforce__users", "--raw-dir", str(FIXTURE))
     assert given.exit_code == 0, given.stderr
     assert "PASS=" in given.stderr and "ERROR=0" in given.stderr
+    for command in ("run", "test"):
+        given = kpi(command, "-s", "stg_salesforce__users", "--raw-dir", str(FIXTURE))
+        assert given.exit_code == 0, given.stderr
     monkeypatch.setenv("KPI_RAW_DIR", str(FIXTURE))
     assert kpi("test", "-s", "stg_salesforce__users").exit_code == 0
 
