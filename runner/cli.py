@@ -334,6 +334,10 @@ def raw_dir_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+# --raw-dir of the commands that build from what `kpi load` loaded
+LOADED_EXPORT_HELP = "The CRM export that was loaded (its format decides the models)"
+
+
 def raw_options(func: F) -> F:
     """--raw-dir and --on-bad-rows, for the commands that load raw data."""
     return _apply(
@@ -350,10 +354,6 @@ def raw_options(func: F) -> F:
             ),
         ],
     )
-
-
-# --raw-dir of the commands that build from what `kpi load` loaded
-LOADED_EXPORT_HELP = "The CRM export that was loaded (its format decides the models)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
