@@ -4,7 +4,9 @@
 
 - space (or separate arguments) = union, comma = intersection;
 - `name`, `+name` (and ancestors), `name+` (and descendants), `2+name`,
-  `name+1`, `@name` (descendants and all their ancestors);
+  `name+1`, `@name` (descendants and all their ancestors); a bare word is a
+  node's name or, as dbt's `fqn` method, a folder of its dotted path
+  (`staging`, `staging.crm`, `marts+`);
 - methods: `tag:`, `path:`, `file:`, `fqn:`, `config.<key>:`,
   `resource_type:`, `source:`, `test_type:`, `test_name:`; names accept `*`
   wildcards.
@@ -173,7 +175,7 @@ def _method(nodes: Mapping[str, Node], sources: Mapping[str, SourceTable], body:
             }
         )
     if method == "fqn":
-        return {uid for uid, n in nodes.items() if fnmatch.fnmatch(".".join(n.fqn), value)}
+        return {uid for uid, n in nodes.items() if _fqn_matches(n.fqn, value)}
     if method == "config":
         return {uid for uid, n in nodes.items() if _config_matches(n, key or "", value)}
     if method == "resource_type":
@@ -210,9 +212,30 @@ def _method(nodes: Mapping[str, Node], sources: Mapping[str, SourceTable], body:
 
 
 def _name_matches(node: Node, pattern: str) -> bool:
-    if fnmatch.fnmatch(node.name, pattern):
+    return fnmatch.fnmatch(node.name, pattern) or _fqn_matches(node.fqn, pattern)
+
+
+def _fqn_matches(fqn: Sequence[str], selector: str) -> bool:
+    """dbt's `fqn` method: the selector is the node's name or a prefix of its
+    fully qualified name, with or without the project's name (`staging`,
+    `staging.crm`, `sales-kpi-warehouse.marts`); from a part with a wildcard
+    on, the rest of the name is matched as a pattern (`staging.*.stg_*`)."""
+    return _fqn_prefix(fqn, selector) or _fqn_prefix(fqn[1:], selector)
+
+
+def _fqn_prefix(fqn: Sequence[str], selector: str) -> bool:
+    if fqn and fqn[-1] == selector:
         return True
-    return "." in pattern and fnmatch.fnmatch(".".join(node.fqn), pattern)
+    flat = [part for segment in fqn for part in segment.split(".")]
+    wanted = selector.split(".")
+    if len(flat) < len(wanted):
+        return False
+    for index, part in enumerate(wanted):
+        if any(char in part for char in "*?["):
+            return fnmatch.fnmatchcase(".".join(flat[index:]), ".".join(wanted[index:]))
+        if flat[index] != part:
+            return False
+    return True
 
 
 def _by_path(nodes: Mapping[str, Node], value: str) -> set[str]:

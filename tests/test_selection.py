@@ -47,7 +47,8 @@ def _node(
         checksum="",
         config=NodeConfig(**config),
         depends_on=tuple(depends_on),
-        fqn=("p", *Path(path).with_suffix("").parts[1:]),
+        # as runner/parsing.py names them: a test by its name, a model or seed by its path
+        fqn=("p", name) if kind == "test" else ("p", *Path(path).with_suffix("").parts[1:]),
         test_metadata=(
             MappingProxyType({"name": test_name, "kwargs": {}, "attached_node": depends_on[0]})
             if test_name
@@ -290,6 +291,26 @@ def test_name_wildcards() -> None:
 def test_fqn_with_dots_matches_the_folder_path_and_its_subfolders() -> None:
     assert models(["p.marts.*"]) == {"dim_users", "kpi_users"}
     assert models(["fqn:p.marts.kpi.*"]) == {"kpi_users"}
+
+
+def test_a_folder_name_selects_the_folder_as_dbt_does() -> None:
+    """dbt's default method is `fqn`: a bare word is a node's name or a
+    prefix of its dotted path, with or without the project's name."""
+    assert models(["marts"]) == {"dim_users", "kpi_users"}
+    assert models(["marts.kpi"]) == {"kpi_users"}
+    assert models(["p.marts.kpi"]) == {"kpi_users"}
+    assert models(["fqn:staging"]) == {"stg_users", "stg_regions"}
+    assert models(["staging+"]) == {
+        "stg_users",
+        "stg_regions",
+        "int_users",
+        "dim_users",
+        "kpi_users",
+    }
+    assert models(["marts.*_users"]) == {"dim_users", "kpi_users"}  # kpi.kpi_users too
+    # a prefix is made of whole parts: `mart` is no folder
+    assert models(["mart"]) == set()
+    assert models(["marts.kpi.kpi_users.x"]) == set()
 
 
 def test_space_separated_terms_are_a_union() -> None:
