@@ -336,6 +336,8 @@ def raw_dir_option(help_text: str) -> Callable[[F], F]:
 
 # --raw-dir of the commands that build from what `kpi load` loaded
 LOADED_EXPORT_HELP = "The CRM export that was loaded (its format decides the models)"
+# --raw-dir of the commands that parse the project or read the marts, loading nothing
+FORMAT_EXPORT_HELP = "The CRM export whose format decides the models (nothing is loaded)"
 
 
 def raw_options(func: F) -> F:
@@ -594,8 +596,13 @@ def generate_command(
 @click.option(
     "--full-refresh", is_flag=True, help="Compile as a full refresh (is_incremental() is false)."
 )
+@raw_dir_option(FORMAT_EXPORT_HELP)
 def compile_command(
-    args: ProjectArgs, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
+    args: ProjectArgs,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    full_refresh: bool,
+    raw_dir: str | None,
 ) -> None:
     """Render the selected nodes to target/compiled/ and check their SQL.
 
@@ -603,7 +610,7 @@ def compile_command(
     Example:
       kpi compile -s kpi_churn && cat target/compiled/models/marts/kpi_churn.sql
     """
-    project = args.load()
+    project = args.load(raw_dir)
     compiled = project.compile(list(select), list(exclude), full_refresh=full_refresh)
     folder = project.settings.target_path / "compiled"
     if project.settings.target == "spark":
@@ -627,12 +634,14 @@ def compile_command(
     default="selector",
     show_default=True,
 )
+@raw_dir_option(FORMAT_EXPORT_HELP)
 def ls_command(
     args: ProjectArgs,
     select: tuple[str, ...],
     exclude: tuple[str, ...],
     resource_types: tuple[str, ...],
     output: str,
+    raw_dir: str | None,
 ) -> None:
     """List the selected nodes, one per line, on stdout.
 
@@ -640,7 +649,7 @@ def ls_command(
     Example:
       kpi ls -s tag:kpi --output json
     """
-    project = args.load()
+    project = args.load(raw_dir)
     nodes = project.ls(list(select), list(exclude), list(resource_types) or None)
     lines = []
     for node in nodes:
@@ -675,6 +684,7 @@ def ls_command(
 @click.option(
     "--output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
+@raw_dir_option(FORMAT_EXPORT_HELP)
 def show_command(
     args: ProjectArgs,
     model: str | None,
@@ -682,6 +692,7 @@ def show_command(
     limit: int,
     wait_seconds: float,
     output: str,
+    raw_dir: str | None,
 ) -> None:
     """Print the first rows of a model or query on stdout (read-only).
 
@@ -690,7 +701,7 @@ def show_command(
       kpi show kpi_win_rate --limit 10
       kpi show --inline "select * from {{ ref('kpi_churn') }} where level = 'company'"
     """
-    columns, rows = args.load().show(model, inline, limit, wait_seconds)
+    columns, rows = args.load(raw_dir).show(model, inline, limit, wait_seconds)
     _print_rows(columns, list(rows), output)
 
 
@@ -824,7 +835,8 @@ def docs_group() -> None:
     default=None,
     help="The folder to write index.html into [default: target/docs].",
 )
-def docs_generate_command(args: ProjectArgs, out: str | None) -> None:
+@raw_dir_option(FORMAT_EXPORT_HELP)
+def docs_generate_command(args: ProjectArgs, out: str | None, raw_dir: str | None) -> None:
     """Write a self-contained static site (index.html) documenting every
     source, model, seed and test, with lineage down to the raw columns.
 
@@ -832,13 +844,14 @@ def docs_generate_command(args: ProjectArgs, out: str | None) -> None:
     Example:
       kpi docs generate && xdg-open target/docs/index.html
     """
-    args.load().docs_generate(out)
+    args.load(raw_dir).docs_generate(out)
 
 
 @docs_group.command("serve")
 @project_command
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-def docs_serve_command(args: ProjectArgs, port: int) -> None:
+@raw_dir_option(FORMAT_EXPORT_HELP)
+def docs_serve_command(args: ProjectArgs, port: int, raw_dir: str | None) -> None:
     """Serve the docs site on http://127.0.0.1:PORT (generating it first if absent).
 
     \b
@@ -847,7 +860,7 @@ def docs_serve_command(args: ProjectArgs, port: int) -> None:
     """
     from runner.docs_site import serve
 
-    project = args.load()
+    project = args.load(raw_dir)
     folder = project.settings.target_path / "docs"
     if not (folder / "index.html").exists():
         project.docs_generate()

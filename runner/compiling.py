@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from runner.compile_cache import CompileCache
 from runner.errors import CompilationError
 from runner.incremental_tests import KEYED, watermark_sql
-from runner.loaded import LoadedProject
+from runner.loaded import DISABLED, DISABLED_HINT, LoadedProject
 from runner.nodes import Node, NodeConfig, Relation, ResourceType, quote_identifier
 
 if TYPE_CHECKING:
@@ -143,6 +143,14 @@ class Compiler:
         def resolve_ref(name: str, line: int | None) -> Any:
             target = by_name.get(name)
             if target is None:
+                disabled = self.project.disabled_model_path(name)
+                if disabled is not None:
+                    raise CompilationError(
+                        f"ref('{name}') names the model {disabled}, which {DISABLED}",
+                        path=path,
+                        line=line,
+                        hint=DISABLED_HINT,
+                    )
                 close = difflib.get_close_matches(name, sorted(by_name), n=1)
                 raise CompilationError(
                     f"ref('{name}') names no model or seed.",

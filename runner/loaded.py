@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from runner.templating import Target, Templates
 
 
+# what is said of a model that exists but is not enabled (a CRM's staging
+# models are enabled only for an export of that CRM)
+DISABLED = "is disabled for this export: its `enabled` config is false."
+DISABLED_HINT = (
+    "A CRM's staging models are enabled for an export of that CRM: name the export's "
+    "folder (--raw-dir DIR, or KPI_RAW_DIR=DIR)."
+)
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedProject:
     """A parsed project: everything needed to select, compile and run it."""
@@ -67,7 +76,19 @@ class LoadedProject:
         for node in self.nodes.values():
             if node.name == name and node.resource_type in types:
                 return node
+        disabled = self.disabled_model_path(name) if "model" in types else None
+        if disabled is not None and not any(n.name == name for n in self.nodes.values()):
+            raise ProjectError(f"the model '{name}' ({disabled}) {DISABLED}", hint=DISABLED_HINT)
         raise ProjectError(f"no {' or '.join(sorted(types))} named '{name}'.")
+
+    def disabled_model_path(self, name: str) -> str | None:
+        """The path of a model file named `name` that the parse left out (its
+        `enabled` config is false), or None."""
+        root = self.settings.project_dir
+        for folder in self.settings.model_paths:
+            for path in sorted((root / folder).rglob(f"{name}.sql")):
+                return path.relative_to(root).as_posix()
+        return None
 
     @property
     def target(self) -> Target:

@@ -28,7 +28,7 @@ from runner.crm_formats import (
     with_lead_fields,
 )
 from runner.errors import DependencyError, ProjectError
-from runner.loaded import LoadedProject
+from runner.loaded import DISABLED, DISABLED_HINT, LoadedProject
 from runner.metrics import Metric, parse_metric
 from runner.nodes import (
     Column,
@@ -118,7 +118,7 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         if test.config.enabled:
             nodes[test.unique_id] = test
 
-    nodes = _resolve_dependencies(nodes, props.sources, by_name)
+    nodes = _resolve_dependencies(nodes, props.sources, by_name, names)
     nodes = _resolve_valid_keys(nodes, by_name)
     _add_env_names(
         env_reads, [*files.models.values(), *files.tests.values(), *files.macros.values()]
@@ -614,14 +614,23 @@ def _resolve_dependencies(
     nodes: Mapping[str, Node],
     sources: Mapping[str, SourceTable],
     by_name: Mapping[str, Node],
+    paths: Mapping[str, str],
 ) -> dict[str, Node]:
-    """Add the unique ids that each node's `ref()`/`source()` calls name."""
+    """Add the unique ids that each node's `ref()`/`source()` calls name
+    (`paths`: the file of every model and seed, enabled or not)."""
     resolved: dict[str, Node] = {}
     for uid, node in nodes.items():
         deps = list(node.depends_on)
         for call in node.calls:
             if call.kind == "ref":
                 target = by_name.get(call.name)
+                if target is None and call.name in paths:
+                    raise DependencyError(
+                        f"ref('{call.name}') names the model {paths[call.name]}, which {DISABLED}",
+                        path=node.yml_path if node.is_test and node.test_metadata else node.path,
+                        line=call.line,
+                        hint=DISABLED_HINT,
+                    )
                 if target is None:
                     _missing(call.name, sorted(by_name), node, call.line, "model")
                 deps.append(target.unique_id)  # type: ignore[union-attr]

@@ -253,6 +253,20 @@ def test_a_missing_ref_names_file_line_and_a_close_name(make_project) -> None:
     assert "Did you mean 'orders'?" in str(error)
 
 
+def test_a_ref_to_a_disabled_model_says_it_is_disabled(make_project) -> None:
+    error = load_error(
+        make_project,
+        {
+            "models/old/orders.sql": "{{ config(enabled=false) }}\nselect 1",
+            "models/report.sql": "select *\nfrom {{ ref('orders') }}",
+        },
+        DependencyError,
+    )
+    assert error.location == "models/report.sql:2"
+    assert "ref('orders') names the model models/old/orders.sql, which is disabled" in str(error)
+    assert "its `enabled` config is false" in str(error)
+
+
 def test_a_missing_ref_with_no_close_name_says_so(make_project) -> None:
     error = load_error(
         make_project, {"models/a.sql": "select * from {{ ref('zzzzzz') }}"}, DependencyError

@@ -844,6 +844,48 @@ def test_a_run_that_does_not_load_stops_when_the_warehouse_holds_another_export(
     assert kpi("test", "-s", "stg_salesforce__users").exit_code == 0
 
 
+def test_the_commands_that_load_nothing_take_the_export_folder_too(
+    tmp_path: Path, runner_env: None
+) -> None:
+    """`ls`, `compile`, `show` and `docs generate` parse the models of the
+    folder `--raw-dir` names, as `run` and `test` do, and load nothing."""
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    def kpi(*args: str) -> Any:
+        where = ["--warehouse", str(tmp_path / "w.duckdb"), "--target-path", str(tmp_path / "t")]
+        return CliRunner().invoke(main, [*args, "--project-dir", str(ROOT), *where])
+
+    listed = kpi("ls", "-s", "staging", "--output", "name")
+    assert "stg_crm__opportunities" in listed.stdout.split(), listed.stderr
+    assert "stg_salesforce__opportunities" not in listed.stdout.split()
+    given = ["--raw-dir", str(FIXTURE)]
+    listed = kpi("ls", "-s", "staging", "--output", "name", *given)
+    assert listed.exit_code == 0, listed.stderr
+    assert "stg_salesforce__opportunities" in listed.stdout.split()
+    compiled = kpi("compile", "-s", "stg_salesforce__users", *given)
+    assert compiled.exit_code == 0, compiled.stderr
+    sql = tmp_path / "t" / "compiled" / "models" / "staging" / "salesforce"
+    assert '"raw"."User"' in (sql / "stg_salesforce__users.sql").read_text(encoding="utf-8")
+    assert not (tmp_path / "w.duckdb").exists()  # nothing was loaded
+    assert kpi("load", str(FIXTURE)).exit_code == 0
+    assert kpi("run", "-s", "stg_salesforce__users", *given).exit_code == 0
+    shown = kpi("show", "stg_salesforce__users", "--output", "csv", "--limit", "1", *given)
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout.startswith("user_id,")
+    # without the folder the model is not enabled, and the error says why
+    shown = kpi("show", "stg_salesforce__users")
+    assert shown.exit_code == 2
+    assert "stg_salesforce__users.sql) is disabled for this export" in shown.stderr
+    assert "(--raw-dir DIR, or KPI_RAW_DIR=DIR)" in shown.stderr
+    docs = kpi("docs", "generate", *given)
+    assert docs.exit_code == 0, docs.stderr
+    assert "stg_salesforce__opportunities" in (tmp_path / "t" / "docs" / "index.html").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_a_run_on_a_warehouse_never_loaded_names_the_missing_raw_tables(
     tmp_path: Path, runner_env: None
 ) -> None:
