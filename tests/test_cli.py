@@ -4,6 +4,7 @@ stderr (progress and errors), and every command documented with an example."""
 from __future__ import annotations
 
 import json
+import re
 
 import click
 import pytest
@@ -295,6 +296,35 @@ def test_every_command_has_a_docstring_with_an_example(name: str) -> None:
     assert command.help and len(command.help.splitlines()[0]) > 10
     assert "Example:" in command.help
     assert f"kpi {name}" in command.help
+
+
+def example_selectors() -> list[str]:
+    """Every `-s X` / `--exclude X` of the commands' examples and the README."""
+    from pathlib import Path
+
+    texts = [command.help or "" for command in all_commands().values()]
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    texts.append(readme.read_text(encoding="utf-8"))
+    pattern = re.compile(r"(?:^|[\s`])(?:-s|--select|--exclude) ([^\s`'\"-][^\s`'\"]*)")
+    return sorted({m for text in texts for m in pattern.findall(text)})
+
+
+def test_the_examples_select_something_in_this_project(runner_env: None, tmp_path) -> None:
+    """A selector shown in `kpi <command> --help` or the README chooses at
+    least one node of this project: an example that selects nothing only
+    teaches a warning."""
+    from pathlib import Path
+
+    from runner.project import Project
+    from runner.selection import select
+
+    selectors = example_selectors()
+    assert {"staging+", "tag:kpi", "+kpi_win_rate", "path:models/staging"} <= set(selectors)
+    root = Path(__file__).resolve().parents[1]
+    loaded = Project.load(root, target_path=tmp_path).loaded
+    for selector in selectors:
+        chosen = select(loaded.nodes, loaded.sources, loaded.graph, [selector])
+        assert chosen.unique_ids and not chosen.unmatched, selector
 
 
 def test_help_lists_every_command() -> None:
