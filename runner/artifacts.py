@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from runner.loaded import LoadedProject
 
 if TYPE_CHECKING:
+    from runner.nodes import Node
     from runner.results import NodeResult
 
 SCHEMA_VERSION = "kpi/manifest/v1"
@@ -52,37 +53,7 @@ def manifest(
     compiled_paths = compiled_paths or {}
     nodes: dict[str, Any] = {}
     for uid, node in sorted(project.nodes.items()):
-        entry: dict[str, Any] = {
-            "unique_id": uid,
-            "name": node.name,
-            "resource_type": node.resource_type,
-            "package_name": project.settings.name,
-            "original_file_path": node.path,
-            "path": node.path,
-            "patch_path": node.yml_path,
-            "fqn": list(node.fqn),
-            "checksum": {"name": "sha256", "checksum": node.checksum},
-            "config": node.config.as_dict(),
-            "tags": list(node.config.tags),
-            "description": node.description,
-            "columns": {
-                name: {"name": name, "description": c.description, "data_type": c.data_type}
-                for name, c in node.columns.items()
-            },
-            "depends_on": {"nodes": list(node.depends_on), "macros": []},
-            "refs": [{"name": r} for r in node.refs],
-            "sources": [list(s) for s in node.sources],
-            "relation_name": None if node.is_test else str(node.relation),
-            "schema": node.config.schema,
-            "alias": node.config.alias or node.name,
-        }
-        if node.test_metadata is not None:
-            entry["test_metadata"] = {
-                "name": node.test_metadata["name"],
-                "kwargs": dict(node.test_metadata["kwargs"]),
-            }
-            entry["column_name"] = node.column_name
-            entry["attached_node"] = node.test_metadata["attached_node"]
+        entry = manifest_node(project, node)
         if uid in compiled_paths:
             entry["compiled_path"] = compiled_paths[uid]
         nodes[uid] = entry
@@ -117,6 +88,43 @@ def manifest(
         "parent_map": {uid: list(ps) for uid, ps in graph.parents.items()},
         "child_map": {uid: list(cs) for uid, cs in graph.children.items()},
     }
+
+
+def manifest_node(project: LoadedProject, node: Node) -> dict[str, Any]:
+    """A node as the manifest (and `kpi ls --output json`) describe it, with
+    dbt's keys."""
+    entry: dict[str, Any] = {
+        "unique_id": node.unique_id,
+        "name": node.name,
+        "resource_type": node.resource_type,
+        "package_name": project.settings.name,
+        "original_file_path": node.path,
+        "path": node.path,
+        "patch_path": node.yml_path,
+        "fqn": list(node.fqn),
+        "checksum": {"name": "sha256", "checksum": node.checksum},
+        "config": node.config.as_dict(),
+        "tags": list(node.config.tags),
+        "description": node.description,
+        "columns": {
+            name: {"name": name, "description": c.description, "data_type": c.data_type}
+            for name, c in node.columns.items()
+        },
+        "depends_on": {"nodes": list(node.depends_on), "macros": []},
+        "refs": [{"name": r} for r in node.refs],
+        "sources": [list(s) for s in node.sources],
+        "relation_name": None if node.is_test else str(node.relation),
+        "schema": node.config.schema,
+        "alias": node.config.alias or node.name,
+    }
+    if node.test_metadata is not None:
+        entry["test_metadata"] = {
+            "name": node.test_metadata["name"],
+            "kwargs": dict(node.test_metadata["kwargs"]),
+        }
+        entry["column_name"] = node.column_name
+        entry["attached_node"] = node.test_metadata["attached_node"]
+    return entry
 
 
 def run_results(

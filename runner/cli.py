@@ -618,6 +618,20 @@ def compile_command(
     click.echo(f"Compiled {len(compiled)} node(s) into {folder}.", err=True)
 
 
+# the keys of `kpi ls --output json` without --output-keys, as dbt prints them
+LS_JSON_KEYS = (
+    "name",
+    "resource_type",
+    "package_name",
+    "original_file_path",
+    "unique_id",
+    "alias",
+    "config",
+    "tags",
+    "depends_on",
+)
+
+
 @main.command("ls", cls=SelectingCommand)
 @project_command
 @select_options
@@ -634,6 +648,13 @@ def compile_command(
     default="selector",
     show_default=True,
 )
+@click.option(
+    "--output-keys",
+    "output_keys",
+    multiple=True,
+    help="With --output json, only these keys of each node (as in target/manifest.json), "
+    "e.g. 'name depends_on'.",
+)
 @raw_dir_option(FORMAT_EXPORT_HELP)
 def ls_command(
     args: ProjectArgs,
@@ -641,6 +662,7 @@ def ls_command(
     exclude: tuple[str, ...],
     resource_types: tuple[str, ...],
     output: str,
+    output_keys: tuple[str, ...],
     raw_dir: str | None,
 ) -> None:
     """List the selected nodes, one per line, on stdout.
@@ -648,22 +670,24 @@ def ls_command(
     \b
     Example:
       kpi ls -s tag:kpi --output json
+      kpi ls -s +kpi_churn --output json --output-keys "name depends_on"
     """
+    from runner.artifacts import manifest_node
+
+    keys = [k for value in output_keys for k in value.replace(",", " ").split()]
     project = args.load(raw_dir)
     nodes = project.ls(list(select), list(exclude), list(resource_types) or None)
     lines = []
     for node in nodes:
         if output == "json":
-            document = {
-                "name": node.name,
-                "resource_type": node.resource_type,
-                "unique_id": node.unique_id,
-                "original_file_path": node.path,
-                "depends_on": list(node.depends_on),
-                "config": node.config.as_dict(),
-                "tags": list(node.config.tags),
-            }
-            lines.append(json.dumps(document))
+            entry = manifest_node(project.loaded, node)
+            unknown = [k for k in keys if k not in entry]
+            if unknown:
+                raise click.BadParameter(
+                    f"no key {unknown[0]!r}; the keys are {', '.join(sorted(entry))}.",
+                    param_hint="--output-keys",
+                )
+            lines.append(json.dumps({k: entry[k] for k in keys or LS_JSON_KEYS}, default=str))
         elif output == "name":
             lines.append(node.name)
         elif output == "path":

@@ -149,7 +149,34 @@ def test_ls_output_json_has_one_object_per_line(cli, project) -> None:
     ]
     assert rows[0]["original_file_path"] == "models/orders.sql"
     assert rows[0]["config"]["materialized"] == "table"
-    assert rows[1]["depends_on"] == ["model.project.orders"]
+    assert rows[1]["depends_on"] == {"nodes": ["model.project.orders"], "macros": []}
+    # dbt's keys, in dbt's order
+    assert list(rows[0]) == [
+        "name",
+        "resource_type",
+        "package_name",
+        "original_file_path",
+        "unique_id",
+        "alias",
+        "config",
+        "tags",
+        "depends_on",
+    ]
+
+
+def test_ls_output_keys_chooses_the_keys_as_dbt_does(cli, project) -> None:
+    result = cli(project, "ls", "--output", "json", "-s", "orders_view", "--output-keys", "name")
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"name": "orders_view"}]
+    both = cli(
+        project, "ls", "--output", "json", "-s", "orders_view", "--output-keys", "name depends_on"
+    )
+    assert json.loads(both.stdout) == {
+        "name": "orders_view",
+        "depends_on": {"nodes": ["model.project.orders"], "macros": []},
+    }
+    wrong = cli(project, "ls", "--output", "json", "--output-keys", "nme")
+    assert wrong.exit_code == 2
+    assert "no key 'nme'; the keys are alias, checksum" in wrong.stderr
 
 
 def test_ls_output_name_and_path_and_resource_type(cli, project) -> None:
