@@ -6,6 +6,7 @@ never sees half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from runner.results import NodeResult
 
 SCHEMA_VERSION = "kpi/manifest/v1"
+
+
+def last_results(target_path: Path) -> dict[str, dict[str, Any]]:
+    """The last result of every node, from `run_results.json` (empty before any run)."""
+    with contextlib.suppress(OSError, ValueError):
+        document = json.loads((target_path / "run_results.json").read_text("utf-8"))
+        return {r["unique_id"]: r for r in document.get("results", []) if "unique_id" in r}
+    return {}
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:

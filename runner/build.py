@@ -350,6 +350,21 @@ def plan_build(
     )
 
 
+def last_seconds(plan: BuildPlan, target_path: Path) -> dict[str, float]:
+    """How long each unit took in the last run (`run_results.json`), where it
+    ran: the scheduler starts the longest paths of work first."""
+    from runner import artifacts
+
+    last = artifacts.last_results(target_path)
+    seconds = {}
+    for key, unit in plan.units.items():
+        times = [last[n.unique_id].get("execution_time") for n in unit.nodes if n.unique_id in last]
+        known = [float(t) for t in times if isinstance(t, int | float)]
+        if known:
+            seconds[key] = sum(known)
+    return seconds
+
+
 def run_plan(
     project: Project, adapter: EngineAdapter, plan: BuildPlan, options: RunOptions
 ) -> tuple[list[NodeResult], set[str]]:
@@ -372,6 +387,7 @@ def run_plan(
         threads=threads,
         project_dir=settings.project_dir,
         failures_dir=settings.target_path / "failures",
+        seconds=last_seconds(plan, settings.target_path),
     )
     try:
         results = executor.execute()

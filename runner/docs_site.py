@@ -11,7 +11,7 @@ columns.
     sql = compiled_sql(loaded)
     columns = warehouse_columns(loaded.settings.warehouse)
     lineage = models_lineage(loaded, sql, columns)
-    data = docs_data(loaded, sql, last_statuses(target), columns, lineage)
+    data = docs_data(loaded, sql, artifacts.last_results(target), columns, lineage)
     write_site(Path("target/docs"), data)
 """
 
@@ -115,14 +115,6 @@ def models_lineage(
         with contextlib.suppress(OSError):
             artifacts.write_json(cache_path, found.cache)
     return found
-
-
-def last_statuses(target_path: Path) -> dict[str, dict[str, Any]]:
-    """The last result of every node, from `run_results.json` (empty before any run)."""
-    with contextlib.suppress(OSError, ValueError):
-        document = json.loads((target_path / "run_results.json").read_text("utf-8"))
-        return {r["unique_id"]: r for r in document.get("results", []) if "unique_id" in r}
-    return {}
 
 
 def depths(parents: Mapping[str, list[str]]) -> dict[str, int]:

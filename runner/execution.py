@@ -380,8 +380,10 @@ class Executor:
         threads: int,
         project_dir: Path,
         failures_dir: Path,
+        seconds: Mapping[str, float] | None = None,
     ) -> None:
         self.adapter = adapter
+        self.seconds = seconds or {}
         self.reporter = reporter
         self.threads = threads
         self.context = RunContext(plan, options, project_dir, failures_dir, reporter.warning)
@@ -404,6 +406,7 @@ class Executor:
                 threads=self.threads,
                 on_skip=self._skip_unit,
                 fail_fast=self.context.options.fail_fast,
+                seconds=self.seconds,
             )
             state_tables.record_kept(self.adapter, self.context.kept_records)
         finally:

@@ -509,7 +509,7 @@ class Project:
         """Write the docs site (default `target/docs/index.html`): every node,
         its compiled SQL (from `target/compiled/`, compiled first where it is
         missing), its last status, and the column lineage of every model."""
-        from runner import docs_site
+        from runner import artifacts, docs_site
 
         started = time.perf_counter()
         out = Path(out_dir) if out_dir else self.settings.target_path / "docs"
@@ -521,7 +521,7 @@ class Project:
         lineage = docs_site.models_lineage(self.loaded, sql, columns)
         for uid, error in sorted(lineage.errors.items()):
             self.reporter.warning(f"{self.nodes[uid].path}: no column lineage ({error}).")
-        statuses = docs_site.last_statuses(self.settings.target_path)
+        statuses = artifacts.last_results(self.settings.target_path)
         data = docs_site.docs_data(self.loaded, sql, statuses, columns, lineage)
         index = docs_site.write_site(out, data)
         seconds = time.perf_counter() - started

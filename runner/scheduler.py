@@ -27,16 +27,21 @@ def run_graph(
     threads: int,
     on_skip: Callable[[str, str], None],
     fail_fast: bool = False,
+    seconds: Mapping[str, float] | None = None,
 ) -> None:
     """Run every item; `run(item)` returns False when the item failed.
 
     `on_skip(item, reason)` is called for every item that does not run.
-    Items with more work downstream start first when several are ready.
+    When several items are ready, the one with the longest path of work
+    below it starts first: by `seconds` (how long each item took last time,
+    when known), then by how many items depend on it.
     """
     graph = Graph(parents)
-    weight = {n: len(graph.descendants(n)) for n in graph.parents}
+    weight = priorities(graph, seconds or {})
     waiting = {n: len(graph.parents[n]) for n in graph.parents}
-    ready: list[tuple[int, str]] = [(-weight[n], n) for n, c in waiting.items() if c == 0]
+    ready: list[tuple[tuple[float, int], str]] = [
+        (weight[n], n) for n, c in waiting.items() if c == 0
+    ]
     heapq.heapify(ready)
     skipped: set[str] = set()
     stopped = False
@@ -53,7 +58,7 @@ def run_graph(
         for child in graph.children[item]:
             waiting[child] -= 1
             if waiting[child] == 0 and child not in skipped:
-                heapq.heappush(ready, (-weight[child], child))
+                heapq.heappush(ready, (weight[child], child))
 
     started: set[str] = set()
 
@@ -84,3 +89,13 @@ def run_graph(
         if item not in started and item not in skipped:
             skipped.add(item)
             on_skip(item, "")
+
+
+def priorities(graph: Graph, seconds: Mapping[str, float]) -> dict[str, tuple[float, int]]:
+    """Each item's priority, smallest first: minus the seconds of the longest
+    path from it to the end of the graph, then minus its descendants."""
+    path: dict[str, float] = {}
+    for item in reversed(graph.topological_order()):
+        below = max((path[c] for c in graph.children[item]), default=0.0)
+        path[item] = seconds.get(item, 0.0) + below
+    return {n: (-path[n], -len(graph.descendants(n))) for n in graph.parents}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import build_state, state_tables
-from runner.build import BuildPlan, IncrementalPlan, RunOptions, finish_run
+from runner.build import BuildPlan, IncrementalPlan, RunOptions, finish_run, last_seconds
 from runner.data_tests import SAMPLE_ROWS, TestOutcome, fused_count_sql, judge, test_query
 from runner.errors import CompilationError
 from runner.incremental_tests import TestPlan
@@ -256,6 +256,7 @@ class SparkExecutor:
             threads=self.options.threads or self.project.settings.threads,
             on_skip=self._skip_unit,
             fail_fast=self.options.fail_fast,
+            seconds=last_seconds(plan, self.project.settings.target_path),
         )
         return list(self.results.values())
 

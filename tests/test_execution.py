@@ -58,6 +58,21 @@ def test_run_graph_runs_every_item_after_its_parents() -> None:
     assert rec.skipped == {}
 
 
+def test_the_longest_path_of_last_run_seconds_starts_first() -> None:
+    """With the seconds each item took last time, the ready item with the
+    longest path of work below it goes first: x (1 s) then y (5 s) outweigh
+    a, b and c (1 s each), though a has more descendants; unknown items
+    count 0 s."""
+    rec = Recorder()
+    seconds = {"a": 1.0, "b": 1.0, "c": 1.0, "x": 1.0, "y": 5.0}
+    run_graph(CHAINS, rec.run, threads=1, on_skip=rec.skip, seconds=seconds)
+    assert rec.ran == ["x", "y", "a", "b", "c"]
+    # a path of 3 s against 2 s: the a chain first again
+    rec = Recorder()
+    run_graph(CHAINS, rec.run, threads=1, on_skip=rec.skip, seconds={"c": 3.0, "y": 2.0})
+    assert rec.ran == ["a", "b", "c", "x", "y"]
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_failure_skips_its_descendants_and_the_other_branch_finishes(threads: int) -> None:
     rec = Recorder(failing={"a"})
@@ -208,6 +223,39 @@ def orders_project(make_project) -> Path:
             "models/customers.sql": "{{ config(materialized='table') }}select 1 as id",
         }
     )
+
+
+def test_a_build_schedules_by_the_seconds_of_the_last_run(
+    make_project, load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler is given how long each unit took last time: nothing
+    before the first build, then each model's seconds with its tests'."""
+    from runner import execution
+
+    given: list[dict[str, float]] = []
+    plain = execution.run_graph
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(dict(kwargs["seconds"]))
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "run_graph", recording)
+    root = orders_project(make_project)
+    assert load(root).build().exit_code == 0
+    second = load(root).build(full_refresh=True)
+    assert load(root).build().exit_code == 0
+    assert given[0] == {}  # no run before the first
+    orders = "model.project.orders"
+    assert set(given[1]) == {
+        orders,
+        "model.project.orders_daily",
+        "model.project.orders_report",
+        "model.project.customers",
+    }
+    # the third build was given the second's times: orders with its unique test
+    took = {r.unique_id: r.execution_time for r in second.results}
+    assert given[2][orders] > 0
+    assert given[2][orders] == pytest.approx(took[orders] + took["test.project.unique_orders_id"])
 
 
 def test_a_failing_error_test_rolls_back_its_model_and_skips_descendants(
