@@ -36,6 +36,14 @@ DEFAULT_PYPROJECT = "[tool.kpi]\nthreads = 1\n"
 os.environ["TZ"] = os.environ.get("KPI_TEST_TZ", "America/New_York")
 time.tzset()
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Spark tests first: a worker runs a whole file (`--dist loadfile`),
+    and the Spark files are the longest, so that started last they would
+    leave one worker running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("spark") is None)
+
+
 MakeProject = Callable[..., Path]
 Load = Callable[..., Project]
 Query = Callable[[Path, str], list[tuple[Any, ...]]]
