@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 DISABLED = "is disabled for this export: its `enabled` config is false."
 DISABLED_HINT = (
     "A CRM's staging models are enabled for an export of that CRM: name the export's "
-    "folder (--raw-dir DIR, or KPI_RAW_DIR=DIR)."
+    "folder (--raw-dir DIR, or KPI_RAW_DIR=DIR); another model, by its `enabled` config."
 )
 
 
