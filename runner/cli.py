@@ -677,23 +677,26 @@ def ls_command(
     keys = [k for value in output_keys for k in value.replace(",", " ").split()]
     project = args.load(raw_dir)
     nodes = project.ls(list(select), list(exclude), list(resource_types) or None)
-    lines = []
-    for node in nodes:
-        if output == "json":
-            entry = manifest_node(project.loaded, node)
-            unknown = [k for k in keys if k not in entry]
-            if unknown:
-                raise click.BadParameter(
-                    f"no key {unknown[0]!r}; the keys are {', '.join(sorted(entry))}.",
-                    param_hint="--output-keys",
-                )
-            lines.append(json.dumps({k: entry[k] for k in keys or LS_JSON_KEYS}, default=str))
-        elif output == "name":
-            lines.append(node.name)
-        elif output == "path":
-            lines.append(node.path)
-        else:
-            lines.append(".".join(node.fqn))
+    if output == "json":
+        entries = [manifest_node(project.loaded, node) for node in nodes]
+        known = {key for entry in entries for key in entry}
+        unknown = [k for k in keys if entries and k not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"no key {unknown[0]!r}; the keys are {', '.join(sorted(known))}.",
+                param_hint="--output-keys",
+            )
+        # a key only some nodes have (a test's column_name) is left out of the others
+        lines = [
+            json.dumps({k: e[k] for k in keys or LS_JSON_KEYS if k in e}, default=str)
+            for e in entries
+        ]
+    elif output == "name":
+        lines = [node.name for node in nodes]
+    elif output == "path":
+        lines = [node.path for node in nodes]
+    else:
+        lines = [".".join(node.fqn) for node in nodes]
     if lines:
         click.echo("\n".join(lines))
 

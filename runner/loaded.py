@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # what is said of a model that exists but is not enabled (a CRM's staging
 # models are enabled only for an export of that CRM)
-DISABLED = "is disabled for this export: its `enabled` config is false."
+DISABLED = "is disabled: its `enabled` config is false."
 DISABLED_HINT = (
     "A CRM's staging models are enabled for an export of that CRM: name the export's "
     "folder (--raw-dir DIR, or KPI_RAW_DIR=DIR); another model, by its `enabled` config."
@@ -77,7 +77,7 @@ class LoadedProject:
             if node.name == name and node.resource_type in types:
                 return node
         disabled = self.disabled_model_path(name) if "model" in types else None
-        if disabled is not None and not any(n.name == name for n in self.nodes.values()):
+        if disabled is not None:
             raise ProjectError(f"the model '{name}' ({disabled}) {DISABLED}", hint=DISABLED_HINT)
         raise ProjectError(f"no {' or '.join(sorted(types))} named '{name}'.")
 

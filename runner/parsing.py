@@ -626,7 +626,7 @@ def _resolve_dependencies(
                 target = by_name.get(call.name)
                 if target is None and call.name in paths:
                     raise DependencyError(
-                        f"ref('{call.name}') names the model {paths[call.name]}, which {DISABLED}",
+                        f"ref('{call.name}') names {paths[call.name]}, which {DISABLED}",
                         path=node.yml_path if node.is_test and node.test_metadata else node.path,
                         line=call.line,
                         hint=DISABLED_HINT,

@@ -174,9 +174,17 @@ def test_ls_output_keys_chooses_the_keys_as_dbt_does(cli, project) -> None:
         "name": "orders_view",
         "depends_on": {"nodes": ["model.project.orders"], "macros": []},
     }
+    # a test's own key: on the tests, left out of the model
+    tested = cli(project, "ls", "--output", "json", "-s", "orders", "--output-keys", "column_name")
+    assert tested.exit_code == 0, tested.stderr
+    assert [json.loads(line) for line in tested.stdout.splitlines()] == [
+        {},
+        {"column_name": "id"},
+        {"column_name": "id"},
+    ]
     wrong = cli(project, "ls", "--output", "json", "--output-keys", "nme")
     assert wrong.exit_code == 2
-    assert "no key 'nme'; the keys are alias, checksum" in wrong.stderr
+    assert "no key 'nme'; the keys are alias, attached_node, checksum" in wrong.stderr
 
 
 def test_ls_output_name_and_path_and_resource_type(cli, project) -> None:

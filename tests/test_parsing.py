@@ -263,7 +263,7 @@ def test_a_ref_to_a_disabled_model_says_it_is_disabled(make_project) -> None:
         DependencyError,
     )
     assert error.location == "models/report.sql:2"
-    assert "ref('orders') names the model models/old/orders.sql, which is disabled" in str(error)
+    assert "ref('orders') names models/old/orders.sql, which is disabled" in str(error)
     assert "its `enabled` config is false" in str(error)
 
 

@@ -877,7 +877,7 @@ def test_the_commands_that_load_nothing_take_the_export_folder_too(
     # without the folder the model is not enabled, and the error says why
     shown = kpi("show", "stg_salesforce__users")
     assert shown.exit_code == 2
-    assert "stg_salesforce__users.sql) is disabled for this export" in shown.stderr
+    assert "stg_salesforce__users.sql) is disabled: its `enabled` config is false" in shown.stderr
     assert "(--raw-dir DIR, or KPI_RAW_DIR=DIR)" in shown.stderr
     docs = kpi("docs", "generate", *given)
     assert docs.exit_code == 0, docs.stderr
