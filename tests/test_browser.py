@@ -11,6 +11,7 @@ chromium`) or point KPI_CHROMIUM at it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
 from runner.project import Project
 from runner.report import KPIS, Kpi
@@ -259,7 +260,8 @@ def test_the_docs_site_loads_quietly_with_every_node(browser: Browser, site) -> 
     shoot(page, "docs-1280.png", full_page=False)
     page.fill("#search", "")
     page.locator("#node-list a", has_text="kpi_win_rate").first.click()
-    assert page.locator("h1").inner_text().startswith("kpi_win_rate")
+    # the page is drawn on the hashchange that follows the click: wait for it
+    expect(page.locator("h1")).to_have_text(re.compile(r"^kpi_win_rate"))
     text = page.locator("#content").inner_text()
     assert "int_closed_deals_aggregated" in text  # upstream
     assert "won_deals / closed_deals" in text  # column description
