@@ -89,11 +89,27 @@ def manifest(
         }
         for uid, s in sorted(project.sources.items())
     }
+    macros = {
+        m.unique_id: {
+            "unique_id": m.unique_id,
+            "name": m.name,
+            "resource_type": "macro",
+            "package_name": m.package,
+            "original_file_path": m.path,
+            "path": m.path,
+            "macro_sql": m.sql,
+            "description": "",
+            "arguments": [{"name": a, "type": None, "description": ""} for a in m.arguments],
+            "depends_on": {"macros": _macro_ids(project, m.calls)},
+        }
+        for m in sorted(project.macros.values(), key=lambda m: m.unique_id)
+    }
     graph = project.graph
     return {
         "metadata": _metadata(project, SCHEMA_VERSION),
         "nodes": nodes,
         "sources": sources,
+        "macros": macros,
         "parent_map": {uid: list(ps) for uid, ps in graph.parents.items()},
         "child_map": {uid: list(cs) for uid, cs in graph.children.items()},
     }
@@ -119,7 +135,7 @@ def manifest_node(project: LoadedProject, node: Node) -> dict[str, Any]:
             name: {"name": name, "description": c.description, "data_type": c.data_type}
             for name, c in node.columns.items()
         },
-        "depends_on": {"nodes": list(node.depends_on), "macros": []},
+        "depends_on": {"nodes": list(node.depends_on), "macros": _macro_ids(project, node.macros)},
         "refs": [{"name": r} for r in node.refs],
         "sources": [list(s) for s in node.sources],
         "relation_name": None if node.is_test else str(node.relation),
@@ -134,6 +150,10 @@ def manifest_node(project: LoadedProject, node: Node) -> dict[str, Any]:
         entry["column_name"] = node.column_name
         entry["attached_node"] = node.test_metadata["attached_node"]
     return entry
+
+
+def _macro_ids(project: LoadedProject, names: Iterable[str]) -> list[str]:
+    return [project.macros[n].unique_id for n in names if n in project.macros]
 
 
 def run_results(

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ProjectError
-from runner.nodes import Node, SourceTable
+from runner.nodes import Macro, Node, SourceTable
 from runner.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class LoadedProject:
     env_reads: Mapping[str, str | None] = field(default_factory=dict)
     digest: str = ""
     metrics: Mapping[str, Metric] = field(default_factory=dict)
+    macros: Mapping[str, Macro] = field(default_factory=dict)  # by name
     parsed_with: Templates | None = field(default=None, repr=False)  # not cached to disk
 
     @cached_property

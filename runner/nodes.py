@@ -179,12 +179,31 @@ class RefRecord:
 
 
 @dataclass(frozen=True)
+class Macro:
+    """A Jinja macro of the project's `macros/`, or one of the runner's own
+    (package `kpi`): what the manifest says of it. `calls` names the macros
+    its text calls."""
+
+    name: str
+    package: str
+    path: str
+    sql: str
+    arguments: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
+
+    @property
+    def unique_id(self) -> str:
+        return f"macro.{self.package}.{self.name}"
+
+
+@dataclass(frozen=True)
 class Node:
     """A model, seed or data test: something the runner executes.
 
     `depends_on` holds unique ids of nodes and sources; `calls` the `ref()` and
     `source()` calls they were resolved from, with their lines. `attached_to` is set on
     data tests: the model whose build they audit (see `graph.attach_tests`).
+    `macros` names the macros its text calls (a generic test: its test's).
     """
 
     unique_id: str
@@ -204,6 +223,7 @@ class Node:
     test_metadata: Mapping[str, Any] | None = None
     column_name: str | None = None
     yml_path: str | None = None
+    macros: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resource_type", ResourceType(self.resource_type))

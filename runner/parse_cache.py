@@ -21,7 +21,7 @@ from runner.loaded import LoadedProject
 from runner.settings import Settings
 
 CACHE_FILE = "parse_cache.pickle"
-FORMAT = 4
+FORMAT = 5
 
 
 def fingerprint(settings: Settings) -> list[tuple[str, int, str]]:

@@ -134,6 +134,7 @@ def load_project(settings: Settings, cli_vars: Mapping[str, Any] | None = None) 
         warnings=tuple(warnings),
         env_reads=env_reads,
         metrics=MappingProxyType(_metrics(props, by_name)),
+        macros=MappingProxyType(templates.macro_definitions(settings.name)),
         parsed_with=templates,
     )
     return loaded
@@ -428,6 +429,7 @@ def _parse_model(
         fqn=_fqn(settings, path),
         yml_path=props.model_files.get(name),
         calls=_calls(context),
+        macros=templates.macros_called(path),
     )
 
 
@@ -554,6 +556,7 @@ def _generic_test_node(
         column_name=spec.column_name,
         fqn=(settings.name, name),
         yml_path=spec.yml_path,
+        macros=(f"test_{spec.test_name}",),
     )
 
 
@@ -605,6 +608,7 @@ def _parse_singular_tests(
                 refs=tuple(dict.fromkeys(r for r, _ in context.refs)),
                 sources=tuple(dict.fromkeys((s, t) for s, t, _ in context.sources)),
                 fqn=(settings.name, "data", name),
+                macros=templates.macros_called(path),
             )
         )
     return tests

@@ -30,13 +30,22 @@ import jinja2
 import jinja2.nodes
 
 from runner.errors import CompilationError
-from runner.nodes import Relation, quote_literal
+from runner.nodes import Macro, Relation, quote_literal
 from runner.state_tables import last_seen_load_id_sql
 
 BUILTIN_MACRO_DIR = Path(__file__).parent / "macros"
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
 _END_TEST_BLOCK = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
 _REF_OR_SOURCE = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.DOTALL)
+# the end of a macro's text: `{% endmacro %}`, or a generic test's `{% endtest %}`
+_END_DEFINITION = re.compile(r"{%-?\s*end(macro|test)\b.*?%}", re.DOTALL)
+# what a template calls: names followed by `(` in its `{{ }}` and `{% %}`, outside
+# comments and string literals (a regex: parsing every template would double a parse)
+_COMMENT = re.compile(r"{#.*?#}", re.DOTALL)
+_CODE = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.DOTALL)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+BUILTIN_PACKAGE = "kpi"
 
 
 class MacroReturn(Exception):
@@ -118,6 +127,7 @@ class Templates:
             for p in sorted(BUILTIN_MACRO_DIR.glob("*.sql"))
         }
         self.macro_files = [*builtin, *macro_sources]
+        self._macro_texts = {**builtin, **macro_sources}
         all_sources = {
             **sources,
             **{k: translate_test_blocks(v) for k, v in {**builtin, **macro_sources}.items()},
@@ -136,8 +146,9 @@ class Templates:
         self._macro_values: dict[str, Any] = {}
         self._expressions: dict[str, Callable[..., Any]] = {}
         self.macro_names: dict[str, str] = {}
-        for name in self.macro_files:
-            for macro in self._parse(name).find_all(jinja2.nodes.Macro):
+        self._macro_trees = {name: self._parse(name) for name in self.macro_files}
+        for name, tree in self._macro_trees.items():
+            for macro in tree.find_all(jinja2.nodes.Macro):
                 self.macro_names[macro.name] = name
 
     def _parse(self, name: str) -> jinja2.nodes.Template:
@@ -146,6 +157,33 @@ class Templates:
             return self.env.parse(source, name, name)
         except jinja2.TemplateSyntaxError as exc:
             raise _compilation_error(exc, name) from exc
+
+    def macros_called(self, name: str) -> tuple[str, ...]:
+        """The macros template `name` calls, by name, sorted."""
+        source = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
+        return _macro_calls(source, self.macro_names)
+
+    def macro_definitions(self, package: str) -> dict[str, Macro]:
+        """Every macro in force (a project macro replaces a built-in one of the
+        same name), with its text and the macros it calls; `package` is the
+        project's name."""
+        found: dict[str, Macro] = {}
+        for file in self.macro_files:
+            builtin = file.startswith("<runner>/")
+            for macro in self._macro_trees[file].find_all(jinja2.nodes.Macro):
+                if self.macro_names.get(macro.name) != file:
+                    continue
+                text = _definition_text(self._macro_texts[file], macro)
+                body = text[text.find("%}") + 2 :]  # its calls, not its own head
+                found[macro.name] = Macro(
+                    name=macro.name,
+                    package=BUILTIN_PACKAGE if builtin else package,
+                    path=f"runner/macros/{file[len('<runner>/') :]}" if builtin else file,
+                    sql=text,
+                    arguments=tuple(arg.name for arg in macro.args),
+                    calls=_macro_calls(body, self.macro_names),
+                )
+        return found
 
     def expression(self, text: str) -> Callable[..., Any]:
         """A compiled Jinja expression (`ref('dim_reps')`), compiled once."""
@@ -212,6 +250,28 @@ class Templates:
             self._namespace.update(namespace)
             self._namespace.update(self._macro_values)
         return self._namespace
+
+
+def _definition_text(text: str, macro: jinja2.nodes.Macro) -> str:
+    """The text of `macro` as its file has it: from its `{% macro name(` (or a
+    generic test's `{% test name(`) on its line to the end tag after it."""
+    words = rf"macro\s+{macro.name}" + (
+        rf"|test\s+{macro.name[len('test_') :]}" if macro.name.startswith("test_") else ""
+    )
+    line_start = sum(len(line) for line in text.splitlines(keepends=True)[: macro.lineno - 1])
+    head = re.compile(rf"{{%-?\s*(?:{words})\s*\(").search(text, line_start)
+    end = _END_DEFINITION.search(text, head.end()) if head else None
+    return text[head.start() : end.end()] if head and end else ""
+
+
+def _macro_calls(text: str, known: Mapping[str, str]) -> tuple[str, ...]:
+    """The macros of `known` that Jinja text calls, sorted: every call in its
+    code, in a branch taken or not (dbt records a node's macros the same way)."""
+    called: set[str] = set()
+    for match in _CODE.finditer(_COMMENT.sub("", text)):
+        code = _STRING.sub("''", match.group(1) or match.group(2))
+        called.update(name for name in _CALL.findall(code) if name in known)
+    return tuple(sorted(called))
 
 
 def _bytecode_cache(cache_dir: Path | None) -> jinja2.BytecodeCache | None:

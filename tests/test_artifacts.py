@@ -96,6 +96,63 @@ def test_manifest_sources_and_parent_and_child_maps(built) -> None:
     assert manifest["metadata"]["project_name"] == "project"
 
 
+MACROS = {
+    "macros/money.sql": """
+{#- a comment that says {% macro not_a_macro() %} and cents(x) -#}
+{% macro cents(amount) -%}
+    round({{ amount }} * 100)
+{%- endmacro %}
+
+{% macro dollars(amount) %}{{ amount }}{% endmacro %}
+
+{% macro price(amount, currency='EUR') -%}
+    {{ cents(amount) }} || ' {{ "unused(" }}' || '{{ currency }}'
+{%- endmacro %}
+""",
+    "macros/tests/positive.sql": "{% test positive(model, column_name) %}\n"
+    "select * from {{ model }} where {{ column_name }} <= 0\n{% endtest %}\n",
+    "models/priced.sql": "{{ config(materialized='table') }}\n"
+    "select {{ price('1.5') }} as label, 2 as amount\n"
+    "{% if is_incremental() %}where {{ cents('amount') }} > 0{% endif %}\n"
+    "-- plain SQL: dollars(1)",
+    "models/priced.yml": "models:\n  - name: priced\n    columns:\n      - name: amount\n"
+    "        data_tests: [positive, not_null]\n",
+}
+
+
+def test_manifest_lists_the_macros_and_what_each_node_calls(make_project, load) -> None:
+    """dbt's `macros` and `depends_on.macros`: every call a node's Jinja makes,
+    in a branch taken or not (the incremental one here); not a comment, a
+    string or plain SQL that looks like one."""
+    root = make_project(MACROS)
+    load(root).ls()
+    manifest = read(root, "manifest.json")
+    nodes, macros = manifest["nodes"], manifest["macros"]
+    assert nodes["model.project.priced"]["depends_on"]["macros"] == [
+        "macro.project.cents",
+        "macro.project.price",
+    ]
+    assert nodes["test.project.positive_priced_amount"]["depends_on"]["macros"] == [
+        "macro.project.test_positive"
+    ]
+    assert nodes["test.project.not_null_priced_amount"]["depends_on"]["macros"] == [
+        "macro.kpi.test_not_null"
+    ]
+    price = macros["macro.project.price"]
+    assert price["depends_on"] == {"macros": ["macro.project.cents"]}
+    assert price["original_file_path"] == "macros/money.sql"
+    assert [a["name"] for a in price["arguments"]] == ["amount", "currency"]
+    assert price["macro_sql"].startswith("{% macro price(amount, currency='EUR') -%}")
+    assert price["macro_sql"].endswith("{%- endmacro %}")
+    assert macros["macro.project.cents"]["depends_on"] == {"macros": []}
+    assert macros["macro.project.test_positive"]["macro_sql"].startswith("{% test positive(")
+    assert "not_a_macro" not in str(macros)
+    builtin = macros["macro.kpi.test_not_null"]
+    assert builtin["package_name"] == "kpi"
+    assert builtin["original_file_path"] == "runner/macros/generic_tests.sql"
+    assert builtin["macro_sql"].startswith("{% test not_null(model, column_name) %}")
+
+
 def test_run_results_record_status_rows_timing_and_message(built) -> None:
     document = read(built, "run_results.json")
     results = {r["unique_id"]: r for r in document["results"]}

@@ -149,7 +149,10 @@ def test_ls_output_json_has_one_object_per_line(cli, project) -> None:
     ]
     assert rows[0]["original_file_path"] == "models/orders.sql"
     assert rows[0]["config"]["materialized"] == "table"
-    assert rows[1]["depends_on"] == {"nodes": ["model.project.orders"], "macros": []}
+    assert rows[1]["depends_on"] == {
+        "nodes": ["model.project.orders"],
+        "macros": ["macro.kpi.test_not_null"],
+    }
     # dbt's keys, in dbt's order
     assert list(rows[0]) == [
         "name",
