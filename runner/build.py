@@ -45,6 +45,7 @@ class RunOptions:
 
     select: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    indirect_selection: str = "eager"
     threads: int | None = None
     full_refresh: bool = False
     fail_fast: bool = False
@@ -59,6 +60,7 @@ class RunOptions:
             "command": command,
             "select": list(self.select),
             "exclude": list(self.exclude),
+            "indirect_selection": self.indirect_selection,
             "threads": self.threads,
             "full_refresh": self.full_refresh,
             "fail_fast": self.fail_fast,
@@ -124,7 +126,11 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     """Plan and run `command` on the project's warehouse."""
     started = time.perf_counter()
     reporter = project.reporter
-    selected = tuple(project.select(options.select, options.exclude))
+    selected = tuple(
+        project.select(
+            options.select, options.exclude, indirect_selection=options.indirect_selection
+        )
+    )
     units, parents = plan_units(
         project.nodes, {n.unique_id for n in selected}, command, project.loaded.graph
     )

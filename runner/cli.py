@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from runner.selection import INDIRECT_SELECTION
+
 if TYPE_CHECKING:
     from runner.project import Project
     from runner.results import RunResult
@@ -283,6 +285,16 @@ def select_options(func: F) -> F:
                 help="Nodes to include (dbt syntax: name, +name, tag:x, path:...).",
             ),
             click.option("--exclude", multiple=True, help="Nodes to leave out (same syntax)."),
+            click.option(
+                "--indirect-selection",
+                type=click.Choice(INDIRECT_SELECTION),
+                envvar="KPI_INDIRECT_SELECTION",
+                default="eager",
+                show_default=True,
+                help="Which tests of the selected nodes come too: those of any selected "
+                "node, those whose nodes are all selected (cautious), also counting their "
+                "ancestors (buildable), or none (empty).",
+            ),
         ],
     )
 
@@ -379,6 +391,7 @@ def _run(command: str, args: ProjectArgs, values: dict[str, Any]) -> RunResult:
     options = RunOptions(
         select=tuple(values["select"]),
         exclude=tuple(values["exclude"]),
+        indirect_selection=values["indirect_selection"],
         threads=values["threads"],
         full_refresh=values["full_refresh"],
         fail_fast=values["fail_fast"],
@@ -601,6 +614,7 @@ def compile_command(
     args: ProjectArgs,
     select: tuple[str, ...],
     exclude: tuple[str, ...],
+    indirect_selection: str,
     full_refresh: bool,
     raw_dir: str | None,
 ) -> None:
@@ -611,7 +625,12 @@ def compile_command(
       kpi compile -s kpi_churn && cat target/compiled/models/marts/kpi_churn.sql
     """
     project = args.load(raw_dir)
-    compiled = project.compile(list(select), list(exclude), full_refresh=full_refresh)
+    compiled = project.compile(
+        list(select),
+        list(exclude),
+        full_refresh=full_refresh,
+        indirect_selection=indirect_selection,
+    )
     folder = project.settings.target_path / "compiled"
     if project.settings.target == "spark":
         folder = folder / "spark"
@@ -660,6 +679,7 @@ def ls_command(
     args: ProjectArgs,
     select: tuple[str, ...],
     exclude: tuple[str, ...],
+    indirect_selection: str,
     resource_types: tuple[str, ...],
     output: str,
     output_keys: tuple[str, ...],
@@ -676,7 +696,9 @@ def ls_command(
 
     keys = [k for value in output_keys for k in value.replace(",", " ").split()]
     project = args.load(raw_dir)
-    nodes = project.ls(list(select), list(exclude), list(resource_types) or None)
+    nodes = project.ls(
+        list(select), list(exclude), list(resource_types) or None, indirect_selection
+    )
     if output == "json":
         entries = [manifest_node(project.loaded, node) for node in nodes]
         known = {key for entry in entries for key in entry}

@@ -123,11 +123,18 @@ class Project:
         select: Sequence[str] = (),
         exclude: Sequence[str] = (),
         resource_types: Sequence[str] | None = None,
+        indirect_selection: str = "eager",
     ) -> list[Node]:
         """The selected nodes, in dependency order (ties by name)."""
         graph = self.loaded.graph
         selection = select_nodes(
-            self.nodes, self.loaded.sources, graph, select, exclude, resource_types
+            self.nodes,
+            self.loaded.sources,
+            graph,
+            select,
+            exclude,
+            resource_types,
+            indirect_selection,
         )
         for term in selection.unmatched:
             self.reporter.warning(f"the selector '{term}' matched nothing.")
@@ -140,13 +147,18 @@ class Project:
         select: Sequence[str] = (),
         exclude: Sequence[str] = (),
         resource_types: Sequence[str] | None = None,
+        indirect_selection: str = "eager",
     ) -> list[Node]:
-        nodes = self.select(select, exclude, resource_types)
+        nodes = self.select(select, exclude, resource_types, indirect_selection)
         self.write_manifest()
         return nodes
 
     def compile(
-        self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
+        self,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        full_refresh: bool = False,
+        indirect_selection: str = "eager",
     ) -> dict[str, CompiledNode]:
         """Render the selected nodes to `target/compiled/` and check their SQL.
 
@@ -157,7 +169,7 @@ class Project:
         from runner.compile_cache import CompileCache
         from runner.compiling import Compiler
 
-        nodes = self.select(select, exclude)
+        nodes = self.select(select, exclude, indirect_selection=indirect_selection)
         if self.settings.target == "spark":
             return self._compile_spark(nodes, full_refresh)
         existing: frozenset[tuple[str, str]] = frozenset()
@@ -280,13 +292,13 @@ class Project:
         """Build the selected models."""
         return self._execute_options(
             Command.RUN,
-            select,
-            exclude,
-            threads,
-            full_refresh,
-            fail_fast,
-            store_failures,
-            wait_seconds,
+            select=tuple(select),
+            exclude=tuple(exclude),
+            threads=threads,
+            full_refresh=full_refresh,
+            fail_fast=fail_fast,
+            store_failures=store_failures,
+            wait_seconds=wait_seconds,
         )
 
     def seed(
@@ -303,13 +315,13 @@ class Project:
         """Load the selected seeds (only those that changed, unless `full_refresh`)."""
         return self._execute_options(
             Command.SEED,
-            select,
-            exclude,
-            threads,
-            full_refresh,
-            fail_fast,
-            store_failures,
-            wait_seconds,
+            select=tuple(select),
+            exclude=tuple(exclude),
+            threads=threads,
+            full_refresh=full_refresh,
+            fail_fast=fail_fast,
+            store_failures=store_failures,
+            wait_seconds=wait_seconds,
         )
 
     def test(
@@ -322,17 +334,20 @@ class Project:
         fail_fast: bool = False,
         store_failures: bool = False,
         wait_seconds: float = 0.0,
+        indirect_selection: str = "eager",
     ) -> RunResult:
-        """Run the data tests of the selected nodes."""
+        """Run the data tests of the selected nodes (`indirect_selection`: which
+        tests of the selected nodes come too, as in dbt)."""
         return self._execute_options(
             Command.TEST,
-            select,
-            exclude,
-            threads,
-            full_refresh,
-            fail_fast,
-            store_failures,
-            wait_seconds,
+            select=tuple(select),
+            exclude=tuple(exclude),
+            threads=threads,
+            full_refresh=full_refresh,
+            fail_fast=fail_fast,
+            store_failures=store_failures,
+            wait_seconds=wait_seconds,
+            indirect_selection=indirect_selection,
         )
 
     def build(
@@ -345,6 +360,7 @@ class Project:
         fail_fast: bool = False,
         store_failures: bool = False,
         wait_seconds: float = 0.0,
+        indirect_selection: str = "eager",
         on_bad_rows: str = "fail",
         load: bool = True,
     ) -> RunResult:
@@ -352,45 +368,23 @@ class Project:
         dependency order."""
         return self._execute_options(
             Command.BUILD,
-            select,
-            exclude,
-            threads,
-            full_refresh,
-            fail_fast,
-            store_failures,
-            wait_seconds,
-            on_bad_rows,
-            load,
+            select=tuple(select),
+            exclude=tuple(exclude),
+            threads=threads,
+            full_refresh=full_refresh,
+            fail_fast=fail_fast,
+            store_failures=store_failures,
+            wait_seconds=wait_seconds,
+            indirect_selection=indirect_selection,
+            on_bad_rows=on_bad_rows,
+            load=load,
         )
 
-    def _execute_options(
-        self,
-        command: Command,
-        select: Sequence[str],
-        exclude: Sequence[str],
-        threads: int | None,
-        full_refresh: bool,
-        fail_fast: bool,
-        store_failures: bool,
-        wait_seconds: float,
-        on_bad_rows: str = "fail",
-        load: bool = True,
-    ) -> RunResult:
-        """The typed keywords of run/seed/test/build as one `RunOptions`."""
+    def _execute_options(self, command: Command, **options: Any) -> RunResult:
+        """The keywords of run/seed/test/build as one `RunOptions`."""
         from runner.build import RunOptions
 
-        options = RunOptions(
-            tuple(select),
-            tuple(exclude),
-            threads,
-            full_refresh,
-            fail_fast,
-            store_failures,
-            wait_seconds,
-            on_bad_rows,
-            load,
-        )
-        return self.execute(command, options)
+        return self.execute(command, RunOptions(**options))
 
     def execute(self, command: Command, options: RunOptions) -> RunResult:
         """Run one of the run-like commands with `options` (what the CLI calls)."""

@@ -9,6 +9,7 @@ The runners return `NodeResult`s; only this module turns them into words.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections import Counter
@@ -142,8 +143,25 @@ def failure_block(result: NodeResult) -> str | None:
             text += "\nFirst rows:\n" + format_rows(result.columns, result.sample)
         return _block(result, node, text, warning=warned)
     if result.status == "error" and not result.blocked_by:
-        return _block(result, node, result.detail)
+        return _block(result, node, result.detail + _missing_relation_hint(node, result.detail))
     return None
+
+
+# DuckDB's words for a relation that is not there
+_MISSING_RELATION = re.compile(r"Catalog Error: (Table|View) with name \S+ does not exist")
+
+
+def _missing_relation_hint(node: Node, detail: str) -> str:
+    """What to do when a test reads a model not built yet: in dbt's eager
+    indirect selection, selecting one model of a relationships test runs it."""
+    models = [uid.rsplit(".", 1)[-1] for uid in node.depends_on if uid.startswith("model.")]
+    if not node.is_test or not models or not _MISSING_RELATION.search(detail):
+        return ""
+    return (
+        "\nA model this test reads is not built yet: build it first "
+        f"(kpi build -s {' '.join('+' + m for m in models)}), or leave out the tests "
+        "of models that are not all selected (--indirect-selection cautious)."
+    )
 
 
 def _block(result: NodeResult, node: Node, text: str, warning: bool = False) -> str:

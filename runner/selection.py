@@ -11,8 +11,11 @@
   `resource_type:`, `source:`, `test_type:`, `test_name:`; names accept `*`
   wildcards.
 
-Tests are selected indirectly: a test is selected with any node it tests
-(dbt's "eager" mode), and excluded with it.
+Tests are also selected indirectly, through the nodes they test, in dbt's
+four modes (`--indirect-selection`): `eager` (the default) takes a test when
+any node it tests is selected, `cautious` when all are, `buildable` when each
+is selected or an ancestor of a selected node, `empty` never. A test is
+excluded with any node it tests, whatever the mode.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ METHODS = (
     "test_name",
 )
 RESOURCE_TYPES = ("model", "seed", "test", "source")
+INDIRECT_SELECTION = ("eager", "cautious", "buildable", "empty")
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,25 @@ def select(
     include: Sequence[str] | None,
     exclude: Sequence[str] | None = None,
     resource_types: Iterable[str] | None = None,
+    indirect_selection: str = "eager",
 ) -> Selection:
     """The unique ids of the executable nodes the selectors choose."""
+    if indirect_selection not in INDIRECT_SELECTION:
+        raise SelectionError(
+            f"unknown indirect selection mode '{indirect_selection}'.",
+            hint=f"Use one of {', '.join(INDIRECT_SELECTION)}.",
+        )
     unmatched: list[str] = []
     include_terms = split_terms(include)
     if include_terms:
         chosen = _union(nodes, sources, graph, include_terms, unmatched)
+        chosen |= _tests_of(nodes, graph, chosen, indirect_selection)
     else:
         chosen = set(nodes)
-    chosen |= _tests_of(nodes, chosen)
     exclude_terms = split_terms(exclude)
     if exclude_terms:
         dropped = _union(nodes, sources, graph, exclude_terms, unmatched)
-        dropped |= _tests_of(nodes, dropped)
+        dropped |= _tests_of(nodes, graph, dropped, "eager")
         chosen -= dropped
     types = set(resource_types) if resource_types else None
     result = {
@@ -88,11 +98,22 @@ def select(
     return Selection(frozenset(result), tuple(unmatched))
 
 
-def _tests_of(nodes: Mapping[str, Node], chosen: set[str]) -> set[str]:
+def _tests_of(nodes: Mapping[str, Node], graph: Graph, chosen: set[str], mode: str) -> set[str]:
+    """The tests that `chosen` selects indirectly, in `mode`: each tests a
+    chosen node, and in `cautious` only chosen nodes, in `buildable` only
+    chosen nodes and their ancestors."""
+    if mode == "empty":
+        return set()
+    within = set(chosen)
+    if mode == "buildable":
+        for uid in chosen:
+            within |= graph.ancestors(uid)
     return {
         uid
         for uid, node in nodes.items()
-        if node.is_test and any(dep in chosen for dep in node.depends_on)
+        if node.is_test
+        and any(dep in chosen for dep in node.depends_on)
+        and (mode == "eager" or all(dep in within for dep in node.depends_on))
     }
 
 

@@ -67,7 +67,11 @@ def execute(project: Project, command: Command, options: RunOptions) -> RunResul
     started = time.perf_counter()
     reporter = project.reporter
     loaded = project.loaded
-    selected = tuple(project.select(options.select, options.exclude))
+    selected = tuple(
+        project.select(
+            options.select, options.exclude, indirect_selection=options.indirect_selection
+        )
+    )
     units, parents = plan_units(
         project.nodes, {n.unique_id for n in selected}, command, loaded.graph
     )

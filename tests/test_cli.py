@@ -167,6 +167,41 @@ def test_ls_output_json_has_one_object_per_line(cli, project) -> None:
     ]
 
 
+def test_cautious_indirect_selection_leaves_out_a_test_of_a_model_not_built(
+    cli, make_project
+) -> None:
+    """On a new warehouse, `-s stg_users` eagerly takes the relationships test
+    of int_users (not built: an error); `--indirect-selection cautious`, or
+    KPI_INDIRECT_SELECTION, leaves it out."""
+    root = make_project(
+        {
+            "models/stg_users.sql": "select 1 as user_id",
+            "models/stg_users.yml": "models:\n  - name: stg_users\n    columns:\n"
+            "      - name: user_id\n        data_tests: [unique]\n",
+            "models/int_users.sql": "{{ config(materialized='table') }}"
+            "select user_id from {{ ref('stg_users') }}",
+            "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
+            "      - name: user_id\n        data_tests:\n          - relationships:\n"
+            "              to: ref('stg_users')\n              field: user_id\n",
+        }
+    )
+    eager = cli(root, "build", "-s", "stg_users")
+    assert eager.exit_code == 1
+    assert "ERROR relationships_int_users_user_id" in eager.stderr
+    assert "build it first (kpi build -s +int_users +stg_users)" in eager.stderr
+    assert "(--indirect-selection cautious)" in eager.stderr
+    for args, env in (
+        (["--indirect-selection", "cautious"], None),
+        ([], {"KPI_INDIRECT_SELECTION": "cautious"}),
+    ):
+        result = cli(root, "build", "-s", "stg_users", *args, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert "PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2" in result.stderr
+        assert "relationships" not in result.stderr
+    listed = cli(root, "ls", "-s", "stg_users", "--indirect-selection", "empty")
+    assert listed.stdout.split() == ["project.stg_users"]
+
+
 def test_ls_output_keys_chooses_the_keys_as_dbt_does(cli, project) -> None:
     result = cli(project, "ls", "--output", "json", "-s", "orders_view", "--output-keys", "name")
     assert [json.loads(line) for line in result.stdout.splitlines()] == [{"name": "orders_view"}]

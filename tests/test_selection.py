@@ -166,6 +166,46 @@ def test_a_test_on_two_models_follows_either_of_them_eagerly() -> None:
     assert "relationships_int_users_region" in names(["int_users"])
 
 
+def test_indirect_selection_modes_choose_the_tests_of_the_selected_nodes_as_dbt_does() -> None:
+    """relationships_int_users_region tests int_users and stg_regions;
+    stg_regions is an ancestor of dim_users, not of int_users."""
+    rel = "relationships_int_users_region"
+    for mode in ("eager", "cautious", "buildable", "empty"):
+        assert names(["int_users", "stg_regions"], indirect_selection=mode) >= {
+            "int_users",
+            "stg_regions",
+        }
+    # one of its two nodes selected: only eager takes it
+    assert rel in names(["int_users"], indirect_selection="eager")
+    assert rel not in names(["int_users"], indirect_selection="cautious")
+    assert rel not in names(["int_users"], indirect_selection="buildable")
+    # both selected: every mode but empty
+    assert rel in names(["int_users", "stg_regions"], indirect_selection="cautious")
+    assert rel not in names(["int_users", "stg_regions"], indirect_selection="empty")
+    # one selected, the other an ancestor of a selected node: buildable, not cautious
+    assert rel in names(["int_users", "dim_users"], indirect_selection="buildable")
+    assert rel not in names(["int_users", "dim_users"], indirect_selection="cautious")
+    # buildable still needs one of its nodes selected: an ancestor alone is not enough
+    assert rel not in names(["dim_users"], indirect_selection="buildable")
+    # a test of one node comes in every mode but empty
+    assert names(["dim_users"], indirect_selection="cautious") == {"dim_users", *TESTS_OF_DIM}
+    assert names(["dim_users"], indirect_selection="empty") == {"dim_users"}
+    # a test selected directly is selected whatever the mode
+    assert names(["unique_dim_users_id"], indirect_selection="empty") == TESTS_OF_DIM
+
+
+def test_a_test_is_excluded_with_any_node_it_tests_in_every_mode() -> None:
+    for mode in ("eager", "cautious", "buildable", "empty"):
+        chosen = names(["+dim_users"], ["stg_regions"], indirect_selection=mode)
+        assert "relationships_int_users_region" not in chosen
+        assert "stg_regions" not in chosen
+
+
+def test_an_unknown_indirect_selection_mode_is_an_error() -> None:
+    with pytest.raises(SelectionError, match="eager, cautious, buildable, empty"):
+        _select(["dim_users"], indirect_selection="lazy")
+
+
 def test_plus_name_adds_every_ancestor() -> None:
     assert models(["+dim_users"]) == {"stg_users", "int_users", "stg_regions", "dim_users"}
     assert "regions" in names(["+dim_users"])
