@@ -266,7 +266,8 @@ def _definition_text(text: str, macro: jinja2.nodes.Macro) -> str:
 
 def _macro_calls(text: str, known: Mapping[str, str]) -> tuple[str, ...]:
     """The macros of `known` that Jinja text calls, sorted: every call in its
-    code, in a branch taken or not (dbt records a node's macros the same way)."""
+    code, in a branch taken or not (a macro only an incremental run calls is
+    listed too)."""
     called: set[str] = set()
     for match in _CODE.finditer(_COMMENT.sub("", text)):
         code = _STRING.sub("''", match.group(1) or match.group(2))
