@@ -4,9 +4,10 @@
 Every source, model, seed and data test with its description, columns (type
 from the warehouse where it exists, else from the yml), tests and their last
 status (`run_results.json`), compiled SQL, materialization, upstream and
-downstream nodes; the project's lineage graph; and the column-level lineage
-of every model (`runner.column_lineage`), traced in the page down to the raw
-columns.
+downstream nodes, the macros it calls; every macro with its text, what it
+calls and what calls it; the project's lineage graph; and the column-level
+lineage of every model (`runner.column_lineage`), traced in the page down to
+the raw columns.
 
     sql = compiled_sql(loaded)
     columns = warehouse_columns(loaded.settings.warehouse)
@@ -144,7 +145,8 @@ def docs_data(
     warehouse_columns: WarehouseColumns,
     lineage: ProjectLineage,
 ) -> dict[str, Any]:
-    """The JSON the page reads: nodes, their graph, the column lineage edges."""
+    """The JSON the page reads: nodes (and macros), their graph, the column
+    lineage edges."""
     graph = loaded.graph
     tests_of: dict[str, list[str]] = {}
     for uid, node in loaded.nodes.items():
@@ -183,6 +185,7 @@ def docs_data(
             "materialized": node.config.materialized,
             "tags": list(node.config.tags),
             "sql": sql.get(uid, ""),
+            "macros": [loaded.macros[m].unique_id for m in node.macros if m in loaded.macros],
         }
         if node.is_test:
             metadata = node.test_metadata or {}
@@ -197,8 +200,11 @@ def docs_data(
                 node.columns, warehouse_columns, relation.schema, relation.identifier
             )
         nodes.append(entry)
+    nodes += _macro_entries(loaded, nodes)
     for entry in nodes:
         uid = entry["id"]
+        if entry["type"] == "macro":
+            continue
         entry["upstream"] = sorted(graph.parents.get(uid, ()))
         entry["downstream"] = sorted(c for c in graph.children.get(uid, ()))
         entry["tests"] = sorted(tests_of.get(uid, []))
@@ -215,6 +221,38 @@ def docs_data(
         "lineage": lineage.edges,
         "lineage_errors": lineage.errors,
     }
+
+
+def _macro_entries(loaded: LoadedProject, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The macros as pages of the site: their text, the macros they call
+    (`upstream`) and the nodes and macros that call them (`downstream`)."""
+    macros = {m.unique_id: m for m in loaded.macros.values()}
+    called_by: dict[str, list[str]] = {uid: [] for uid in macros}
+    for entry in nodes:
+        for uid in entry.get("macros", ()):
+            called_by[uid].append(entry["id"])
+    for uid, macro in macros.items():
+        for name in macro.calls:
+            if name in loaded.macros:
+                called_by[loaded.macros[name].unique_id].append(uid)
+    return [
+        {
+            "id": uid,
+            "name": macro.name,
+            "label": macro.name,
+            "type": "macro",
+            "path": macro.path,
+            "description": "",
+            "materialized": f"macro ({macro.package})",
+            "arguments": list(macro.arguments),
+            "sql": macro.sql,
+            "upstream": [loaded.macros[n].unique_id for n in macro.calls if n in loaded.macros],
+            "downstream": sorted(called_by[uid]),
+            "tests": [],
+            "depth": None,
+        }
+        for uid, macro in sorted(macros.items())
+    ]
 
 
 def _columns(

@@ -272,6 +272,27 @@ def test_the_docs_site_loads_quietly_with_every_node(browser: Browser, site) -> 
     page.close()
 
 
+def test_a_macro_page_shows_its_text_and_what_uses_it(browser: Browser, site) -> None:
+    """From kpi_win_rate's page to the macro `safe_divide` it calls: its
+    arguments, its text, the macros and models that call it."""
+    watched = open_page(browser, site["docs"].as_uri() + "#node/" + WIN_RATE)
+    page = watched.page
+    page.locator("dd .macro-list a", has_text="safe_divide").click()
+    expect(page.locator("h1")).to_have_text("safe_divide")
+    text = page.locator("#content").inner_text()
+    assert "numerator, denominator" in text  # its arguments
+    assert "{% macro safe_divide(numerator, denominator)" in text  # its text
+    used_by = page.locator("section", has_text="Used by").inner_text()
+    assert "kpi_win_rate" in used_by and "percent_of" in used_by
+    assert page.locator("svg.graph").count() == 0  # a macro is not in the lineage
+    # the sidebar lists the macros, closed until a search
+    page.fill("#search", "safe_divide")
+    assert "safe_divide" in page.locator("#node-list a").all_inner_texts()
+    shoot(page, "docs-macro-1280.png")
+    watched.check_quiet()
+    page.close()
+
+
 def test_the_lineage_of_win_rate_names_the_raw_columns(browser: Browser, site) -> None:
     watched = open_page(browser, site["docs"].as_uri() + "#node/" + WIN_RATE)
     page = watched.page

@@ -65,6 +65,17 @@ def test_docs_of_a_project_never_built(make_project, runner_env) -> None:
         ["source.shop.orders", "amount"]
     ]
     assert nodes["stg_orders"]["depth"] == 1 and paid["depth"] == 2
+    # the macros: on the node that calls one, and a page of their own
+    assert paid["macros"] == ["macro.project.to_cents"]
+    assert nodes["unique_paid_id"]["macros"] == ["macro.kpi.test_unique"]
+    to_cents = nodes["to_cents"]
+    assert to_cents["type"] == "macro"
+    assert to_cents["path"] == "macros/money.sql"
+    assert to_cents["arguments"] == ["column"]
+    assert to_cents["sql"].startswith("{% macro to_cents(column) %}")
+    assert to_cents["downstream"] == [paid["id"]]
+    assert nodes["test_unique"]["downstream"] == [nodes["unique_paid_id"]["id"]]
+    assert to_cents["depth"] is None  # not drawn in the lineage graph
     # the compiled SQL it read is where `kpi compile` puts it
     assert (root / "target" / "compiled" / "models" / "marts" / "paid.sql").exists()
 

@@ -59,6 +59,7 @@
     ["intermediate", "Intermediate models"],
     ["marts", "Marts"],
     ["model", "Other models"],
+    ["macro", "Macros"],
     ["test", "Data tests"],
   ];
 
@@ -77,7 +78,7 @@
       const members = DATA.nodes.filter((n) => kindOf(n) === kind && match(n));
       if (!members.length) continue;
       shown += members.length;
-      const open = kind !== "test" || words.length > 0;
+      const open = (kind !== "test" && kind !== "macro") || words.length > 0;
       const group = el("details", open ? { open: "" } : {}, el("summary", { text: `${title} (${members.length})` }));
       const list = el("ul", {});
       for (const n of members) {
@@ -281,7 +282,11 @@
     const facts = el("dl", { class: "facts" });
     const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", {}, v));
     fact("Type", n.type);
-    fact("Materialization", n.materialized);
+    if (n.type === "macro") {
+      fact("Arguments", n.arguments.length ? el("code", { text: n.arguments.join(", ") }) : "none");
+    } else {
+      fact("Materialization", n.materialized);
+    }
     if (n.relation) fact("Relation", el("code", { text: n.relation }));
     if (n.type === "test") {
       fact("Tests", n.attached ? link(n.attached) : "–");
@@ -291,11 +296,17 @@
     }
     if (n.message) fact("Last run", n.message);
     if (n.tags && n.tags.length) fact("Tags", n.tags.join(", "));
+    if (n.macros && n.macros.length) {
+      const macros = el("span", { class: "macro-list" });
+      n.macros.forEach((m, i) => macros.append(i ? ", " : "", link(m)));
+      fact("Macros", macros);
+    }
     view.append(facts);
     if (n.description) view.append(el("p", { class: "description", text: n.description }));
     const rel = el("div", { class: "relatives" });
+    // a macro's callers include the tests that use it; a node's lists leave tests out
     const listOf = (title, ids) => {
-      const shown = ids.filter((x) => BY_ID[x] && BY_ID[x].type !== "test");
+      const shown = ids.filter((x) => BY_ID[x] && (n.type === "macro" || BY_ID[x].type !== "test"));
       const box = el("section", {}, el("h2", { text: `${title} (${shown.length})` }));
       const ul = el("ul", {});
       for (const x of shown) ul.append(el("li", {}, link(x)));
@@ -303,7 +314,8 @@
       box.append(ul);
       return box;
     };
-    rel.append(listOf("Upstream", n.upstream), listOf("Downstream", n.downstream));
+    if (n.type === "macro") rel.append(listOf("Calls", n.upstream), listOf("Used by", n.downstream));
+    else rel.append(listOf("Upstream", n.upstream), listOf("Downstream", n.downstream));
     view.append(rel);
     if (n.columns && n.columns.length) {
       const testsByCol = {};
@@ -332,11 +344,12 @@
         view.append(el("section", {}, el("h2", { text: "Tests on the whole table" }), ul));
       }
     }
-    if (n.type !== "test") {
+    if (n.type !== "test" && n.type !== "macro") {
       view.append(el("section", {}, el("h2", { text: "Lineage" }), el("div", { class: "graph-wrap" }, projectGraph(id))));
     }
     if (n.sql) {
-      view.append(el("section", {}, el("h2", { text: "Compiled SQL" }), el("pre", { class: "sql" }, el("code", { text: n.sql }))));
+      const title = n.type === "macro" ? "Macro" : "Compiled SQL";
+      view.append(el("section", {}, el("h2", { text: title }), el("pre", { class: "sql" }, el("code", { text: n.sql }))));
     }
     return view;
   }
@@ -345,7 +358,7 @@
     const view = el("article", { class: "overview" });
     const count = (t) => DATA.nodes.filter((n) => n.type === t).length;
     view.append(el("h1", { text: DATA.project }));
-    view.append(el("p", { class: "muted", text: `Generated ${DATA.generated_at} · ${count("source")} sources · ${count("model")} models · ${count("seed")} seeds · ${count("test")} data tests` }));
+    view.append(el("p", { class: "muted", text: `Generated ${DATA.generated_at} · ${count("source")} sources · ${count("model")} models · ${count("seed")} seeds · ${count("test")} data tests · ${count("macro")} macros` }));
     const statuses = {};
     for (const n of DATA.nodes) if (n.type === "test") statuses[n.status || "not run"] = (statuses[n.status || "not run"] || 0) + 1;
     const summary = el("p", { class: "status-summary" }, "Last test run: ");
