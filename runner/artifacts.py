@@ -100,7 +100,7 @@ def manifest(
             "macro_sql": m.sql,
             "description": "",
             "arguments": [{"name": a, "type": None, "description": ""} for a in m.arguments],
-            "depends_on": {"macros": _macro_ids(project, m.calls)},
+            "depends_on": {"macros": project.macro_ids(m.calls)},
         }
         for m in sorted(project.macros.values(), key=lambda m: m.unique_id)
     }
@@ -135,7 +135,7 @@ def manifest_node(project: LoadedProject, node: Node) -> dict[str, Any]:
             name: {"name": name, "description": c.description, "data_type": c.data_type}
             for name, c in node.columns.items()
         },
-        "depends_on": {"nodes": list(node.depends_on), "macros": _macro_ids(project, node.macros)},
+        "depends_on": {"nodes": list(node.depends_on), "macros": project.macro_ids(node.macros)},
         "refs": [{"name": r} for r in node.refs],
         "sources": [list(s) for s in node.sources],
         "relation_name": None if node.is_test else str(node.relation),
@@ -150,10 +150,6 @@ def manifest_node(project: LoadedProject, node: Node) -> dict[str, Any]:
         entry["column_name"] = node.column_name
         entry["attached_node"] = node.test_metadata["attached_node"]
     return entry
-
-
-def _macro_ids(project: LoadedProject, names: Iterable[str]) -> list[str]:
-    return [project.macros[n].unique_id for n in names if n in project.macros]
 
 
 def run_results(

@@ -185,7 +185,7 @@ def docs_data(
             "materialized": node.config.materialized,
             "tags": list(node.config.tags),
             "sql": sql.get(uid, ""),
-            "macros": [loaded.macros[m].unique_id for m in node.macros if m in loaded.macros],
+            "macros": loaded.macro_ids(node.macros),
         }
         if node.is_test:
             metadata = node.test_metadata or {}
@@ -232,9 +232,8 @@ def _macro_entries(loaded: LoadedProject, nodes: list[dict[str, Any]]) -> list[d
         for uid in entry.get("macros", ()):
             called_by[uid].append(entry["id"])
     for uid, macro in macros.items():
-        for name in macro.calls:
-            if name in loaded.macros:
-                called_by[loaded.macros[name].unique_id].append(uid)
+        for callee in loaded.macro_ids(macro.calls):
+            called_by[callee].append(uid)
     return [
         {
             "id": uid,
@@ -243,10 +242,9 @@ def _macro_entries(loaded: LoadedProject, nodes: list[dict[str, Any]]) -> list[d
             "type": "macro",
             "path": macro.path,
             "description": "",
-            "materialized": f"macro ({macro.package})",
             "arguments": list(macro.arguments),
             "sql": macro.sql,
-            "upstream": [loaded.macros[n].unique_id for n in macro.calls if n in loaded.macros],
+            "upstream": loaded.macro_ids(macro.calls),
             "downstream": sorted(called_by[uid]),
             "tests": [],
             "depth": None,

@@ -72,6 +72,10 @@ class LoadedProject:
         parents.update({uid: () for uid in self.sources})
         return Graph(parents)
 
+    def macro_ids(self, names: Iterable[str]) -> list[str]:
+        """The unique ids of the macros named (names of no macro left out)."""
+        return [self.macros[n].unique_id for n in names if n in self.macros]
+
     def node_by_name(self, name: str, resource_types: Iterable[str] = ("model", "seed")) -> Node:
         types = set(resource_types)
         for node in self.nodes.values():
