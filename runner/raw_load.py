@@ -349,11 +349,25 @@ def _has_duplicates(cur: DuckDBAdapter, plan: TablePlan, typed: str) -> bool:
         return True
     if plan.action != "append":
         return False
-    join = " and ".join(f"new_rows.{k} is not distinct from old.{k}" for k in key)
-    row = cur.execute(
-        f"select count(*) from ({typed}) as new_rows semi join {contract.relation} as old on {join}"
-    ).fetchone()
-    return bool(row and row[0])
+    # joined with `=`, DuckDB skips the loaded row groups outside the range of
+    # the new keys (zone maps; new ids mostly sort after the loaded ones):
+    # 0.001 s against 0.15 s for 108k new activity ids beside 10M loaded. A
+    # NULL key repeats a NULL key only under `is not distinct from`, which
+    # reads every row group: it runs only for new rows with a NULL in their key.
+    for join, new_rows in (
+        (" and ".join(f"new_rows.{k} = old.{k}" for k in key), typed),
+        (
+            " and ".join(f"new_rows.{k} is not distinct from old.{k}" for k in key),
+            f"select * from ({typed}) where {' or '.join(f'{k} is null' for k in key)}",
+        ),
+    ):
+        row = cur.execute(
+            f"select count(*) from ({new_rows}) as new_rows "
+            f"semi join {contract.relation} as old on {join}"
+        ).fetchone()
+        if row and row[0]:
+            return True
+    return False
 
 
 def _write_rows(loader: _Loader, plan: TablePlan, rows_sql: str) -> None:

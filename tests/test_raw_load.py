@@ -865,6 +865,38 @@ def test_repeated_keys_are_found_through_their_hash_as_by_the_keys(
         assert _has_duplicates(DuckDBAdapter(con), plan, typed) is repeats
 
 
+@pytest.mark.parametrize(
+    ("loaded", "appended", "repeats"),
+    [
+        ("('a', 1), ('b', 2)", "('c', 1), ('d', 1)", False),
+        ("('a', 1), ('b', 2)", "('c', 1), ('b', 2)", True),
+        ("('a', 1), (null, 2)", "('c', 1), (null, 2)", True),  # NULL matches NULL, as grouped
+        ("('a', 1), (null, 2)", "('c', 1), (null, 3)", False),
+        ("('a', 1), ('b', null)", "(null, null), ('b', 1)", False),
+    ],
+)
+def test_an_appended_key_that_repeats_a_loaded_one_is_found_null_or_not(
+    loaded: str, appended: str, repeats: bool
+) -> None:
+    """Appending, the new keys are joined with the loaded ones by `=` (which
+    lets DuckDB skip row groups) and, for a key with a NULL, by `is not
+    distinct from`: the verdict is that of `is not distinct from` alone."""
+    from runner.engines.duckdb import DuckDBAdapter
+    from runner.nodes import Relation
+    from runner.raw_contract import ColumnContract, TableContract
+    from runner.raw_files import TablePlan
+    from runner.raw_load import _has_duplicates
+
+    columns = (ColumnContract("k", "id", False), ColumnContract("n", "integer", False))
+    contract = TableContract("t", Relation("raw", "t"), columns, primary_key=("k", "n"))
+    plan = TablePlan(contract, [], "append")
+    with duckdb.connect() as con:
+        con.execute("create schema raw")
+        con.execute(f"create table raw.t as select * from (values {loaded}) v(k, n)")
+        typed = f"select * from (values {appended}) v(k, n)"
+        assert _has_duplicates(DuckDBAdapter(con), plan, typed) is repeats
+
+
 def test_a_boolean_read_without_lower_casing_keeps_the_case_insensitive_verdict() -> None:
     """The usual spellings of a flag (0, 1, false, true) are decided without
     `lower()`; every text gets the value and verdict of the case-insensitive
