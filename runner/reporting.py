@@ -147,8 +147,10 @@ def failure_block(result: NodeResult) -> str | None:
     return None
 
 
-# DuckDB's words for a relation that is not there
-_MISSING_RELATION = re.compile(r"Catalog Error: (Table|View) with name \S+ does not exist")
+# DuckDB's and Spark's words for a relation that is not there
+_MISSING_RELATION = re.compile(
+    r"Catalog Error: (Table|View) with name \S+ does not exist|\[TABLE_OR_VIEW_NOT_FOUND\]"
+)
 
 
 def _missing_relation_hint(node: Node, detail: str) -> str:
