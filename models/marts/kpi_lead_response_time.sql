@@ -19,7 +19,10 @@ users as (
     select _load_id from {{ ref('stg_crm__users') }}
 ),
 
-leads_all as (
+{# `not materialized`: read twice in an incremental run (the months to redo,
+   then the leads of those months); DuckDB would otherwise copy all of
+   int_leads_enriched first #}
+leads_all as not materialized (
     select * from {{ ref('int_leads_enriched') }}
 ),
 
