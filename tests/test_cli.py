@@ -202,6 +202,35 @@ def test_cautious_indirect_selection_leaves_out_a_test_of_a_model_not_built(
     assert listed.stdout.split() == ["project.stg_users"]
 
 
+def test_the_hint_for_a_model_not_built_reads_spark_error_text_too(make_project) -> None:
+    """Spark says `[TABLE_OR_VIEW_NOT_FOUND]` where DuckDB says `Catalog
+    Error`: the hint of the test above follows either (the text below is
+    what Spark 4.3 printed for this project on a new warehouse)."""
+    from runner.project import Project
+    from runner.reporting import _missing_relation_hint
+
+    root = make_project(
+        {
+            "models/stg_users.sql": "select 1 as user_id",
+            "models/int_users.sql": "{{ config(materialized='table') }}"
+            "select user_id from {{ ref('stg_users') }}",
+            "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
+            "      - name: user_id\n        data_tests:\n          - relationships:\n"
+            "              to: ref('stg_users')\n              field: user_id\n",
+        }
+    )
+    nodes = Project.load(root).loaded.nodes
+    test = next(n for n in nodes.values() if n.name.startswith("relationships_int_users"))
+    spark = (
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `main`.`int_users` cannot be found. "
+        "Verify the spelling and correctness of the schema and catalog."
+    )
+    hint = _missing_relation_hint(test, spark)
+    assert "build it first (kpi build -s +int_users +stg_users)" in hint
+    assert "(--indirect-selection cautious)" in hint
+    assert _missing_relation_hint(test, "[DIVIDE_BY_ZERO] Division by zero.") == ""
+
+
 def test_ls_output_keys_chooses_the_keys_as_dbt_does(cli, project) -> None:
     result = cli(project, "ls", "--output", "json", "-s", "orders_view", "--output-keys", "name")
     assert [json.loads(line) for line in result.stdout.splitlines()] == [{"name": "orders_view"}]

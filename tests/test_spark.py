@@ -294,30 +294,6 @@ def test_a_failing_error_test_on_spark_keeps_the_previous_table(spark: Any, tmp_
     assert not (tmp_path / "w-spark" / "main" / "__kpi_new__numbers").exists()
 
 
-def test_a_test_of_a_model_not_built_on_spark_says_what_to_do(spark: Any, tmp_path: Path) -> None:
-    """As on DuckDB (`test_cli.py`), selecting a model eagerly takes the
-    relationships test of a model that reads it; on a new warehouse that
-    model is not built, and Spark's error for it ends with what to do (which
-    tests a selection takes does not depend on the engine: `test_selection.py`)."""
-    root = small_project(
-        tmp_path,
-        {
-            "models/stg_users.sql": "select 1 as user_id",
-            "models/int_users.sql": "{{ config(materialized='table') }}\n"
-            "select user_id from {{ ref('stg_users') }}",
-            "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
-            "      - name: user_id\n        data_tests:\n          - relationships:\n"
-            "              to: ref('stg_users')\n              field: user_id\n",
-        },
-    )
-    project = quiet(root, tmp_path, "w", target="spark")
-    result = project.build(select=["stg_users"])
-    assert result.exit_code == 1
-    shown = project.reporter.stream.getvalue()  # type: ignore[attr-defined]
-    assert "build it first (kpi build -s +int_users +stg_users)" in shown, shown
-    assert "(--indirect-selection cautious)" in shown
-
-
 def test_a_model_spark_cannot_parse_is_named_before_anything_runs(
     spark: Any, tmp_path: Path
 ) -> None:
