@@ -351,7 +351,8 @@ def _has_duplicates(cur: DuckDBAdapter, plan: TablePlan, typed: str) -> bool:
         return False
     # joined with `=`, DuckDB skips the loaded row groups outside the range of
     # the new keys (zone maps; new ids mostly sort after the loaded ones):
-    # 0.001 s against 0.15 s for 108k new activity ids beside 10M loaded. A
+    # 0.001 s against 0.08 s (0.15 CPU s) for 108k new activity ids beside
+    # 10M loaded. A
     # NULL key repeats a NULL key only under `is not distinct from`, which
     # reads every row group: it runs only for new rows with a NULL in their key.
     for join, new_rows in (

@@ -167,24 +167,26 @@ def test_ls_output_json_has_one_object_per_line(cli, project) -> None:
     ]
 
 
+# a relationships test of int_users, which `-s stg_users` does not build
+UNBUILT_MODEL_PROJECT = {
+    "models/stg_users.sql": "select 1 as user_id",
+    "models/stg_users.yml": "models:\n  - name: stg_users\n    columns:\n"
+    "      - name: user_id\n        data_tests: [unique]\n",
+    "models/int_users.sql": "{{ config(materialized='table') }}"
+    "select user_id from {{ ref('stg_users') }}",
+    "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
+    "      - name: user_id\n        data_tests:\n          - relationships:\n"
+    "              to: ref('stg_users')\n              field: user_id\n",
+}
+
+
 def test_cautious_indirect_selection_leaves_out_a_test_of_a_model_not_built(
     cli, make_project
 ) -> None:
     """On a new warehouse, `-s stg_users` eagerly takes the relationships test
     of int_users (not built: an error); `--indirect-selection cautious`, or
     KPI_INDIRECT_SELECTION, leaves it out."""
-    root = make_project(
-        {
-            "models/stg_users.sql": "select 1 as user_id",
-            "models/stg_users.yml": "models:\n  - name: stg_users\n    columns:\n"
-            "      - name: user_id\n        data_tests: [unique]\n",
-            "models/int_users.sql": "{{ config(materialized='table') }}"
-            "select user_id from {{ ref('stg_users') }}",
-            "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
-            "      - name: user_id\n        data_tests:\n          - relationships:\n"
-            "              to: ref('stg_users')\n              field: user_id\n",
-        }
-    )
+    root = make_project(UNBUILT_MODEL_PROJECT)
     eager = cli(root, "build", "-s", "stg_users")
     assert eager.exit_code == 1
     assert "ERROR relationships_int_users_user_id" in eager.stderr
@@ -209,16 +211,7 @@ def test_the_hint_for_a_model_not_built_reads_spark_error_text_too(make_project)
     from runner.project import Project
     from runner.reporting import _missing_relation_hint
 
-    root = make_project(
-        {
-            "models/stg_users.sql": "select 1 as user_id",
-            "models/int_users.sql": "{{ config(materialized='table') }}"
-            "select user_id from {{ ref('stg_users') }}",
-            "models/int_users.yml": "models:\n  - name: int_users\n    columns:\n"
-            "      - name: user_id\n        data_tests:\n          - relationships:\n"
-            "              to: ref('stg_users')\n              field: user_id\n",
-        }
-    )
+    root = make_project(UNBUILT_MODEL_PROJECT)
     nodes = Project.load(root).loaded.nodes
     test = next(n for n in nodes.values() if n.name.startswith("relationships_int_users"))
     spark = (

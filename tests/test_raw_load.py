@@ -837,6 +837,19 @@ def test_timestamp_text_parses_as_the_timestamptz_reading_would() -> None:
     assert offset["2025-01-01T12:34:56.123Z"] == datetime(2025, 1, 1, 12, 34, 56, 123000)
 
 
+def _key_repeats(con: duckdb.DuckDBPyConnection, action: str, typed: str) -> bool:
+    """`_has_duplicates` for the rows of `typed` in table `raw.t`, keyed (k, n)."""
+    from runner.engines.duckdb import DuckDBAdapter
+    from runner.nodes import Relation
+    from runner.raw_contract import ColumnContract, TableContract
+    from runner.raw_files import TablePlan
+    from runner.raw_load import _has_duplicates
+
+    columns = (ColumnContract("k", "id", False), ColumnContract("n", "integer", False))
+    contract = TableContract("t", Relation("raw", "t"), columns, primary_key=("k", "n"))
+    return _has_duplicates(DuckDBAdapter(con), TablePlan(contract, [], action), typed)
+
+
 @pytest.mark.parametrize(
     ("rows", "repeats"),
     [
@@ -851,18 +864,9 @@ def test_repeated_keys_are_found_through_their_hash_as_by_the_keys(
 ) -> None:
     """The key check groups the keys' hash first, and the keys themselves only
     when a hash repeats: the verdict is the keys'."""
-    from runner.engines.duckdb import DuckDBAdapter
-    from runner.nodes import Relation
-    from runner.raw_contract import ColumnContract, TableContract
-    from runner.raw_files import TablePlan
-    from runner.raw_load import _has_duplicates
-
-    columns = (ColumnContract("k", "id", False), ColumnContract("n", "integer", False))
-    contract = TableContract("t", Relation("raw", "t"), columns, primary_key=("k", "n"))
-    plan = TablePlan(contract, [], "reload")
     typed = f"select * from (values {rows}) v(k, n)"
     with duckdb.connect() as con:
-        assert _has_duplicates(DuckDBAdapter(con), plan, typed) is repeats
+        assert _key_repeats(con, "reload", typed) is repeats
 
 
 @pytest.mark.parametrize(
@@ -881,20 +885,11 @@ def test_an_appended_key_that_repeats_a_loaded_one_is_found_null_or_not(
     """Appending, the new keys are joined with the loaded ones by `=` (which
     lets DuckDB skip row groups) and, for a key with a NULL, by `is not
     distinct from`: the verdict is that of `is not distinct from` alone."""
-    from runner.engines.duckdb import DuckDBAdapter
-    from runner.nodes import Relation
-    from runner.raw_contract import ColumnContract, TableContract
-    from runner.raw_files import TablePlan
-    from runner.raw_load import _has_duplicates
-
-    columns = (ColumnContract("k", "id", False), ColumnContract("n", "integer", False))
-    contract = TableContract("t", Relation("raw", "t"), columns, primary_key=("k", "n"))
-    plan = TablePlan(contract, [], "append")
     with duckdb.connect() as con:
         con.execute("create schema raw")
         con.execute(f"create table raw.t as select * from (values {loaded}) v(k, n)")
         typed = f"select * from (values {appended}) v(k, n)"
-        assert _has_duplicates(DuckDBAdapter(con), plan, typed) is repeats
+        assert _key_repeats(con, "append", typed) is repeats
 
 
 def test_a_boolean_read_without_lower_casing_keeps_the_case_insensitive_verdict() -> None:
