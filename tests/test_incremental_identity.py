@@ -18,6 +18,7 @@ from runner.crm.generate import generate_export
 from runner.engines.duckdb import DuckDBAdapter
 from runner.project import Project
 from runner.reporting import Reporter
+from runner.results import NodeResult, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -42,7 +43,7 @@ TABLES = [
 ]
 
 
-def build(warehouse: Path, export: Path, **options: object) -> Project:
+def build(warehouse: Path, export: Path, **options: object) -> RunResult:
     project = Project.load(
         ROOT,
         warehouse=warehouse,
@@ -52,7 +53,7 @@ def build(warehouse: Path, export: Path, **options: object) -> Project:
     )
     result = project.build(**options)
     assert result.exit_code == 0, result.summary
-    return project
+    return result
 
 
 def rows(warehouse: Path, table: str) -> list[tuple]:
@@ -73,8 +74,9 @@ def rows(warehouse: Path, table: str) -> list[tuple]:
         con.close()
 
 
-# the statements the refresh ran
+# the statements the refresh ran, and what it did to each node
 REFRESH_STATEMENTS: list[str] = []
+REFRESH_RESULTS: dict[str, NodeResult] = {}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DuckDBAdapter, "execute", spy)
-        build(refreshed, export)
+        REFRESH_RESULTS.update(build(refreshed, export).by_name())
     full = work / "full" / "w.duckdb"
     build(full, export)
     return refreshed, full
@@ -232,3 +234,58 @@ def test_an_incremental_batch_reads_a_whole_input_read_twice_inline(
                 read_twice.append(cte.alias)
                 assert cte.args.get("materialized") is False, (cte.alias, sql[:200])
     assert "leads_all" in read_twice, read_twice
+
+
+def test_the_response_time_mart_redoes_the_months_of_changed_responses_only(
+    warehouses: tuple[Path, Path],
+) -> None:
+    """`kpi_lead_response_time` finds the months to redo from the leads and
+    their activities, not from `int_leads_enriched._load_id`, which also moves
+    when a lead's converted deal changes. That is only right while every
+    column it reads from `int_leads_enriched` is made of the lead, its
+    activities and its owner's team, and of no deal: checked here on the
+    column lineage of the model as the refresh compiled it."""
+    from runner import docs_site
+
+    refreshed, _ = warehouses
+    project = Project.load(
+        ROOT,
+        warehouse=refreshed,
+        target_path=refreshed.parent / "target",
+        reporter=Reporter(stream=io.StringIO()),
+    )
+    loaded = project.loaded
+    lineage = docs_site.models_lineage(
+        loaded, docs_site.compiled_sql(loaded), docs_site.warehouse_columns(refreshed)
+    )
+    name = f"model.{project.settings.name}."
+    edges = lineage.edges[name + "int_leads_enriched"]
+    read = ["lead_id", "created_month", "owner_id", "owner_team_id"]
+    read += ["response_microseconds", "response_minutes"]
+    allowed = {name + "stg_crm__leads", name + "int_lead_activities_aggregated"}
+    allowed |= {name + "stg_crm__users"}
+    made_of = {node for column in read for node, _ in edges[column]}
+    assert made_of <= allowed, made_of - allowed
+    assert name + "int_lead_activities_aggregated" in made_of, made_of
+    # and the deal is in the lineage of what the mart does not read
+    assert {node for node, _ in edges["is_customer"]} == {name + "stg_crm__opportunities"}
+    # the refresh redid the months of changed responses, not those of every
+    # lead it recomputed (whose converted deals changed)
+    con = duckdb.connect(str(refreshed), read_only=True)
+    try:
+        touched, changed_responses = con.execute(
+            "select count(distinct created_month), count(distinct created_month) filter "
+            "(where lead_id in (select lead_id from staging.stg_crm__leads where _load_id = 2 "
+            "union all select lead_id from intermediate.int_lead_activities_aggregated "
+            "where _load_id = 2)) from intermediate.int_leads_enriched where _load_id = 2"
+        ).fetchone()
+        most_in_a_month = con.execute(
+            "select max(n) from (select count(*) as n from marts.kpi_lead_response_time "
+            "group by month)"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    merged = REFRESH_RESULTS["kpi_lead_response_time"]
+    assert merged.action == "merged into", merged.action
+    assert changed_responses < touched, (changed_responses, touched)
+    assert merged.rows is not None and merged.rows <= changed_responses * most_in_a_month

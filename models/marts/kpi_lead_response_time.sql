@@ -27,9 +27,30 @@ leads_all as not materialized (
 ),
 
 {# incremental by month: a lead's cohort month never moves (leads are
-   append_only here), so the months of the leads touched since the last build
-   are the ones to redo #}
-{{ months_to_build('leads_all', 'created_month') }},
+   append_only here), so the months to redo are those of the leads whose
+   response time may have changed: the lead itself or its activities (every
+   column read below comes from the lead, its activities and its owner's
+   team, and a changed user redoes every month). Not `leads_all._load_id`:
+   that also moves when a lead's converted deal changes, which touches leads
+   of every month and changes only is_customer (at 1M deals, a 1% append
+   redid 15 months instead of 1). `test_incremental_identity.py` checks the
+   column lineage this relies on. #}
+response_inputs as not materialized (
+    select lead_id, _load_id from {{ ref('stg_crm__leads') }}
+    union all
+    select lead_id, _load_id from {{ ref('int_lead_activities_aggregated') }}
+),
+
+leads_responses_changed as not materialized (
+    select
+        leads_all.created_month,
+        response_inputs._load_id
+    from response_inputs
+    inner join leads_all
+        on response_inputs.lead_id = leads_all.lead_id
+),
+
+{{ months_to_build('leads_responses_changed', 'created_month') }},
 
 active_reps as (
     select
