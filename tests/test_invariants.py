@@ -172,7 +172,11 @@ def exports(draw: st.DrawFn) -> dict[str, dict[str, list[dict[str, str]]]]:
             for n, o, c, w in STAGES
         ],
         "opportunities": deals,
-        "opportunity_stage_history": history,
+        # (deal, stage, entered_at) is the table's key: a repeat would be
+        # rejected by the load, not tested
+        "opportunity_stage_history": list(
+            {(h["opportunity_id"], h["stage_name"], h["entered_at"]): h for h in history}.values()
+        ),
         "leads": leads,
         "activities": activities,
         "quotas": quotas,
