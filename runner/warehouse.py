@@ -128,8 +128,6 @@ def _connect_once(
         }
         con = duckdb.connect(str(warehouse), read_only=read_only, config=config)
         use_utc(con)
-        if not read_only and "max_vacuum_tasks" not in config:
-            defer_vacuum(con)
         return con
     except duckdb.IOException as exc:
         text = str(exc)
@@ -178,43 +176,6 @@ def use_utc(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
         con.execute("set global TimeZone = 'UTC'")
         con.execute("set TimeZone = 'UTC'")
-
-
-# a table's deleted rows are reclaimed once they are this share of the rows
-# it stores (PostgreSQL's autovacuum_vacuum_scale_factor is the same 0.2)
-VACUUM_SHARE = 0.2
-
-
-def defer_vacuum(con: duckdb.DuckDBPyConnection) -> bool:
-    """Keep this connection's checkpoints from vacuuming deleted rows while no
-    table holds more than `VACUUM_SHARE` of them; True if they are kept.
-
-    An incremental build deletes the rows it replaces (`delete+insert`), and
-    DuckDB's checkpoint then rewrites the row groups those deletes thinned,
-    build after build: at 1M deals that rewriting was about a seventh of a
-    refresh (docs/benchmarks.md). Deferred, a table keeps its deleted rows
-    (skipped by every scan) until some table's share reaches the threshold;
-    that build's checkpoints then vacuum with DuckDB's own rules. Only tables
-    of more than one row group count: a smaller one has nothing to merge.
-    `max_vacuum_tasks` set in the project's DuckDB settings wins.
-    """
-    import duckdb
-
-    with contextlib.suppress(duckdb.Error):
-        tables = con.execute(
-            "select schema_name, table_name, estimated_size from duckdb_tables() "
-            "where database_name = current_database() and not temporary "
-            "and estimated_size > 122880"
-        ).fetchall()
-        for schema, table, stored in tables:
-            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
-            row = con.execute(f"select count(*) from {quoted}").fetchone()
-            live = row[0] if row else stored
-            if stored - live >= VACUUM_SHARE * stored:
-                return False
-        con.execute("set global max_vacuum_tasks = 0")
-        return True
-    return False
 
 
 MEMORY_HINT = (

@@ -1,4 +1,4 @@
-"""runner/warehouse.py: how a writer's checkpoints treat deleted rows.
+"""runner/engines/duckdb.py: how a writer's checkpoints treat deleted rows.
 
 An incremental build deletes the rows it replaces; DuckDB's checkpoint would
 rewrite the thinned row groups build after build. A writer defers that
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from runner.warehouse import VACUUM_SHARE, connect
+from runner.engines.duckdb import VACUUM_SHARE, DuckDBAdapter
 
 ROWS = 300_000  # three row groups: a table of one has nothing to merge
 
@@ -29,15 +29,15 @@ def stored_and_live(warehouse: Path, table: str = "t") -> tuple[int, int]:
         con.close()
 
 
-def vacuum_tasks(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("select current_setting('max_vacuum_tasks')").fetchone()
+def vacuum_tasks(adapter: DuckDBAdapter) -> int:
+    row = adapter.execute("select current_setting('max_vacuum_tasks')").fetchone()
     assert row is not None
     return int(row[0])
 
 
 def deleted(warehouse: Path, where: str, settings: dict[str, str] | None = None) -> int:
     """Delete the rows `where` holds and checkpoint; the writer's vacuum tasks."""
-    con = connect(warehouse, settings=settings)
+    con = DuckDBAdapter.open(warehouse, settings=settings)
     try:
         tasks = vacuum_tasks(con)
         con.execute(f"delete from t where {where}")
@@ -48,7 +48,7 @@ def deleted(warehouse: Path, where: str, settings: dict[str, str] | None = None)
 
 
 def table(warehouse: Path, rows: int = ROWS) -> None:
-    con = connect(warehouse)
+    con = DuckDBAdapter.open(warehouse)
     try:
         con.execute(f"create table t as select range as id, 'x' || range as v from range({rows})")
     finally:
@@ -85,7 +85,7 @@ def test_a_table_past_the_share_is_vacuumed_by_the_next_writer(tmp_path: Path) -
     stored, live = stored_and_live(warehouse)
     assert stored - live >= VACUUM_SHARE * stored
     # the next writer sees them and lets DuckDB's checkpoint merge the row groups
-    con = connect(warehouse)
+    con = DuckDBAdapter.open(warehouse)
     try:
         assert vacuum_tasks(con) > 0
         con.execute("insert into t values (-1, 'new')")
@@ -105,19 +105,19 @@ def test_the_projects_own_max_vacuum_tasks_wins(tmp_path: Path) -> None:
 
 def test_readers_and_small_tables_leave_the_setting_alone(tmp_path: Path) -> None:
     warehouse = tmp_path / "w.duckdb"
-    con = connect(warehouse)
+    con = DuckDBAdapter.open(warehouse)
     try:
         # one row group, most of it deleted: nothing a vacuum could merge
         con.execute("create table small as select range as id from range(1000)")
         con.execute("delete from small where id >= 100")
     finally:
         con.close()
-    con = connect(warehouse)
+    con = DuckDBAdapter.open(warehouse)
     try:
         assert vacuum_tasks(con) == 0
     finally:
         con.close()
-    reader = connect(warehouse, read_only=True)
+    reader = DuckDBAdapter.open(warehouse, read_only=True)
     try:
         assert vacuum_tasks(reader) == 100  # DuckDB's default
     finally:

@@ -13,6 +13,7 @@ DuckDB whatever the target, and the temporary-table methods here
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,11 @@ from runner.engines.base import EngineAdapter, RelationKind, strip_statement
 from runner.nodes import Relation, quote_identifier, quote_literal
 
 _KINDS = {"BASE TABLE": RelationKind.TABLE, "VIEW": RelationKind.VIEW}
+
+
+# a table's deleted rows are reclaimed once they are this share of the rows
+# it stores (PostgreSQL's autovacuum_vacuum_scale_factor is the same 0.2)
+VACUUM_SHARE = 0.2
 
 
 class DuckDBAdapter(EngineAdapter):
@@ -49,9 +55,43 @@ class DuckDBAdapter(EngineAdapter):
         """Open the warehouse file (see `warehouse.connect`)."""
         from runner.warehouse import connect
 
-        return cls(
+        adapter = cls(
             connect(warehouse, read_only=read_only, settings=settings, wait_seconds=wait_seconds)
         )
+        if not read_only and "max_vacuum_tasks" not in (settings or {}):
+            adapter.defer_vacuum()
+        return adapter
+
+    def defer_vacuum(self) -> bool:
+        """Keep this connection's checkpoints from vacuuming deleted rows while
+        no table stores `VACUUM_SHARE` or more of them; True if they are kept.
+
+        An incremental build deletes the rows it replaces (`delete+insert`),
+        and DuckDB's checkpoint then rewrites the row groups those deletes
+        thinned, build after build: at 1M deals about a seventh of a refresh
+        (docs/incremental.md, "Deleted rows"). Deferred, a table keeps its
+        deleted rows (every scan skips them) until some table's share reaches
+        the threshold; that writer's checkpoints then vacuum by DuckDB's own
+        rules. Only tables of more than one row group count: a smaller one
+        has nothing to merge. `open` leaves a `max_vacuum_tasks` set in the
+        project's DuckDB settings alone.
+        """
+        with contextlib.suppress(duckdb.Error):
+            tables = self.connection.execute(
+                "select schema_name, table_name, estimated_size from duckdb_tables() "
+                "where database_name = current_database() and not temporary "
+                "and estimated_size > 122880"
+            ).fetchall()
+            for schema, table, stored in tables:
+                row = self.connection.execute(
+                    f"select count(*) from {Relation(schema, table)}"
+                ).fetchone()
+                live = row[0] if row else stored
+                if stored - live >= VACUUM_SHARE * stored:
+                    return False
+            self.connection.execute("set global max_vacuum_tasks = 0")
+            return True
+        return False
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
         return self.connection.execute(sql, parameters)
