@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from runner.engines.duckdb import VACUUM_SHARE, DuckDBAdapter
 
@@ -97,10 +98,11 @@ def test_a_table_past_the_share_is_vacuumed_by_the_next_writer(tmp_path: Path) -
     assert stored - live < VACUUM_SHARE * stored, (stored, live)
 
 
-def test_the_projects_own_max_vacuum_tasks_wins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["max_vacuum_tasks", "MAX_VACUUM_TASKS"])
+def test_the_projects_own_max_vacuum_tasks_wins(tmp_path: Path, name: str) -> None:
     warehouse = tmp_path / "w.duckdb"
     table(warehouse)
-    assert deleted(warehouse, "id % 10 = 0", settings={"max_vacuum_tasks": "7"}) == 7
+    assert deleted(warehouse, "id % 10 = 0", settings={name: "7"}) == 7
 
 
 def test_readers_and_small_tables_leave_the_setting_alone(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ class DuckDBAdapter(EngineAdapter):
         adapter = cls(
             connect(warehouse, read_only=read_only, settings=settings, wait_seconds=wait_seconds)
         )
-        if not read_only and "max_vacuum_tasks" not in (settings or {}):
+        # DuckDB's setting names are case-insensitive
+        if not read_only and "max_vacuum_tasks" not in {k.lower() for k in settings or {}}:
             adapter.defer_vacuum()
         return adapter
 
